@@ -1,0 +1,88 @@
+"""The learner protocol shared by every CATE learner of the package (EconML-compatible).
+
+::
+
+    est = make("tarnet", random_state=0)      # __init__ stores parameters only
+    est.fit(Y, T, X=X)                         # returns self
+    tau = est.effect(X)                        # (n,) estimated CATE
+    est.ate(X)                                 # float, mean of effect(X)
+    mu0, mu1 = est.predict_outcomes(X)         # where the learner models outcomes
+
+Subclasses implement ``_fit(Y, T, X, **fit_params)`` and ``_effect(X)`` (and
+``_predict_outcomes(X)`` when they model outcomes); :class:`CATELearner` does the validation at
+the boundary, records ``n_features_in_`` (and ``feature_names_in_`` for DataFrames) and checks
+that the learner is fitted before inference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ..validation import check_features, check_fit_inputs
+
+
+class CATELearner(BaseEstimator):
+    """Base class: validation, fitted-state bookkeeping and the public protocol."""
+
+    #: whether ``predict_outcomes`` is available
+    models_outcomes: bool = False
+    #: minimum number of units per arm that ``fit`` accepts
+    min_per_arm: int = 2
+
+    def fit(self, Y: Any, T: Any, *, X: Any, **fit_params: Any) -> CATELearner:
+        """Fit on outcomes ``Y`` (n,), binary treatment ``T`` (n,) and covariates ``X`` (n, d).
+
+        Extra training-time information (e.g. annotations, a validation mask) is passed as
+        keyword arguments; inference needs ``X`` only.
+        """
+        y, t, x = check_fit_inputs(Y, T, X, min_per_arm=self.min_per_arm)
+        names = getattr(X, "columns", None)
+        if names is not None:
+            self.feature_names_in_ = np.asarray([str(c) for c in names], dtype=object)
+        self.n_features_in_ = x.shape[1]
+        self._fit(y, t, x, **fit_params)
+        self.fitted_ = True
+        return self
+
+    def effect(self, X: Any) -> np.ndarray:
+        """Estimated conditional average treatment effect tau(x) = E[Y(1) - Y(0) | X = x]."""
+        check_is_fitted(self, "fitted_")
+        x = check_features(X, self.n_features_in_)
+        tau = np.asarray(self._effect(x), dtype=float).reshape(len(x), -1)
+        return tau[:, 0] if tau.shape[1] == 1 else tau
+
+    def ate(self, X: Any) -> float:
+        """Average of :meth:`effect` over ``X``."""
+        return float(np.mean(self.effect(X)))
+
+    def predict_outcomes(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted potential outcomes ``(mu0(x), mu1(x))``."""
+        if not self.models_outcomes:
+            raise NotImplementedError(f"{type(self).__name__} does not model potential outcomes")
+        check_is_fitted(self, "fitted_")
+        x = check_features(X, self.n_features_in_)
+        mu0, mu1 = self._predict_outcomes(x)
+        return np.asarray(mu0, dtype=float), np.asarray(mu1, dtype=float)
+
+    # --- to implement -------------------------------------------------------------------
+    def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, **fit_params: Any) -> None:
+        raise NotImplementedError
+
+    def _effect(self, X: np.ndarray) -> np.ndarray:
+        mu0, mu1 = self._predict_outcomes(X)
+        return mu1 - mu0
+
+    def _predict_outcomes(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _reject_unknown(fit_params: dict[str, Any], allowed: tuple[str, ...] = ()) -> None:
+        unknown = sorted(set(fit_params) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"unexpected fit argument(s) {unknown}; this learner accepts {list(allowed) or 'none'}"
+            )
