@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +87,10 @@ def _limit_threads() -> None:
         import torch
 
         torch.set_num_threads(1)
+    with contextlib.suppress(Exception):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
 
 
 def _call_one(fn: Callable[..., Any], arg: Any, single_thread: bool) -> Any:
@@ -111,7 +115,7 @@ def run_replicates(
     processes (loky) are used. Results come back in the order of ``items``.
     """
     from joblib import Parallel, delayed, parallel_config
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     items = list(items)
     if n_jobs == 1 and scheduler is None:
@@ -162,3 +166,114 @@ def n_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
         return os.cpu_count() or 1
+
+
+def fit_and_score(
+    ds: Any,
+    learner: str,
+    params: dict[str, Any] | None = None,
+    *,
+    label: str | None = None,
+    random_state: int = 0,
+    fit_splits: Sequence[str] = ("train", "val"),
+    test_split: str = "test",
+) -> dict[str, Any]:
+    """Fit a registered learner on the ``fit_splits`` rows of ``ds`` and score its effects.
+
+    The learner sees the validation rows as ``val_mask`` (for early stopping) when it asks for
+    them. ``label`` names the row (default: ``learner``). Returns within-sample (fit rows) and out-of-sample (test rows) sqrt(PEHE) and ATE
+    error, and the fit time in seconds.
+    """
+    import time
+
+    from .learners import make
+    from .metrics import ate_error, pehe
+
+    if not ds.has_truth:
+        raise ValueError("fit_and_score needs a dataset with the true effect tau")
+    train = ds.subset(*fit_splits)
+    test = ds.subset(test_split)
+    params = dict(params or {})
+    est = make(learner, random_state=random_state, **params)
+    start = time.perf_counter()
+    est.fit(train.Y, train.T, X=train.X, val_mask=train.split == "val")
+    seconds = time.perf_counter() - start
+    tau_in, tau_out = est.effect(train.X), est.effect(test.X)
+    return {
+        "learner": label or learner,
+        "pehe_in": pehe(train.tau, tau_in),
+        "pehe_out": pehe(test.tau, tau_out),
+        "ate_in": ate_error(train.tau, tau_in),
+        "ate_out": ate_error(test.tau, tau_out),
+        "seconds": seconds,
+    }
+
+
+def _benchmark_task(task: dict[str, Any]) -> dict[str, Any]:
+    from .cache import ResultCache
+
+    cache = ResultCache(task["cache_dir"], namespace="benchmark")
+    ds = task["load"](task["replicate"])
+    key = {
+        "data": {k: ds.meta.get(k) for k in ("source", "realization", "sha256", "seed", "split_seed")},
+        "learner": task["learner"],
+        "base": task["base"],
+        "params": task["params"],
+        "random_state": task["random_state"],
+    }
+    hit = cache.get(key)
+    if hit is not None:
+        return {**hit, "cached": True}
+    row = fit_and_score(
+        ds, task["base"], task["params"], label=task["learner"], random_state=task["random_state"]
+    )
+    row["replicate"] = task["replicate"]
+    cache.put(key, row)
+    return {**row, "cached": False}
+
+
+def run_benchmark(
+    load: Callable[[int], Any],
+    replicates: Sequence[int],
+    learners: Sequence[str] | Mapping[str, str],
+    *,
+    params: dict[str, dict[str, Any]] | None = None,
+    seed: int = 0,
+    n_jobs: int = 1,
+    scheduler: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Every learner on every replicate: a tidy table with one row per (replicate, learner).
+
+    ``load(r)`` returns replicate ``r`` as a :class:`~ehrcausal.data.CausalDataset` with a split
+    and the true effect. ``learners`` lists registry names, or maps row labels to registry
+    names (to compare variants of one learner); ``params`` is keyed by the same labels.
+    Replicate ``r`` uses the seed ``child_seeds(seed, ...)`` for all
+    learners, so learners are compared on the same draws. With ``cache_dir`` each finished
+    (replicate, learner) result is stored atomically and a re-run resumes where it stopped.
+    """
+    params = params or {}
+    if not isinstance(learners, Mapping):
+        learners = {name: name for name in learners}
+    replicates = list(replicates)
+    seeds = dict(zip(replicates, child_seeds(seed, len(replicates)), strict=True))
+    tasks = [
+        {
+            "load": load,
+            "replicate": r,
+            "learner": label,
+            "base": base,
+            "params": params.get(label, {}),
+            "random_state": seeds[r],
+            "cache_dir": None if cache_dir is None else str(cache_dir),
+        }
+        for r in replicates
+        for label, base in learners.items()
+    ]
+    rows = run_replicates(
+        _benchmark_task, tasks, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
+        desc=f"{len(learners)} learners x {len(replicates)} replicates",
+    )
+    cols = ["replicate", "learner", "pehe_in", "pehe_out", "ate_in", "ate_out", "seconds", "cached"]
+    return pd.DataFrame(rows)[cols]

@@ -1,0 +1,120 @@
+"""One training loop for every torch learner of the package.
+
+``train_module`` runs mini-batch Adam on a model-specific loss, monitors a validation loss
+after each epoch, keeps the best weights and stops after ``patience`` epochs without
+improvement (early stopping on a validation split). It is deterministic for a seed: the
+shuffling generator and torch's initialisation are both seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+# loss_fn(module, batch) -> (training loss to minimise, monitored validation criterion)
+LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch training and validation losses; the epoch whose weights were kept."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+
+    @property
+    def n_epochs(self) -> int:
+        return len(self.train_loss)
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=generator)
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def train_module(
+    module: nn.Module,
+    loss_fn: LossFn,
+    data: dict[str, torch.Tensor],
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    decay_params: list[nn.Parameter] | None = None,
+    patience: int = 30,
+    seed: int = 0,
+    progress: bool = False,
+    desc: str = "training",
+) -> TrainingHistory:
+    """Train ``module`` in place and return its history.
+
+    data -- tensors with the same first dimension (already on the module's device);
+    train_idx / val_idx -- row indices of the training and validation parts;
+    decay_params -- parameters that get ``weight_decay`` (all parameters when None).
+    """
+    from tqdm import tqdm
+
+    device = next(module.parameters()).device
+    tr = {k: v[torch.as_tensor(train_idx, device=v.device)] for k, v in data.items()}
+    va = {k: v[torch.as_tensor(val_idx, device=v.device)] for k, v in data.items()}
+    n_train = len(train_idx)
+    if decay_params is None:
+        groups = [{"params": list(module.parameters()), "weight_decay": weight_decay}]
+    else:
+        ids = {id(p) for p in decay_params}
+        rest = [p for p in module.parameters() if id(p) not in ids]
+        groups = [
+            {"params": list(decay_params), "weight_decay": weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ]
+    opt = torch.optim.Adam(groups, lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    hist = TrainingHistory()
+    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    best = float("inf")
+    since_best = 0
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        module.train()
+        total = 0.0
+        for idx in _batches(n_train, batch_size, gen):
+            idx = idx.to(device)
+            batch = {k: v[idx] for k, v in tr.items()}
+            opt.zero_grad(set_to_none=True)
+            loss, _ = loss_fn(module, batch)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        hist.train_loss.append(total / n_train)
+        module.eval()
+        with torch.no_grad():
+            _, monitored = loss_fn(module, va) if len(val_idx) else (None, torch.tensor(0.0))
+        val = float(monitored)
+        hist.val_loss.append(val)
+        if not np.isfinite(hist.train_loss[-1]):
+            raise FloatingPointError(
+                f"training diverged at epoch {epoch} (loss {hist.train_loss[-1]}); "
+                "lower the learning rate"
+            )
+        if val < best - 1e-7:
+            best, since_best, hist.best_epoch = val, 0, epoch
+            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        else:
+            since_best += 1
+            if since_best >= patience:
+                hist.stopped_early = True
+                break
+        if progress:
+            bar.set_postfix(train=f"{hist.train_loss[-1]:.3f}", val=f"{val:.3f}")
+    module.load_state_dict(best_state)
+    module.eval()
+    return hist

@@ -1,0 +1,712 @@
+r"""Effect, policy, ranking and prediction metrics.
+
+Notation: ``n`` units indexed by ``i``; binary treatment :math:`T_i \in \{0, 1\}`; outcome
+:math:`Y_i`; covariates :math:`X_i`; true conditional average treatment effect (CATE)
+:math:`\tau_i = \mu_1(X_i) - \mu_0(X_i)`; an estimate :math:`\hat\tau_i`; propensity
+:math:`e(X_i) = P(T_i = 1 \mid X_i)`.
+
+Effect accuracy (needs the true effect, i.e. simulated or semi-synthetic data)
+    * :func:`pehe` -- :math:`\sqrt{\tfrac1n \sum_i (\hat\tau_i - \tau_i)^2}`, the root of the
+      precision in estimating heterogeneous effects (Hill 2011; Shalit, Johansson & Sontag 2017,
+      "Estimating individual treatment effect: generalization bounds and algorithms", ICML).
+    * :func:`ate_error` -- :math:`|\bar{\hat\tau} - \bar\tau|`.
+    * :func:`nn_pehe` -- PEHE against nearest-neighbour pseudo-effects, usable without the truth
+      (Schwab, Linhardt & Karlen 2018, "Perfect Match", arXiv:1810.00656).
+
+Policy and ranking
+    * :func:`policy_value_curve`, :func:`policy_value` -- value of treating the top-``k`` units
+      ranked by a score, using the (true or estimated) potential-outcome means.
+    * :func:`policy_risk` -- the policy risk of Shalit et al. (2017) on randomised data.
+    * :func:`toc_curve`, :func:`autoc`, :func:`qini` -- the targeting operator characteristic and
+      its rank-weighted average treatment effects (RATE) of Yadlowsky, Fleming, Shah, Brunskill &
+      Wager (2021, "Evaluating treatment prioritization rules via rank-weighted average treatment
+      effects", arXiv:2111.07966). With the true effect as ``tau`` these are oracle metrics; with
+      the cross-fitted doubly robust scores of :func:`dr_scores` they are estimates on real data.
+
+Model selection without the truth
+    * :func:`r_loss` -- the R-learner loss of Nie & Wager (2021, "Quasi-oracle estimation of
+      heterogeneous treatment effects", Biometrika 108(2)).
+    * :func:`dr_risk` -- squared error against the AIPW (doubly robust) pseudo-outcome
+      (Kennedy 2023, "Towards optimal doubly robust estimation of heterogeneous causal effects",
+      EJS; Saito & Yasui 2020, "Counterfactual cross-validation", ICML).
+    * :func:`nuisance_estimates`, :func:`dr_scores` -- the cross-fitted nuisances they need.
+
+Prediction
+    * :func:`auc`, :func:`auc_by_class` -- area under the ROC curve (one-vs-rest per class).
+    * :func:`brier`, :func:`calibration_table` -- Brier score and a reliability table.
+
+All functions validate their input with :mod:`ehrcausal.validation` and raise :class:`ValueError`
+naming the offending argument (NaN/inf, lengths that disagree, non-binary treatment, empty input).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+from sklearn.base import clone
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import KFold
+
+from ehrcausal.validation import (
+    ArrayLike,
+    as_1d,
+    as_2d,
+    check_propensity,
+    check_same_length,
+    check_treatment,
+)
+
+__all__ = [
+    "pehe",
+    "ate_error",
+    "nn_pehe",
+    "policy_value_curve",
+    "policy_value",
+    "policy_risk",
+    "toc_curve",
+    "autoc",
+    "qini",
+    "dr_scores",
+    "r_loss",
+    "dr_risk",
+    "nuisance_estimates",
+    "auc",
+    "auc_by_class",
+    "brier",
+    "calibration_table",
+]
+
+# Clipping of cross-fitted propensities returned by :func:`nuisance_estimates`.
+_NUISANCE_CLIP = 0.01
+
+
+# ---------------------------------------------------------------------------------------------
+# private helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_effect(values: ArrayLike, name: str) -> np.ndarray:
+    """Validate an effect array that is either 1-d ``(n,)`` or 2-d ``(n, C)``.
+
+    A ``(n, 1)`` column is treated as 1-d.
+    """
+    arr = np.asarray(values) if values is not None else None
+    if arr is not None and arr.ndim == 2 and arr.shape[1] > 1:
+        return as_2d(values, name)
+    if arr is not None and arr.ndim > 2:
+        raise ValueError(f"{name} must be 1-d (n,) or 2-d (n, C), got shape {arr.shape}")
+    return as_1d(values, name)
+
+
+def _check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    check_same_length(**{name_a: a, name_b: b})
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} has shape {a.shape} but {name_b} has shape {b.shape}")
+
+
+def _order(score: np.ndarray) -> np.ndarray:
+    """Indices sorting ``score`` in descending order, ties broken by ascending index."""
+    return np.argsort(-score, kind="stable")
+
+
+def _check_fraction_grid(q: ArrayLike | None, n: int) -> np.ndarray:
+    if q is None:
+        return np.arange(1, n + 1) / n
+    grid = as_1d(q, "q")
+    bad = (grid <= 0) | (grid > 1)
+    if bad.any():
+        raise ValueError(
+            f"q must lie in (0, 1]; {int(bad.sum())} value(s) outside "
+            f"(min {grid.min():.3g}, max {grid.max():.3g})"
+        )
+    return grid
+
+
+def _aipw(
+    y: np.ndarray, t: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, e: np.ndarray
+) -> np.ndarray:
+    """AIPW pseudo-outcome mu1 - mu0 + T (Y - mu1) / e - (1 - T) (Y - mu0) / (1 - e)."""
+    return mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
+
+
+def _fresh_model(model: Any, default: Any, random_state: int | None) -> Any:
+    """An unfitted clone of ``model`` (or ``default``) with ``random_state`` set when it has one."""
+    est = clone(default if model is None else model)
+    if "random_state" in est.get_params(deep=False):
+        est.set_params(random_state=random_state)
+    return est
+
+
+def _positive_class_proba(model: Any, x: np.ndarray) -> np.ndarray:
+    if hasattr(model, "predict_proba"):
+        classes = list(getattr(model, "classes_", [0, 1]))
+        return np.asarray(model.predict_proba(x))[:, classes.index(1)]
+    return np.asarray(model.predict(x), dtype=float)
+
+
+def _cross_fit(
+    y: np.ndarray,
+    t: np.ndarray,
+    x: np.ndarray,
+    *,
+    n_splits: int,
+    model_y: Any,
+    model_t: Any,
+    random_state: int | None,
+    fit_m: bool,
+) -> dict[str, np.ndarray]:
+    """K-fold cross-fitted nuisances: ``mu0``, ``mu1``, raw ``e`` and optionally ``m``.
+
+    For each fold the models are fitted on the other folds and predict on the held-out fold:
+    the outcome model separately on the control and treated units of the training folds
+    (``mu0``, ``mu1``) and, if ``fit_m``, on all of them (``m`` = E[Y | X]); the propensity
+    model on all training units. Predictions are unclipped.
+    """
+    if isinstance(n_splits, bool) or not isinstance(n_splits, Integral):
+        raise ValueError(f"n_splits must be an integer, got {n_splits!r}")
+    n = len(y)
+    if not 2 <= n_splits <= n:
+        raise ValueError(
+            f"n_splits must be between 2 and the number of units ({n}), got {n_splits}"
+        )
+    default_y = HistGradientBoostingRegressor(random_state=random_state)
+    default_t = HistGradientBoostingClassifier(random_state=random_state)
+    keys = ["mu0", "mu1", "e"] + (["m"] if fit_m else [])
+    out = {k: np.empty(n, dtype=float) for k in keys}
+    folds = KFold(n_splits=int(n_splits), shuffle=True, random_state=random_state)
+    for fold, (train, test) in enumerate(folds.split(x)):
+        t_train = t[train]
+        for arm in (0, 1):
+            if not np.any(t_train == arm):
+                raise ValueError(
+                    f"the training folds of fold {fold} contain no units with T={arm}; "
+                    "use fewer n_splits or more data"
+                )
+        for arm, key in ((0, "mu0"), (1, "mu1")):
+            rows = train[t_train == arm]
+            model = _fresh_model(model_y, default_y, random_state).fit(x[rows], y[rows])
+            out[key][test] = model.predict(x[test])
+        model = _fresh_model(model_t, default_t, random_state).fit(x[train], t_train)
+        out["e"][test] = _positive_class_proba(model, x[test])
+        if fit_m:
+            model = _fresh_model(model_y, default_y, random_state).fit(x[train], y[train])
+            out["m"][test] = model.predict(x[test])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# effect accuracy
+# ---------------------------------------------------------------------------------------------
+
+
+def pehe(tau_true: ArrayLike, tau_hat: ArrayLike) -> float:
+    r"""Root precision in estimating heterogeneous effects.
+
+    .. math:: \sqrt{\epsilon_{PEHE}} = \sqrt{\frac{1}{n}\sum_{i=1}^n (\hat\tau_i - \tau_i)^2}
+
+    (Hill 2011; Shalit et al. 2017). For 2-d effects of shape ``(n, C)`` (effects on class
+    probabilities) the mean runs over units and classes, i.e. over all ``n * C`` entries.
+
+    Args:
+        tau_true: true effects, ``(n,)`` or ``(n, C)``.
+        tau_hat: estimated effects, same shape.
+
+    Returns:
+        The square root of the PEHE.
+    """
+    tau = _as_effect(tau_true, "tau_true")
+    est = _as_effect(tau_hat, "tau_hat")
+    _check_same_shape(tau, est, "tau_true", "tau_hat")
+    return float(np.sqrt(np.mean((est - tau) ** 2)))
+
+
+def ate_error(tau_true: ArrayLike, tau_hat: ArrayLike) -> float:
+    r"""Absolute error of the average treatment effect.
+
+    .. math:: \epsilon_{ATE} = \Big|\frac1n\sum_i \hat\tau_i - \frac1n\sum_i \tau_i\Big|
+
+    (Shalit et al. 2017). For 2-d effects ``(n, C)`` the absolute error is computed per class and
+    averaged over the ``C`` classes: :math:`\frac1C\sum_c |\bar{\hat\tau}_c - \bar\tau_c|`.
+    """
+    tau = _as_effect(tau_true, "tau_true")
+    est = _as_effect(tau_hat, "tau_hat")
+    _check_same_shape(tau, est, "tau_true", "tau_hat")
+    return float(np.mean(np.abs(est.mean(axis=0) - tau.mean(axis=0))))
+
+
+def nn_pehe(
+    X: ArrayLike,
+    T: ArrayLike,
+    Y: ArrayLike,
+    tau_hat: ArrayLike,
+    *,
+    squared: bool = False,
+    standardize: bool = True,
+) -> float:
+    r"""PEHE against nearest-neighbour pseudo-effects (Schwab, Linhardt & Karlen 2018).
+
+    Every unit :math:`i` is matched to its Euclidean 1-nearest neighbour :math:`j(i)` in the
+    opposite arm (covariates standardised to zero mean and unit variance over all units when
+    ``standardize``; constant columns are left unscaled). The pseudo-effect is
+    :math:`\tilde\tau_i = Y_i - Y_{j(i)}` for treated and :math:`Y_{j(i)} - Y_i` for control units,
+    and
+
+    .. math:: \text{NN-PEHE} = \sqrt{\frac1n\sum_i (\hat\tau_i - \tilde\tau_i)^2}
+
+    (without the square root if ``squared``). With one-hot class outcomes ``Y`` of shape
+    ``(n, C)`` and ``tau_hat`` of the same shape, the mean squared error is computed per class
+    and averaged over classes (then the square root is taken unless ``squared``), as in the
+    X-MultiTask evaluation. Ties between equidistant neighbours are resolved by the k-d tree.
+
+    Args:
+        X: covariates ``(n, d)``.
+        T: binary treatment ``(n,)``; both arms must be present.
+        Y: observed outcomes ``(n,)`` or one-hot ``(n, C)``.
+        tau_hat: estimated effects, same shape as ``Y``.
+        squared: return the mean squared error instead of its root.
+        standardize: standardise covariates before the neighbour search.
+    """
+    x = as_2d(X, "X")
+    t = check_treatment(T)
+    y = _as_effect(Y, "Y")
+    est = _as_effect(tau_hat, "tau_hat")
+    check_same_length(X=x, T=t, Y=y, tau_hat=est)
+    _check_same_shape(y, est, "Y", "tau_hat")
+    treated = np.flatnonzero(t == 1)
+    control = np.flatnonzero(t == 0)
+    if len(treated) == 0 or len(control) == 0:
+        raise ValueError("T must contain both treated (T=1) and control (T=0) units for nn_pehe")
+    if standardize:
+        sd = x.std(axis=0)
+        x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    _, nn_of_treated = cKDTree(x[control]).query(x[treated], k=1)
+    _, nn_of_control = cKDTree(x[treated]).query(x[control], k=1)
+    pseudo = np.empty_like(y)
+    pseudo[treated] = y[treated] - y[control[nn_of_treated]]
+    pseudo[control] = y[treated[nn_of_control]] - y[control]
+    mse = float(np.mean(np.mean((est - pseudo) ** 2, axis=0)))
+    return mse if squared else float(np.sqrt(mse))
+
+
+# ---------------------------------------------------------------------------------------------
+# policy
+# ---------------------------------------------------------------------------------------------
+
+
+def policy_value_curve(mu0: ArrayLike, mu1: ArrayLike, score: ArrayLike) -> np.ndarray:
+    r"""Value of treating the top-``k`` units by ``score``, for every budget ``k = 0..n``.
+
+    Units are sorted by ``score`` in descending order (ties broken stably by index), giving the
+    order :math:`(1), \dots, (n)`; then
+
+    .. math:: V(k) = \frac1n\Big[\sum_{i \le k} \mu_1((i)) + \sum_{i > k} \mu_0((i))\Big]
+
+    computed for all ``k`` at once with cumulative sums in :math:`O(n \log n)`. ``mu0`` and
+    ``mu1`` are the (true or estimated) expected potential outcomes; larger values are better.
+    This is the policy-value curve used with CATE rankings (cf. the policy risk of Shalit et al.
+    2017, which is one minus a policy value).
+
+    Returns:
+        Array of length ``n + 1``; ``V[0]`` is the mean of ``mu0`` and ``V[n]`` the mean of ``mu1``.
+    """
+    m0 = as_1d(mu0, "mu0")
+    m1 = as_1d(mu1, "mu1")
+    s = as_1d(score, "score")
+    n = check_same_length(mu0=m0, mu1=m1, score=s)
+    order = _order(s)
+    treated_sum = np.concatenate(([0.0], np.cumsum(m1[order])))
+    control_sum = np.concatenate(([0.0], np.cumsum(m0[order])))
+    return (treated_sum + (control_sum[-1] - control_sum)) / n
+
+
+def policy_value(
+    mu0: ArrayLike, mu1: ArrayLike, score: ArrayLike, budget: float | None = None
+) -> float:
+    r"""Policy value of treating the top units by ``score``.
+
+    With ``budget=None`` the value averaged over all budgets, :math:`\frac1n\sum_{k=1}^n V(k)`,
+    with :math:`V` from :func:`policy_value_curve`. With ``budget`` a fraction in ``[0, 1]`` the
+    value :math:`V(k)` at :math:`k = \operatorname{round}(\text{budget} \cdot n)` (halves rounded
+    up).
+    """
+    curve = policy_value_curve(mu0, mu1, score)
+    n = len(curve) - 1
+    if budget is None:
+        return float(np.mean(curve[1:]))
+    if isinstance(budget, bool) or not isinstance(budget, Real) or not math.isfinite(budget):
+        raise ValueError(f"budget must be a number in [0, 1] or None, got {budget!r}")
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"budget must be a fraction in [0, 1], got {budget}")
+    k = int(math.floor(float(budget) * n + 0.5))
+    return float(curve[k])
+
+
+def policy_risk(tau_hat: ArrayLike, Y: ArrayLike, T: ArrayLike, threshold: float = 0.0) -> float:
+    r"""Policy risk on randomised data (Shalit, Johansson & Sontag 2017).
+
+    The policy treats a unit when its estimated effect exceeds ``threshold``,
+    :math:`\pi(x) = 1[\hat\tau(x) > \text{threshold}]`, and
+
+    .. math::
+        R_{pol}(\pi) = 1 - \big(E[Y \mid T=1, \pi=1]\, P(\pi=1)
+                               + E[Y \mid T=0, \pi=0]\, P(\pi=0)\big),
+
+    with empirical means and probabilities; a conditional mean over an empty cell contributes 0.
+    Valid for randomised treatment (e.g. the randomised subset of Jobs); lower is better when
+    larger ``Y`` is the good outcome.
+    """
+    est = as_1d(tau_hat, "tau_hat")
+    y = as_1d(Y, "Y")
+    t = check_treatment(T)
+    check_same_length(tau_hat=est, Y=y, T=t)
+    if isinstance(threshold, bool) or not isinstance(threshold, Real):
+        raise ValueError(f"threshold must be a real number, got {threshold!r}")
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}")
+    treat = est > threshold
+    p_treat = float(np.mean(treat))
+    cell1 = (t == 1) & treat
+    cell0 = (t == 0) & ~treat
+    value1 = float(np.mean(y[cell1])) * p_treat if cell1.any() else 0.0
+    value0 = float(np.mean(y[cell0])) * (1.0 - p_treat) if cell0.any() else 0.0
+    return 1.0 - (value1 + value0)
+
+
+# ---------------------------------------------------------------------------------------------
+# ranking: TOC / RATE
+# ---------------------------------------------------------------------------------------------
+
+
+def toc_curve(
+    tau: ArrayLike, score: ArrayLike, q: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Targeting operator characteristic (Yadlowsky et al. 2021).
+
+    .. math:: TOC(q) = \frac{1}{\lceil qn \rceil}\sum_{i \le \lceil qn \rceil} \tau_{(i)}
+              - \frac1n\sum_{i=1}^n \tau_i
+
+    where :math:`(1), \dots, (n)` sorts units by ``score`` in descending order (ties broken
+    stably by index). ``tau`` may be the true effect (oracle TOC) or cross-fitted doubly robust
+    scores from :func:`dr_scores` (the estimator of Yadlowsky et al.).
+
+    Args:
+        tau: effects or DR scores ``(n,)``.
+        score: prioritisation score ``(n,)``; higher means treat first.
+        q: fractions in ``(0, 1]``; default ``k / n`` for ``k = 1..n``.
+
+    Returns:
+        ``(q, toc)``: the grid and :math:`TOC(q)` on it.
+    """
+    effect = as_1d(tau, "tau")
+    s = as_1d(score, "score")
+    n = check_same_length(tau=effect, score=s)
+    grid = _check_fraction_grid(q, n)
+    # ceil(q n), guarded against q = k/n evaluating to k + tiny in floating point
+    k = np.ceil(grid * n - 1e-9).astype(int)
+    k = np.clip(k, 1, n)
+    top_sum = np.cumsum(effect[_order(s)])
+    toc = top_sum[k - 1] / k - effect.mean()
+    return grid, toc
+
+
+def autoc(tau: ArrayLike, score: ArrayLike, q: ArrayLike | None = None) -> float:
+    r"""Area under the TOC curve, the AUTOC RATE of Yadlowsky et al. (2021).
+
+    .. math:: AUTOC = \int_0^1 TOC(q)\,dq \approx \frac{1}{|Q|}\sum_{q \in Q} TOC(q)
+
+    with uniform weights over the grid ``Q`` (default ``k / n``, ``k = 1..n``). Positive when
+    the score ranks units with larger effects first, zero for a random ranking in expectation.
+    """
+    _, toc = toc_curve(tau, score, q)
+    return float(np.mean(toc))
+
+
+def qini(tau: ArrayLike, score: ArrayLike, q: ArrayLike | None = None) -> float:
+    r"""Qini coefficient, the RATE with weight :math:`q` (Yadlowsky et al. 2021).
+
+    .. math:: Qini = \int_0^1 q\,TOC(q)\,dq \approx \frac{1}{|Q|}\sum_{q \in Q} q\,TOC(q)
+    """
+    grid, toc = toc_curve(tau, score, q)
+    return float(np.mean(grid * toc))
+
+
+# ---------------------------------------------------------------------------------------------
+# cross-fitted nuisances and truth-free risks
+# ---------------------------------------------------------------------------------------------
+
+
+def dr_scores(
+    Y: ArrayLike,
+    T: ArrayLike,
+    X: ArrayLike,
+    *,
+    n_splits: int = 5,
+    model_y: Any = None,
+    model_t: Any = None,
+    clip: float = 0.01,
+    random_state: int | None = 0,
+) -> np.ndarray:
+    r"""Cross-fitted AIPW (doubly robust) scores for the CATE.
+
+    .. math::
+        \psi_i = \hat\mu_1(X_i) - \hat\mu_0(X_i)
+                 + \frac{T_i (Y_i - \hat\mu_1(X_i))}{\hat e(X_i)}
+                 - \frac{(1 - T_i)(Y_i - \hat\mu_0(X_i))}{1 - \hat e(X_i)}
+
+    with :math:`\hat e` clipped to ``[clip, 1 - clip]``. Nuisances are cross-fitted with
+    ``n_splits``-fold :class:`~sklearn.model_selection.KFold` (shuffled, ``random_state``): the
+    outcome model is fitted per arm on the training folds, the propensity model on all training
+    units, and both predict on the held-out fold (Kennedy 2023; Yadlowsky et al. 2021 use these
+    scores in place of the unknown effect, e.g. ``autoc(dr_scores(Y, T, X), score)``).
+    :math:`E[\psi_i \mid X_i] = \tau(X_i)` if either nuisance is correct.
+
+    Args:
+        Y, T, X: outcome ``(n,)``, binary treatment ``(n,)``, covariates ``(n, d)``.
+        n_splits: number of folds (at least 2).
+        model_y: regressor for the outcome (default
+            :class:`~sklearn.ensemble.HistGradientBoostingRegressor`); cloned per fit.
+        model_t: classifier for the propensity (default
+            :class:`~sklearn.ensemble.HistGradientBoostingClassifier`); cloned per fit.
+        clip: propensity clipping level in ``(0, 0.5)``.
+        random_state: seed for the folds and for every model that has a ``random_state``.
+    """
+    y = as_1d(Y, "Y")
+    t = check_treatment(T)
+    x = as_2d(X, "X")
+    check_same_length(Y=y, T=t, X=x)
+    if isinstance(clip, bool) or not isinstance(clip, Real) or not 0.0 < clip < 0.5:
+        raise ValueError(f"clip must be a number in (0, 0.5), got {clip!r}")
+    nuis = _cross_fit(
+        y,
+        t,
+        x,
+        n_splits=n_splits,
+        model_y=model_y,
+        model_t=model_t,
+        random_state=random_state,
+        fit_m=False,
+    )
+    e = np.clip(nuis["e"], clip, 1.0 - clip)
+    return _aipw(y, t, nuis["mu0"], nuis["mu1"], e)
+
+
+def nuisance_estimates(
+    Y: ArrayLike,
+    T: ArrayLike,
+    X: ArrayLike,
+    *,
+    n_splits: int = 5,
+    model_y: Any = None,
+    model_t: Any = None,
+    random_state: int | None = 0,
+) -> dict[str, np.ndarray]:
+    r"""Cross-fitted nuisances for :func:`r_loss` and :func:`dr_risk`.
+
+    Uses the same cross-fitting (folds, models, ``random_state``) as :func:`dr_scores`; ``m`` is
+    an out-of-fold regression of ``Y`` on ``X`` with the outcome model, as in Nie & Wager (2021).
+    ``model_y``/``model_t`` default to the same gradient-boosting models as in :func:`dr_scores`.
+
+    Returns:
+        ``{'m': E[Y|X], 'e': P(T=1|X) clipped to [0.01, 0.99], 'mu0': E[Y|X,T=0],
+        'mu1': E[Y|X,T=1]}``, each an array of length ``n`` of out-of-fold predictions.
+    """
+    y = as_1d(Y, "Y")
+    t = check_treatment(T)
+    x = as_2d(X, "X")
+    check_same_length(Y=y, T=t, X=x)
+    nuis = _cross_fit(
+        y,
+        t,
+        x,
+        n_splits=n_splits,
+        model_y=model_y,
+        model_t=model_t,
+        random_state=random_state,
+        fit_m=True,
+    )
+    return {
+        "m": nuis["m"],
+        "e": np.clip(nuis["e"], _NUISANCE_CLIP, 1.0 - _NUISANCE_CLIP),
+        "mu0": nuis["mu0"],
+        "mu1": nuis["mu1"],
+    }
+
+
+def r_loss(
+    Y: ArrayLike, T: ArrayLike, tau_hat: ArrayLike, m_hat: ArrayLike, e_hat: ArrayLike
+) -> float:
+    r"""R-loss of Nie & Wager (2021).
+
+    .. math:: \hat L_R(\hat\tau) = \frac1n\sum_i \big((Y_i - \hat m(X_i))
+              - (T_i - \hat e(X_i))\,\hat\tau(X_i)\big)^2
+
+    with cross-fitted :math:`\hat m = E[Y \mid X]` and :math:`\hat e` (see
+    :func:`nuisance_estimates`). Smaller is better; comparable across CATE estimates for the same
+    nuisances. ``e_hat`` must lie strictly in ``(0, 1)``.
+    """
+    y = as_1d(Y, "Y")
+    t = check_treatment(T)
+    est = as_1d(tau_hat, "tau_hat")
+    m = as_1d(m_hat, "m_hat")
+    e = check_propensity(e_hat, "e_hat")
+    check_same_length(Y=y, T=t, tau_hat=est, m_hat=m, e_hat=e)
+    return float(np.mean(((y - m) - (t - e) * est) ** 2))
+
+
+def dr_risk(
+    Y: ArrayLike,
+    T: ArrayLike,
+    tau_hat: ArrayLike,
+    mu0_hat: ArrayLike,
+    mu1_hat: ArrayLike,
+    e_hat: ArrayLike,
+) -> float:
+    r"""Doubly robust pseudo-outcome risk (Saito & Yasui 2020; Kennedy 2023).
+
+    .. math:: \hat R_{DR}(\hat\tau) = \frac1n\sum_i (\psi_i - \hat\tau_i)^2,\quad
+              \psi_i = \hat\mu_1 - \hat\mu_0 + \frac{T_i (Y_i - \hat\mu_1)}{\hat e}
+              - \frac{(1 - T_i)(Y_i - \hat\mu_0)}{1 - \hat e}
+
+    with nuisances evaluated at :math:`X_i` (ideally cross-fitted, see
+    :func:`nuisance_estimates`). ``e_hat`` must lie strictly in ``(0, 1)``.
+    """
+    y = as_1d(Y, "Y")
+    t = check_treatment(T)
+    est = as_1d(tau_hat, "tau_hat")
+    m0 = as_1d(mu0_hat, "mu0_hat")
+    m1 = as_1d(mu1_hat, "mu1_hat")
+    e = check_propensity(e_hat, "e_hat")
+    check_same_length(Y=y, T=t, tau_hat=est, mu0_hat=m0, mu1_hat=m1, e_hat=e)
+    psi = _aipw(y, t, m0, m1, e)
+    return float(np.mean((psi - est) ** 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# prediction
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_probability(p: np.ndarray, name: str) -> None:
+    bad = (p < 0) | (p > 1)
+    if bad.any():
+        raise ValueError(f"{name} must lie in [0, 1]; {int(bad.sum())} value(s) outside")
+
+
+def _class_labels(y_true: ArrayLike, n_classes: int, name: str = "y_true") -> np.ndarray:
+    labels = as_1d(y_true, name)
+    ok = (labels == np.round(labels)) & (labels >= 0) & (labels <= n_classes - 1)
+    if not ok.all():
+        raise ValueError(
+            f"{name} must hold integer class labels 0..{n_classes - 1}; "
+            f"{int((~ok).sum())} value(s) are not"
+        )
+    return labels.astype(int)
+
+
+def auc(y_true: ArrayLike, score: ArrayLike) -> float:
+    r"""Area under the ROC curve for a binary outcome.
+
+    :math:`AUC = P(s_i > s_j \mid y_i = 1, y_j = 0)` with ties counted one half (Hanley & McNeil
+    1982), computed by :func:`sklearn.metrics.roc_auc_score`. ``y_true`` must contain both
+    classes.
+    """
+    y = check_treatment(y_true, "y_true")
+    s = as_1d(score, "score")
+    check_same_length(y_true=y, score=s)
+    if y.min() == y.max():
+        raise ValueError(f"y_true contains only class {y[0]}; AUC needs both classes 0 and 1")
+    return float(roc_auc_score(y, s))
+
+
+def auc_by_class(y_true: ArrayLike, proba: ArrayLike) -> np.ndarray:
+    r"""One-vs-rest AUC for each class.
+
+    For class :math:`c`, the AUC of ``proba[:, c]`` for the indicator :math:`1[y = c]`. ``y_true``
+    holds integer labels ``0..C-1`` and ``proba`` is ``(n, C)``. A class that is absent from
+    ``y_true`` (or that every unit has) gets NaN, since its AUC is undefined.
+
+    Returns:
+        Array of length ``C``.
+    """
+    p = as_2d(proba, "proba")
+    n_classes = p.shape[1]
+    y = _class_labels(y_true, n_classes)
+    check_same_length(y_true=y, proba=p)
+    out = np.full(n_classes, np.nan)
+    for c in range(n_classes):
+        indicator = (y == c).astype(int)
+        if 0 < indicator.sum() < len(indicator):
+            out[c] = roc_auc_score(indicator, p[:, c])
+    return out
+
+
+def brier(y_true: ArrayLike, proba: ArrayLike) -> float:
+    r"""Brier score (Brier 1950); lower is better.
+
+    Binary (``proba`` of shape ``(n,)``, the probability of class 1):
+    :math:`\frac1n\sum_i (p_i - y_i)^2`. Multiclass (``proba`` of shape ``(n, C)``, ``y_true``
+    integer labels ``0..C-1`` or a one-hot ``(n, C)`` matrix):
+    :math:`\frac1n\sum_i\sum_c (p_{ic} - 1[y_i = c])^2`.
+    """
+    arr = np.asarray(proba) if proba is not None else None
+    if arr is not None and arr.ndim == 2 and arr.shape[1] > 1:
+        p = as_2d(proba, "proba")
+        _check_probability(p, "proba")
+        y_arr = np.asarray(y_true) if y_true is not None else None
+        if y_arr is not None and y_arr.ndim == 2 and y_arr.shape[1] > 1:
+            onehot = as_2d(y_true, "y_true")
+            _check_same_shape(onehot, p, "y_true", "proba")
+            if not np.all(np.isin(onehot, (0.0, 1.0))) or not np.all(onehot.sum(axis=1) == 1):
+                raise ValueError("y_true as a matrix must be one-hot (one 1 per row)")
+        else:
+            labels = _class_labels(y_true, p.shape[1])
+            check_same_length(y_true=labels, proba=p)
+            onehot = np.eye(p.shape[1])[labels]
+        return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+    p = as_1d(proba, "proba")
+    _check_probability(p, "proba")
+    y = check_treatment(y_true, "y_true")
+    check_same_length(y_true=y, proba=p)
+    return float(np.mean((p - y) ** 2))
+
+
+def calibration_table(y_true: ArrayLike, proba: ArrayLike, n_bins: int = 10) -> pd.DataFrame:
+    r"""Reliability table for a binary outcome.
+
+    Predicted probabilities are put in ``n_bins`` equal-width bins on ``[0, 1]`` (bin ``b``
+    holds :math:`b/B \le p < (b+1)/B`, the last bin also holds ``p = 1``). For every non-empty bin
+    the table gives the mean predicted probability, the observed event rate and the count; a
+    calibrated model has the two close in every bin.
+
+    Returns:
+        DataFrame with columns ``bin``, ``lower``, ``upper``, ``mean_predicted``,
+        ``observed_rate``, ``count``, one row per non-empty bin in increasing order.
+    """
+    y = check_treatment(y_true, "y_true")
+    p = as_1d(proba, "proba")
+    _check_probability(p, "proba")
+    check_same_length(y_true=y, proba=p)
+    if isinstance(n_bins, bool) or not isinstance(n_bins, Integral) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    n_bins = int(n_bins)
+    bins = np.minimum(np.floor(p * n_bins).astype(int), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    pred_sum = np.bincount(bins, weights=p, minlength=n_bins)
+    obs_sum = np.bincount(bins, weights=y.astype(float), minlength=n_bins)
+    used = np.flatnonzero(count > 0)
+    return pd.DataFrame(
+        {
+            "bin": used,
+            "lower": used / n_bins,
+            "upper": (used + 1) / n_bins,
+            "mean_predicted": pred_sum[used] / count[used],
+            "observed_rate": obs_sum[used] / count[used],
+            "count": count[used],
+        }
+    )
