@@ -72,6 +72,9 @@ __all__ = [
     "read_manifest",
     "render_manifest_markdown",
     "write_manifest_markdown",
+    "plan_chapters",
+    "missing_toc_files",
+    "missing_mathjax",
     "build_book",
     "main",
 ]
@@ -551,6 +554,15 @@ def _kernel_manager_class(env: Mapping[str, str]) -> type:
             if hasattr(self, "transport_encryption") and zmq.has("curve") and supports():
                 self.transport_encryption = "auto"
 
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts (SIGINT) every kernel before asking it to shut down,
+            # and ipykernel then logs "KeyboardInterrupt caught in kernel" at ERROR level
+            # after every chapter. The chapter has finished by then, and a shutdown request
+            # (followed by a kill) stops a busy kernel anyway, so skip that one interrupt.
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
         @property
         def kernel_spec(self) -> KernelSpec:  # type: ignore[override]
             if self._kernel_spec is None:
@@ -889,6 +901,27 @@ def missing_toc_files(root: Path) -> list[str]:
     return missing
 
 
+def missing_mathjax(root: Path) -> str | None:
+    """``mathjax_path`` of ``_config.yml`` when it is local but in none of its static paths.
+
+    Returns ``None`` when MathJax is found (or when the config names no local MathJax).
+    """
+    import yaml
+
+    config_path = root / "_config.yml"
+    if not config_path.is_file():
+        return None
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    sphinx_config = (config.get("sphinx") or {}).get("config") or {}
+    mathjax = sphinx_config.get("mathjax_path")
+    if not mathjax or "://" in str(mathjax):
+        return None
+    static = sphinx_config.get("html_static_path") or []
+    if any((root / s / mathjax).is_file() for s in static):
+        return None
+    return str(mathjax)
+
+
 def build_book(
     paths: StudyPaths,
     *,
@@ -904,6 +937,14 @@ def build_book(
     """
     if not paths.manifest_md.is_file():
         write_manifest_markdown(paths)
+    mathjax = missing_mathjax(paths.root)
+    if mathjax:
+        print(
+            f"error: MathJax ({mathjax}) is not in any html_static_path of _config.yml;\n"
+            "  install it with `make vendor` (npm, pinned) so that the book builds offline",
+            file=sys.stderr,
+        )
+        return 1
     missing = missing_toc_files(paths.root)
     if missing:
         print(

@@ -1,0 +1,107 @@
+# The study's two commands:   make book   (main job)   and   make test   (CI).
+# GNU make. Everything is installed from pinned versions (requirements.lock, mathjax@3.2.2).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Interpreter that creates the virtualenv (Python 3.11).
+PYTHON_BOOT ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+STUDY := $(PY) -m ehrcausal.study
+
+# `make study` knobs: profile (smoke, default, paper), device (auto, cpu, cuda), parallel chapters.
+PROFILE ?= default
+DEVICE ?= auto
+JOBS ?= 2
+CHAPTERS ?=
+FORCE ?=
+
+# MathJax 3 from the npm registry, served by the book from book/_vendor/static/mathjax.
+MATHJAX_VERSION := 3.2.2
+VENDOR := book/_vendor
+MATHJAX_JS := $(VENDOR)/static/mathjax/tex-mml-chtml.js
+
+# Stage timings of `make test` (bash's `time`).
+export TIMEFORMAT := [stage took %1R s]
+
+.PHONY: help setup vendor browser study book build test lint unit nbval clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+# ---------------------------------------------------------------------------------------------
+# Installation
+# ---------------------------------------------------------------------------------------------
+setup: $(STAMP)  ## create/refresh .venv from requirements.lock (idempotent)
+
+$(STAMP): requirements.lock pyproject.toml
+	@if [ ! -x "$(PY)" ] || ! "$(PY)" -c "" 2>/dev/null; then \
+	  if [ -z "$(PYTHON_BOOT)" ]; then echo "error: no python3.11 or python3 on PATH" >&2; exit 1; fi; \
+	  echo "creating $(VENV) with $(PYTHON_BOOT)"; \
+	  rm -rf "$(VENV)"; "$(PYTHON_BOOT)" -m venv "$(VENV)"; \
+	fi
+	$(PY) -m pip install -r requirements.lock
+	$(PY) -m pip install --no-deps -e .
+	touch $(STAMP)
+
+vendor: $(MATHJAX_JS)  ## install MathJax (npm, pinned) into book/_vendor/ for the offline book
+
+$(MATHJAX_JS):
+	npm install --no-save --no-package-lock --no-audit --no-fund --prefix $(VENDOR) mathjax@$(MATHJAX_VERSION)
+	test "$$(node -p "require('./$(VENDOR)/node_modules/mathjax/package.json').version")" = "$(MATHJAX_VERSION)"
+	mkdir -p $(VENDOR)/static
+	ln -sfn ../node_modules/mathjax/es5 $(VENDOR)/static/mathjax
+	test -f $(MATHJAX_JS)
+
+browser:  ## install Debian's chromium-headless-shell (render tests) if no Chromium is present
+	@if command -v chromium-headless-shell >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1; then \
+	  echo "browser: $$(command -v chromium-headless-shell || command -v chromium)"; \
+	else \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium-headless-shell; \
+	fi
+
+# ---------------------------------------------------------------------------------------------
+# The study and the book
+# ---------------------------------------------------------------------------------------------
+study: setup  ## run the chapters: make study PROFILE=paper DEVICE=cuda [JOBS=1 CHAPTERS=.. FORCE=1]
+	$(STUDY) run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) \
+	  $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(FORCE),--force)
+
+build: setup vendor  ## build the Jupyter Book from the executed chapters into _build/html
+	$(STUDY) build
+
+book: setup vendor  ## main job: every chapter at the `default` profile, then the book
+	$(STUDY) run --profile default --device $(DEVICE) --jobs $(JOBS)
+	$(STUDY) build
+	@echo "book: _build/html/index.html"
+
+# ---------------------------------------------------------------------------------------------
+# Tests (CI: .ci/run). Data come from $$EHRCAUSAL_DATA (see data/README.md).
+# ---------------------------------------------------------------------------------------------
+test: setup vendor browser  ## lint, unit tests, nbval, smoke study + book, real-browser render tests
+	@echo "== lint"; time $(PY) -m ruff check src tests benchmarks
+	@echo "== unit tests"; time $(PY) -m pytest -m "not book" tests
+	@echo "== nbval (notebooks at their smoke defaults)"; time $(PY) -m pytest --nbval-lax \
+	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+	@echo "== study (smoke profile)"; time $(STUDY) run --profile smoke --jobs $(JOBS) --no-progress
+	@echo "== book"; time $(STUDY) build
+	@echo "== render tests (chromium)"; time $(PY) -m pytest -m book tests/test_book_render.py
+
+lint: setup  ## ruff
+	$(PY) -m ruff check src tests benchmarks
+
+unit: setup  ## unit tests only
+	$(PY) -m pytest -m "not book" tests
+
+nbval: setup  ## execute every notebook under nbval
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+
+clean:  ## remove build outputs, executed chapters and the manifest (keeps .venv, book/_vendor)
+	rm -rf _build book/_generated .study-cache .pytest_cache .ruff_cache
+	find book/chapters -mindepth 1 ! -name README.md -delete 2>/dev/null || true
+
+distclean: clean  ## also remove the virtualenv and vendored MathJax
+	rm -rf $(VENV) $(VENDOR)

@@ -1,0 +1,432 @@
+"""Unit tests of the study runner (``ehrcausal.study``) on throwaway notebooks in ``tmp_path``.
+
+Each test builds a miniature repository: ``notebooks/*.ipynb`` made with nbformat (a
+``parameters`` cell and cells that use it, or one that raises), ``notebooks/params/*.yml`` and a
+tiny stand-in package whose files enter the content hash. Kernels really run (papermill), so
+these tests take a few seconds each.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from ehrcausal import study
+from ehrcausal.study import (
+    StudyPaths,
+    content_hash,
+    discover_chapters,
+    notebook_parameters,
+    read_manifest,
+    render_manifest_markdown,
+    resolve_parameters,
+    run_chapters,
+)
+
+PARAMS_SRC = 'n = 2\nlabel: str = "smoke"\nscale = 1.5\ndevice = "cpu"\n'
+
+
+def write_notebook(path: Path, cells: list[tuple[str, str, list[str]]]) -> Path:
+    """Write a notebook of ``(kind, source, tags)`` cells."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    for kind, source, tags in cells:
+        make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
+        nb.cells.append(make(source, metadata={"tags": tags} if tags else {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def good_cells(extra: str = "") -> list[tuple[str, str, list[str]]]:
+    return [
+        ("markdown", "# A chapter", []),
+        ("code", PARAMS_SRC, ["parameters"]),
+        (
+            "code",
+            "import os, sys\n"
+            "from myst_nb import glue\n"
+            "print(f'n={n} label={label} scale={scale} device={device}')\n"
+            "print('exe=' + sys.executable)\n"
+            "print('cwd=' + os.getcwd())\n"
+            "print('profile=' + os.environ.get('EHRCAUSAL_PROFILE', '<unset>'))\n"
+            "glue('device', 'glued-' + device, display=False)\n" + extra,
+            [],
+        ),
+    ]
+
+
+BAD_CELLS = [
+    ("markdown", "# A broken chapter", []),  # cell 0
+    ("code", "n = 1", ["parameters"]),  # cell 1
+    ("code", "x = n + 1", []),  # cell 2
+    ("code", "raise ValueError('boom at the third code cell')", []),  # cell 3
+    ("code", "print('never reached')", []),  # cell 4
+]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> StudyPaths:
+    """A miniature repository with one good chapter and the three profiles."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("VALUE = 1\n")
+    write_notebook(tmp_path / "notebooks" / "alpha.ipynb", good_cells())
+    params = tmp_path / "notebooks" / "params"
+    params.mkdir(parents=True)
+    (params / "smoke.yml").write_text("# smoke\nalpha:\n  n: 3\n")
+    (params / "default.yml").write_text("alpha:\n  n: 5\n  label: default\n")
+    (params / "paper.yml").write_text("alpha: {n: 7, label: paper}\n")
+    return StudyPaths.from_root(tmp_path, package=pkg)
+
+
+def outputs_text(nb_path: Path) -> str:
+    nb = nbformat.read(nb_path, as_version=4)
+    return "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+
+
+def hidden_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.startswith(".")] if folder.exists() else []
+
+
+# ------------------------------------------------------------------------------------------
+# Discovery and parameters
+# ------------------------------------------------------------------------------------------
+def test_discover_chapters_sorted_named_and_unknown(repo: StudyPaths) -> None:
+    write_notebook(repo.notebooks / "beta.ipynb", good_cells())
+    write_notebook(repo.notebooks / "0_first.ipynb", good_cells())
+    assert [p.stem for p in discover_chapters(repo.notebooks)] == ["0_first", "alpha", "beta"]
+    named = discover_chapters(repo.notebooks, ["beta", "notebooks/alpha.ipynb"])
+    assert [p.stem for p in named] == ["beta", "alpha"]
+    with pytest.raises(FileNotFoundError, match="no chapter 'gamma'.*alpha"):
+        discover_chapters(repo.notebooks, ["gamma"])
+
+
+def test_notebook_parameters_reads_literals_and_keeps_expressions(tmp_path: Path) -> None:
+    nb = write_notebook(
+        tmp_path / "p.ipynb",
+        [
+            (
+                "code",
+                "a = 1\nb: list[str] = ['x', 'y']\nc = None\nd = os.cpu_count()\n%matplotlib inline\n",
+                ["parameters"],
+            )
+        ],
+    )
+    assert notebook_parameters(nb) == {"a": 1, "b": ["x", "y"], "c": None, "d": "os.cpu_count()"}
+    assert (
+        notebook_parameters(write_notebook(tmp_path / "none.ipynb", [("code", "a = 1", [])])) == {}
+    )
+
+
+def test_resolve_parameters_priority(repo: StudyPaths) -> None:
+    nb = repo.notebooks / "alpha.ipynb"
+    assert resolve_parameters(nb) == {"n": 2, "label": "smoke", "scale": 1.5, "device": "cpu"}
+    name, per_chapter = study.profile_overrides(repo.params, "default")
+    assert name == "default"
+    resolved = resolve_parameters(nb, per_chapter["alpha"])
+    assert resolved == {"n": 5, "label": "default", "scale": 1.5, "device": "cpu"}
+    # An explicit device beats both the notebook and the profile.
+    (repo.params / "gpu.yml").write_text("alpha: {device: cuda:1, n: 9}\n")
+    _, gpu = study.profile_overrides(repo.params, "gpu")
+    assert resolve_parameters(nb, gpu["alpha"])["device"] == "cuda:1"
+    assert resolve_parameters(nb, gpu["alpha"], device="cpu") == {
+        "n": 9,
+        "label": "smoke",
+        "scale": 1.5,
+        "device": "cpu",
+    }
+
+
+def test_profile_errors_are_clear(repo: StudyPaths, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no profile 'nope'.*default, paper, smoke"):
+        study.profile_overrides(repo.params, "nope")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ValueError, match="expected a mapping"):
+        study.profile_overrides(repo.params, params_file=bad)
+    custom = tmp_path / "custom.yml"
+    custom.write_text("alpha:\n  n: 11\n")
+    assert study.profile_overrides(repo.params, "smoke", custom) == ("custom", {"alpha": {"n": 11}})
+
+
+def test_shipped_profiles_are_valid() -> None:
+    """notebooks/params/{smoke,default,paper}.yml of the repository parse as chapter mappings."""
+    params_dir = Path(__file__).resolve().parents[1] / "notebooks" / "params"
+    for profile in study.PROFILES:
+        name, per_chapter = study.profile_overrides(params_dir, profile)
+        assert name == profile
+        assert "ihdp_benchmark" in per_chapter
+        assert all(isinstance(v, dict) for v in per_chapter.values())
+
+
+# ------------------------------------------------------------------------------------------
+# Content hash
+# ------------------------------------------------------------------------------------------
+def test_content_hash_changes_only_with_inputs(repo: StudyPaths) -> None:
+    nb = repo.notebooks / "alpha.ipynb"
+    params = {"n": 2, "label": "x"}
+    h0 = content_hash(nb, params, repo.package)
+    assert h0 == content_hash(nb, {"label": "x", "n": 2}, repo.package)  # key order is irrelevant
+    assert len(h0) == 64
+
+    # Byte code and caches do not count...
+    (repo.package / "__pycache__").mkdir()
+    (repo.package / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"\0junk")
+    assert content_hash(nb, params, repo.package) == h0
+
+    # ...but parameters, package sources, package data, the notebook and extra do.
+    assert content_hash(nb, {"n": 3, "label": "x"}, repo.package) != h0
+    assert content_hash(nb, params, repo.package, extra={"profile": "paper"}) != h0
+    (repo.package / "sub").mkdir()
+    (repo.package / "sub" / "table.json").write_text("{}")
+    h1 = content_hash(nb, params, repo.package)
+    assert h1 != h0
+    (repo.package / "__init__.py").write_text("VALUE = 2\n")
+    h2 = content_hash(nb, params, repo.package)
+    assert h2 not in (h0, h1)
+    write_notebook(nb, good_cells(extra="print('changed')\n"))
+    assert content_hash(nb, params, repo.package) != h2
+
+
+# ------------------------------------------------------------------------------------------
+# Running
+# ------------------------------------------------------------------------------------------
+def test_run_writes_output_manifest_and_skips_unchanged(repo: StudyPaths) -> None:
+    (result,) = run_chapters(repo, profile="smoke", progress=False)
+    assert result.status == "ok", result.describe_failure()
+    out = repo.chapters / "alpha.ipynb"
+    assert out.is_file() and result.output == "book/chapters/alpha.ipynb"
+    assert hidden_files(repo.chapters) == []  # no temporary file left behind
+    text = outputs_text(out)
+    # The profile overrides n, the notebook's other defaults stay.
+    assert "n=3 label=smoke scale=1.5 device=cpu" in text
+    # The kernel is this interpreter (the virtualenv's ipykernel), in notebooks/, with the profile.
+    assert f"exe={sys.executable}" in text
+    assert f"cwd={repo.notebooks}" in text
+    assert "profile=smoke" in text
+    # Metadata paths are relative to the repository (nothing machine-specific is published).
+    meta = nbformat.read(out, as_version=4).metadata
+    assert meta.papermill.input_path == "notebooks/alpha.ipynb"
+    assert meta.papermill.output_path == "book/chapters/alpha.ipynb"
+    assert meta.papermill.parameters == {"n": 3}
+    assert meta.ehrcausal == {"profile": "smoke", "content_hash": result.hash}
+
+    manifest = read_manifest(repo.manifest)
+    entry = manifest["chapters"]["alpha"]
+    assert {
+        "chapter",
+        "profile",
+        "device",
+        "seconds",
+        "status",
+        "commit",
+        "hash",
+        "timestamp",
+    } <= set(entry)
+    assert entry["chapter"] == "alpha" and entry["profile"] == "smoke" and entry["status"] == "ok"
+    assert entry["device"] == "glued-cpu"  # the chapter's glued `device` wins
+    assert entry["hash"] == result.hash and entry["seconds"] > 0
+    assert entry["commit"] == "unknown"  # tmp_path is not a git checkout
+    assert entry["timestamp"].endswith("Z")
+    assert entry["parameters"] == {"n": 3, "label": "smoke", "scale": 1.5, "device": "cpu"}
+    versions = manifest["versions"]
+    for key in (
+        "python",
+        "numpy",
+        "pandas",
+        "scikit-learn",
+        "econml",
+        "torch",
+        "papermill",
+        "jupyter-book",
+    ):
+        assert versions[key]
+    md = repo.manifest_md.read_text()
+    assert "| alpha | smoke | glued-cpu | ok |" in md and "| papermill |" in md
+
+    # Unchanged inputs: skipped, output untouched.
+    mtime = out.stat().st_mtime_ns
+    (again,) = run_chapters(repo, profile="smoke", progress=False)
+    assert again.status == "cached" and again.hash == result.hash
+    assert out.stat().st_mtime_ns == mtime
+    # --force reruns; a changed profile reruns.
+    (forced,) = run_chapters(repo, profile="smoke", force=True, progress=False)
+    assert forced.status == "ok"
+    (other,) = run_chapters(repo, profile="default", progress=False)
+    assert other.status == "ok" and other.hash != result.hash
+    assert "n=5 label=default" in outputs_text(out)
+    # A deleted output reruns even with an unchanged hash.
+    out.unlink()
+    (rerun,) = run_chapters(repo, profile="default", progress=False)
+    assert rerun.status == "ok" and out.is_file()
+
+
+def test_device_is_injected_and_resolved(repo: StudyPaths) -> None:
+    write_notebook(
+        repo.notebooks / "alpha.ipynb",
+        [("code", "device = 'cpu'", ["parameters"]), ("code", "print('device=' + device)", [])],
+    )
+    (result,) = run_chapters(repo, profile="smoke", device="auto", progress=False)
+    assert result.status == "ok"
+    assert "device=auto" in outputs_text(repo.chapters / "alpha.ipynb")  # passed as given
+    assert result.device in ("cpu", "cuda")  # recorded resolved (no glue in this notebook)
+    assert read_manifest(repo.manifest)["chapters"]["alpha"]["device"] == result.device
+
+
+def test_failing_chapter_is_reported_and_others_complete(
+    repo: StudyPaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_notebook(repo.notebooks / "broken.ipynb", BAD_CELLS)
+    (repo.params / "smoke.yml").write_text("alpha:\n  n: 3\nbroken:\n  n: 4\n")
+    code = study.main(
+        ["--root", str(repo.root), "run", "--profile", "smoke", "--jobs", "2", "--no-progress"]
+    )
+    assert code != 0
+    captured = capsys.readouterr()
+    report = captured.out + captured.err
+    assert "broken" in report
+    assert "cell 3" in report  # index in the source notebook
+    assert "ValueError: boom at the third code cell" in report
+
+    # The good chapter completed; the broken one left no (partial) file in book/chapters.
+    assert (repo.chapters / "alpha.ipynb").is_file()
+    assert not (repo.chapters / "broken.ipynb").exists()
+    assert hidden_files(repo.chapters) == []
+    failed = repo.failed / "broken.ipynb"
+    assert failed.is_file()
+    assert "boom" in json.dumps(json.loads(failed.read_text()))
+
+    entry = read_manifest(repo.manifest)["chapters"]["broken"]
+    assert entry["status"] == "failed"
+    assert entry["error"]["cell_index"] == 3
+    assert entry["error"]["ename"] == "ValueError"
+    assert entry["error"]["partial_output"] == "_build/failed/broken.ipynb"
+    assert read_manifest(repo.manifest)["chapters"]["alpha"]["status"] == "ok"
+
+    # A failed chapter is never "cached": the next run tries it again. (main() hashed the
+    # installed package, so the same paths are used here.)
+    cli_paths = StudyPaths.from_root(repo.root)
+    results = {r.chapter: r for r in run_chapters(cli_paths, profile="smoke", progress=False)}
+    assert results["alpha"].status == "cached"
+    assert results["broken"].status == "failed" and results["broken"].cell_index == 3
+    assert results["broken"].executed_cell_index == 4  # after papermill's injected cell
+
+
+def test_failure_keeps_previous_output_intact(repo: StudyPaths) -> None:
+    (ok,) = run_chapters(repo, profile="smoke", progress=False)
+    assert ok.status == "ok"
+    out = repo.chapters / "alpha.ipynb"
+    before = out.read_bytes()
+    write_notebook(repo.notebooks / "alpha.ipynb", BAD_CELLS)
+    (bad,) = run_chapters(repo, profile="smoke", progress=False)
+    assert bad.status == "failed"
+    assert bad.failed_output == "_build/failed/alpha.ipynb"
+    assert out.read_bytes() == before  # atomic: the published chapter was not touched
+    assert hidden_files(repo.chapters) == []
+
+
+def test_failure_without_parameters_cell_reports_source_index(repo: StudyPaths) -> None:
+    write_notebook(
+        repo.notebooks / "alpha.ipynb",
+        [("code", "x = 1", []), ("code", "1 / 0", [])],
+    )
+    # No overrides for this chapter: nothing is injected, indices are unchanged.
+    (repo.params / "none.yml").write_text("{}\n")
+    (r,) = run_chapters(repo, profile="none", progress=False)
+    assert (r.status, r.cell_index, r.ename) == ("failed", 1, "ZeroDivisionError")
+
+
+# ------------------------------------------------------------------------------------------
+# Manifest rendering and the command line
+# ------------------------------------------------------------------------------------------
+def test_manifest_markdown_placeholder_and_rows() -> None:
+    empty = render_manifest_markdown({"chapters": {}, "versions": {}})
+    assert "no chapters executed yet" in empty
+    assert not any(line.startswith("#") for line in empty.splitlines())  # no headings
+    md = render_manifest_markdown(
+        {
+            "chapters": {
+                "b": {
+                    "chapter": "b",
+                    "profile": "paper",
+                    "device": "cuda",
+                    "seconds": 12.345,
+                    "status": "ok",
+                    "commit": "0123456789abcdef-dirty",
+                    "hash": "f" * 64,
+                    "timestamp": "2025-01-01T00:00:00Z",
+                },
+            },
+            "versions": {"python": "3.11.7"},
+        }
+    )
+    assert (
+        "| b | paper | cuda | ok | 12.3 | `0123456789-dirty` | 2025-01-01T00:00:00Z | `ffffffffffff` |"
+        in md
+    )
+    assert "| python | 3.11.7 |" in md
+
+
+def test_build_writes_placeholder_manifest_and_checks_toc(repo: StudyPaths) -> None:
+    (repo.root / "_toc.yml").write_text(
+        yaml.safe_dump(
+            {"format": "jb-book", "root": "intro", "chapters": [{"file": "book/chapters/alpha"}]}
+        )
+    )
+    (repo.root / "intro.md").write_text("# Intro\n")
+    assert study.missing_toc_files(repo.root) == ["book/chapters/alpha"]
+    assert study.build_book(repo) == 1  # refuses before calling Jupyter Book
+    assert "no chapters executed yet" in repo.manifest_md.read_text()
+
+
+def test_cli_params_and_list(repo: StudyPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    root = str(repo.root)
+    assert study.main(["--root", root, "params", "--profile", "paper", "alpha"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == {"n": 7, "label": "paper"}
+    assert (
+        study.main(["--root", root, "params", "-p", "smoke", "--device", "cuda", "--all", "alpha"])
+        == 0
+    )
+    assert yaml.safe_load(capsys.readouterr().out) == {
+        "n": 3,
+        "label": "smoke",
+        "scale": 1.5,
+        "device": "cuda",
+    }
+    assert study.main(["--root", root, "list", "--profile", "smoke"]) == 0
+    assert "alpha" in capsys.readouterr().out
+    assert study.main(["--root", root, "run", "--profile", "nope"]) == 2
+    assert "no profile 'nope'" in capsys.readouterr().err
+
+
+def test_build_refuses_without_vendored_mathjax(repo: StudyPaths) -> None:
+    (repo.root / "_config.yml").write_text(
+        yaml.safe_dump(
+            {
+                "sphinx": {
+                    "config": {
+                        "html_static_path": ["vendor/static"],
+                        "mathjax_path": "mathjax/tex-mml-chtml.js",
+                    }
+                }
+            }
+        )
+    )
+    assert study.missing_mathjax(repo.root) == "mathjax/tex-mml-chtml.js"
+    assert study.build_book(repo) == 1
+    js = repo.root / "vendor" / "static" / "mathjax" / "tex-mml-chtml.js"
+    js.parent.mkdir(parents=True)
+    js.write_text("// stand-in")
+    assert study.missing_mathjax(repo.root) is None
