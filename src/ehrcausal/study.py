@@ -377,14 +377,14 @@ def git_commit(root: Path) -> str:
 
 
 def resolve_device(device: str | None) -> str:
-    """``"auto"``/``None`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; others unchanged."""
-    if device in (None, "auto"):
-        try:
-            import torch
+    """``"auto"``/``None`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; others unchanged.
 
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        except ImportError:
-            return "cpu"
+    The choice itself lives in :func:`ehrcausal.experiment.resolve_device`.
+    """
+    if device in (None, "auto"):
+        from .experiment import resolve_device as choose
+
+        return choose("auto")
     return str(device)
 
 
@@ -790,7 +790,12 @@ def run_chapters(
         else:
             todo.append(task)
 
-    env = {PROFILE_ENV: profile_name, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    env = {
+        PROFILE_ENV: profile_name,
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        # figures saved by ehrcausal.plots.save_figure land beside the executed chapters
+        "EHRCAUSAL_FIGURES": str((paths.chapters / "figures").resolve()),
+    }
     km_class = _kernel_manager_class(env)
     lock = threading.Lock()
     bar = tqdm(total=len(tasks), desc=f"chapters [{profile_name}]", unit="ch", disable=not progress)

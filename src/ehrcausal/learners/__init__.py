@@ -15,6 +15,7 @@ name                    learner
 ``cfr_mmd``             CFR with an RBF-MMD penalty (torch)
 ``dragonnet``           DragonNet without targeted regularisation (torch)
 ``dragonnet_tr``        DragonNet with targeted regularisation (torch)
+``cfr_wass_ens``        CFR-Wass averaged over 5 independently seeded networks (torch)
 ======================  ==============================================================
 """
 
@@ -44,8 +45,11 @@ register("cfr_wass", CFR, "CFR, Wasserstein penalty (Shalit et al. 2017)", ipm="
 register("cfr_mmd", CFR, "CFR, MMD penalty (Shalit et al. 2017)", ipm="mmd")
 register("dragonnet", DragonNet, "DragonNet (Shi et al. 2019)", targeted_reg=False)
 register("dragonnet_tr", DragonNet, "DragonNet + targeted regularisation", targeted_reg=True)
+register(
+    "cfr_wass_ens", CFR, "CFR-Wass, deep ensemble of 5 networks (ours)", ipm="wass", n_ensemble=5
+)
 
-NEURAL = ("tarnet", "cfr_wass", "cfr_mmd", "dragonnet", "dragonnet_tr")
+NEURAL = ("tarnet", "cfr_wass", "cfr_mmd", "dragonnet", "dragonnet_tr", "cfr_wass_ens")
 
 __all__ = [
     "CATELearner",

@@ -13,6 +13,9 @@ they differ only in the loss:
   a propensity head g; with targeted regularisation, + beta * (1/n) sum_i (y_i - q~_i)^2 where
   q~_i = h_{t_i} + epsilon (t_i/g_i - (1-t_i)/(1-g_i)) and epsilon is learned.
 
+With ``n_ensemble > 1`` the learner averages the heads of that many networks trained from
+different seeds on the same data (a deep ensemble), which lowers the variance of tau(x).
+
 Covariates and outcomes are standardised on the training rows; the effect is
 tau(x) = sd(Y) [h_1(Phi(x)) - h_0(Phi(x))]. Early stopping monitors the factual squared error
 on a validation split (``val_mask`` in ``fit``, else a seeded, treatment-stratified
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..experiment import check_seed, resolve_device, torch_seed
+from ..experiment import check_seed, child_seeds, resolve_device, torch_seed
 from .base import CATELearner
 from .ipm import IPMS
 from .nets import TwoHeadNet
@@ -92,6 +95,7 @@ class NeuralCATELearner(CATELearner):
                 "weight_decay",
                 "val_fraction",
                 "patience",
+                "n_ensemble",
                 "device",
                 "random_state",
                 "verbose",
@@ -120,34 +124,43 @@ class NeuralCATELearner(CATELearner):
             "y": torch.as_tensor((Y - self.y_mean_) / self.y_scale_, dtype=torch.float32, device=dev),
             "t": torch.as_tensor(T, dtype=torch.float32, device=dev),
         }
-        with torch_seed(seed):
-            net = TwoHeadNet(
-                X.shape[1],
-                hidden=int(p["hidden"]),
-                n_rep_layers=int(p["n_rep_layers"]),
-                head_hidden=int(p["head_hidden"]),
-                n_head_layers=int(p["n_head_layers"]),
-                dropout=float(p["dropout"]),
-                normalize_rep=bool(getattr(self, "normalize_rep", False)),
-                propensity_head=self._propensity_head,
-            ).to(dev)
-            self.history_: TrainingHistory = train_module(
-                net,
-                self._loss,
-                data,
-                tr,
-                va,
-                epochs=int(p["epochs"]),
-                batch_size=int(p["batch_size"]),
-                lr=float(p["lr"]),
-                weight_decay=float(p["weight_decay"]),
-                decay_params=net.head_parameters(),
-                patience=int(p["patience"]),
-                seed=seed,
-                progress=bool(p["verbose"]),
-                desc=type(self).__name__,
-            )
-        self.network_ = net
+        n_members = int(p["n_ensemble"])
+        if n_members < 1:
+            raise ValueError(f"n_ensemble must be a positive integer, got {p['n_ensemble']}")
+        # member 0 uses the seed itself, so n_ensemble=1 is exactly the single network
+        seeds = [seed] + child_seeds(seed, n_members - 1)
+        self.networks_, self.histories_ = [], []
+        for k, member_seed in enumerate(seeds):
+            with torch_seed(member_seed):
+                net = TwoHeadNet(
+                    X.shape[1],
+                    hidden=int(p["hidden"]),
+                    n_rep_layers=int(p["n_rep_layers"]),
+                    head_hidden=int(p["head_hidden"]),
+                    n_head_layers=int(p["n_head_layers"]),
+                    dropout=float(p["dropout"]),
+                    normalize_rep=bool(getattr(self, "normalize_rep", False)),
+                    propensity_head=self._propensity_head,
+                ).to(dev)
+                hist = train_module(
+                    net,
+                    self._loss,
+                    data,
+                    tr,
+                    va,
+                    epochs=int(p["epochs"]),
+                    batch_size=int(p["batch_size"]),
+                    lr=float(p["lr"]),
+                    weight_decay=float(p["weight_decay"]),
+                    decay_params=net.head_parameters(),
+                    patience=int(p["patience"]),
+                    seed=member_seed,
+                    progress=bool(p["verbose"]),
+                    desc=f"{type(self).__name__} {k + 1}/{n_members}",
+                )
+            self.networks_.append(net)
+            self.histories_.append(hist)
+        self.history_: TrainingHistory = self.histories_[0]
 
     def _scale_x(self, X: np.ndarray) -> np.ndarray:
         return (X - self.x_mean_) / self.x_scale_
@@ -158,10 +171,11 @@ class NeuralCATELearner(CATELearner):
         with torch.no_grad():
             for i in range(0, len(xs), _PREDICT_CHUNK):
                 xb = torch.as_tensor(xs[i : i + _PREDICT_CHUNK], dtype=torch.float32)
-                out = self.network_(xb.to(self.device_))
+                members = [net(xb.to(self.device_)) for net in self.networks_]
                 for k in ("mu0", "mu1", "e_logit"):
-                    if k in out:
-                        outs.setdefault(k, []).append(out[k].cpu().numpy().astype(float))
+                    if k in members[0]:
+                        mean = torch.stack([m[k] for m in members]).mean(dim=0)
+                        outs.setdefault(k, []).append(mean.cpu().numpy().astype(float))
         return {k: np.concatenate(v) for k, v in outs.items()}
 
     def _predict_outcomes(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,6 +224,8 @@ _COMMON_DOC = """
         improvement stop training early and the best weights are kept.
     weight_decay : L2 penalty on the outcome heads.
     val_fraction : share of rows held out for early stopping when ``fit`` gets no ``val_mask``.
+    n_ensemble : number of independently initialised networks whose outputs are averaged
+        (a deep ensemble, Lakshminarayanan et al. 2017); 1 is the published single network.
     device : "auto" (CUDA when present), "cpu" or "cuda[:N]".
     random_state : seed of initialisation, shuffling and the validation split.
     verbose : show a per-epoch progress bar.
@@ -240,6 +256,7 @@ class TARNet(_RepresentationBalancing):
         patience: int = 30,
         reweight: bool = True,
         normalize_rep: bool = True,
+        n_ensemble: int = 1,
         device: str = "auto",
         random_state: int | None = None,
         verbose: bool = False,
@@ -276,6 +293,7 @@ class CFR(_RepresentationBalancing):
         patience: int = 30,
         reweight: bool = True,
         normalize_rep: bool = True,
+        n_ensemble: int = 1,
         device: str = "auto",
         random_state: int | None = None,
         verbose: bool = False,
@@ -327,6 +345,7 @@ class DragonNet(NeuralCATELearner):
         weight_decay: float = 1e-4,
         val_fraction: float = 0.3,
         patience: int = 30,
+        n_ensemble: int = 1,
         device: str = "auto",
         random_state: int | None = None,
         verbose: bool = False,

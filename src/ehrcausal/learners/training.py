@@ -2,7 +2,8 @@
 
 ``train_module`` runs mini-batch Adam on a model-specific loss, monitors a validation loss
 after each epoch, keeps the best weights and stops after ``patience`` epochs without
-improvement (early stopping on a validation split). It is deterministic for a seed: the
+improvement (early stopping on a validation split; with no validation rows it trains for
+all epochs and keeps the last weights). It is deterministic for a seed: the
 shuffling generator and torch's initialisation are both seeded.
 """
 
@@ -79,7 +80,9 @@ def train_module(
     opt = torch.optim.Adam(groups, lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
     hist = TrainingHistory()
-    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    best_state: dict[str, torch.Tensor] | None = {
+        k: v.detach().clone() for k, v in module.state_dict().items()
+    }
     best = float("inf")
     since_best = 0
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
@@ -95,16 +98,21 @@ def train_module(
             opt.step()
             total += float(loss.detach()) * len(idx)
         hist.train_loss.append(total / n_train)
-        module.eval()
-        with torch.no_grad():
-            _, monitored = loss_fn(module, va) if len(val_idx) else (None, torch.tensor(0.0))
-        val = float(monitored)
-        hist.val_loss.append(val)
         if not np.isfinite(hist.train_loss[-1]):
             raise FloatingPointError(
                 f"training diverged at epoch {epoch} (loss {hist.train_loss[-1]}); "
                 "lower the learning rate"
             )
+        if len(val_idx) == 0:  # no validation rows: train for all epochs, keep the last weights
+            hist.val_loss.append(float("nan"))
+            hist.best_epoch = epoch
+            best_state = None
+            continue
+        module.eval()
+        with torch.no_grad():
+            _, monitored = loss_fn(module, va)
+        val = float(monitored)
+        hist.val_loss.append(val)
         if val < best - 1e-7:
             best, since_best, hist.best_epoch = val, 0, epoch
             best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -115,6 +123,7 @@ def train_module(
                 break
         if progress:
             bar.set_postfix(train=f"{hist.train_loss[-1]:.3f}", val=f"{val:.3f}")
-    module.load_state_dict(best_state)
+    if best_state is not None:
+        module.load_state_dict(best_state)
     module.eval()
     return hist
