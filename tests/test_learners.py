@@ -201,3 +201,23 @@ def test_ensemble_averages_independently_seeded_networks(simple):
     assert not np.allclose(singles[0], singles[1])
     with pytest.raises(ValueError, match="n_ensemble"):
         make("tarnet", n_ensemble=0, **p).fit(simple.Y, simple.T, X=simple.X)
+
+
+@pytest.mark.parametrize("name", available())
+def test_every_registered_learner_follows_the_protocol(small, name):
+    Y, T, X = small
+    light = {"epochs": 2, "hidden": 8, "head_hidden": 8, "n_ensemble": 2} if name in NEURAL else (
+        {} if name == "ols" else {"n_estimators": 8}
+    )
+    est = make(name, random_state=0, **light)
+    assert clone(est).get_params() == est.get_params()
+    assert est.fit(Y, T, X=X) is est
+    tau = est.effect(X)
+    assert tau.shape == (len(Y),) and np.isfinite(tau).all()
+    assert isinstance(est.ate(X), float) and est.ate(X) == pytest.approx(tau.mean())
+    if est.models_outcomes:
+        mu0, mu1 = est.predict_outcomes(X)
+        np.testing.assert_allclose(mu1 - mu0, tau, atol=1e-6)
+    else:
+        with pytest.raises(NotImplementedError):
+            est.predict_outcomes(X)
