@@ -57,6 +57,7 @@ from ehrcausal.validation import (
     ArrayLike,
     as_1d,
     as_2d,
+    check_fit_inputs,
     check_propensity,
     check_same_length,
     check_treatment,
@@ -476,10 +477,7 @@ def dr_scores(
         clip: propensity clipping level in ``(0, 0.5)``.
         random_state: seed for the folds and for every model that has a ``random_state``.
     """
-    y = as_1d(Y, "Y")
-    t = check_treatment(T)
-    x = as_2d(X, "X")
-    check_same_length(Y=y, T=t, X=x)
+    y, t, x = check_fit_inputs(Y, T, X, min_per_arm=0)
     if isinstance(clip, bool) or not isinstance(clip, Real) or not 0.0 < clip < 0.5:
         raise ValueError(f"clip must be a number in (0, 0.5), got {clip!r}")
     nuis = _cross_fit(
@@ -516,10 +514,7 @@ def nuisance_estimates(
         ``{'m': E[Y|X], 'e': P(T=1|X) clipped to [0.01, 0.99], 'mu0': E[Y|X,T=0],
         'mu1': E[Y|X,T=1]}``, each an array of length ``n`` of out-of-fold predictions.
     """
-    y = as_1d(Y, "Y")
-    t = check_treatment(T)
-    x = as_2d(X, "X")
-    check_same_length(Y=y, T=t, X=x)
+    y, t, x = check_fit_inputs(Y, T, X, min_per_arm=0)
     nuis = _cross_fit(
         y,
         t,

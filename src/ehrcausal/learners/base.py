@@ -25,6 +25,17 @@ from sklearn.utils.validation import check_is_fitted
 from ..validation import check_features, check_fit_inputs
 
 
+def store_params(obj: Any, params: dict[str, Any]) -> None:
+    """Store ``__init__`` arguments unchanged as attributes (scikit-learn convention).
+
+    Call as ``store_params(self, locals())`` in an ``__init__`` whose signature lists every
+    parameter explicitly (scikit-learn's ``get_params`` reads the signature).
+    """
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(obj, name, value)
+
+
 class CATELearner(BaseEstimator):
     """Base class: validation, fitted-state bookkeeping and the public protocol."""
 

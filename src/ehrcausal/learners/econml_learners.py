@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-from .base import CATELearner
+from .base import CATELearner, store_params
 
 #: the values ``EconMLLearner(method=...)`` accepts
 METHODS: tuple[str, ...] = ("s", "t", "x", "dr", "r", "causal_forest")
@@ -140,14 +140,7 @@ class EconMLLearner(CATELearner):
         random_state: Any = None,
         n_jobs: int | None = 1,
     ) -> None:
-        self.method = method
-        self.n_estimators = n_estimators
-        self.min_samples_leaf = min_samples_leaf
-        self.max_depth = max_depth
-        self.cv = cv
-        self.propensity_clip = propensity_clip
-        self.random_state = random_state
-        self.n_jobs = n_jobs
+        store_params(self, locals())
 
     @property
     def models_outcomes(self) -> bool:  # type: ignore[override]
@@ -255,13 +248,7 @@ class _FixedMethod(EconMLLearner):
         random_state: Any = None,
         n_jobs: int | None = 1,
     ) -> None:
-        self.n_estimators = n_estimators
-        self.min_samples_leaf = min_samples_leaf
-        self.max_depth = max_depth
-        self.cv = cv
-        self.propensity_clip = propensity_clip
-        self.random_state = random_state
-        self.n_jobs = n_jobs
+        store_params(self, locals())
 
 
 class SLearner(_FixedMethod):

@@ -31,19 +31,12 @@ import torch
 import torch.nn.functional as F
 
 from ..experiment import check_seed, child_seeds, resolve_device, torch_seed
-from .base import CATELearner
+from .base import CATELearner, store_params
 from .ipm import IPMS
 from .nets import TwoHeadNet
 from .training import TrainingHistory, train_module
 
 _PREDICT_CHUNK = 8192
-
-
-def _store_params(obj: Any, params: dict[str, Any]) -> None:
-    """Store ``__init__`` arguments unchanged as attributes (scikit-learn convention)."""
-    for name, value in params.items():
-        if name not in ("self", "__class__"):
-            setattr(obj, name, value)
 
 
 def validation_split(
@@ -78,6 +71,8 @@ class NeuralCATELearner(CATELearner):
 
     models_outcomes = True
     _propensity_head = False
+    #: unit-norm representation; TARNet and CFR make it a parameter, DragonNet keeps it off
+    normalize_rep = False
 
     # parameters every neural learner has (sklearn reads them from each subclass __init__)
     def _common(self) -> dict[str, Any]:
@@ -139,7 +134,7 @@ class NeuralCATELearner(CATELearner):
                     head_hidden=int(p["head_hidden"]),
                     n_head_layers=int(p["n_head_layers"]),
                     dropout=float(p["dropout"]),
-                    normalize_rep=bool(getattr(self, "normalize_rep", False)),
+                    normalize_rep=bool(self.normalize_rep),
                     propensity_head=self._propensity_head,
                 ).to(dev)
                 hist = train_module(
@@ -261,7 +256,7 @@ class TARNet(_RepresentationBalancing):
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
-        _store_params(self, locals())
+        store_params(self, locals())
 
 
 class CFR(_RepresentationBalancing):
@@ -298,7 +293,7 @@ class CFR(_RepresentationBalancing):
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
-        _store_params(self, locals())
+        store_params(self, locals())
 
     def _fit(self, Y, T, X, **fit_params):
         if self.ipm not in IPMS:
@@ -350,7 +345,7 @@ class DragonNet(NeuralCATELearner):
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
-        _store_params(self, locals())
+        store_params(self, locals())
 
     def _loss(self, net, batch):
         out = net(batch["x"])
