@@ -1,0 +1,1 @@
+"""Clinical notes: rendering notes from simulated records, and text representations."""
