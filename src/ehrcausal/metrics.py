@@ -35,6 +35,13 @@ Prediction
     * :func:`auc`, :func:`auc_by_class` -- area under the ROC curve (one-vs-rest per class).
     * :func:`brier`, :func:`calibration_table` -- Brier score and a reliability table.
 
+Uncertainty and agreement (the X-MultiTask evaluation, Tamo et al. 2025)
+    * :func:`bootstrap_ci` -- percentile bootstrap interval of any statistic of paired arrays
+      (Efron & Tibshirani 1993).
+    * :func:`auc_by_class_ci`, :func:`nn_pehe_ci` -- per-class AUC and NN-PEHE with intervals.
+    * :func:`rank_agreement` -- Kendall's tau-b between two scores (Kendall 1938), e.g. whether
+      NN-PEHE orders methods as the true PEHE does.
+
 All functions validate their input with :mod:`ehrcausal.validation` and raise :class:`ValueError`
 naming the offending argument (NaN/inf, lengths that disagree, non-binary treatment, empty input).
 """
@@ -42,17 +49,20 @@ naming the offending argument (NaN/inf, lengths that disagree, non-binary treatm
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
+from scipy.stats import kendalltau, rankdata
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold
 
+from ehrcausal.experiment import check_seed
 from ehrcausal.validation import (
     ArrayLike,
     as_1d,
@@ -81,6 +91,10 @@ __all__ = [
     "auc_by_class",
     "brier",
     "calibration_table",
+    "bootstrap_ci",
+    "auc_by_class_ci",
+    "nn_pehe_ci",
+    "rank_agreement",
 ]
 
 # Clipping of cross-fitted propensities returned by :func:`nuisance_estimates`.
@@ -705,3 +719,236 @@ def calibration_table(y_true: ArrayLike, proba: ArrayLike, n_bins: int = 10) -> 
             "count": count[used],
         }
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# uncertainty and agreement (the X-MultiTask evaluation)
+# ---------------------------------------------------------------------------------------------
+
+
+def _rank_auc(indicator: np.ndarray, score: np.ndarray) -> float:
+    """Binary AUC by the Mann-Whitney rank sum (ties get average ranks, i.e. count one half).
+
+    :math:`AUC = (R_1 - n_1(n_1 + 1)/2) / (n_1 n_0)` with :math:`R_1` the rank sum of the
+    positives; identical to :func:`sklearn.metrics.roc_auc_score` and cheap enough for
+    bootstrap loops. Raises ``ValueError`` when one class is missing.
+    """
+    n1 = int(indicator.sum())
+    n0 = len(indicator) - n1
+    if n1 == 0 or n0 == 0:
+        raise ValueError("the AUC needs both a positive and a negative unit")
+    ranks = rankdata(score)
+    return float((ranks[indicator == 1].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+def _check_bootstrap_args(n_boot: int, alpha: float) -> tuple[int, float]:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, Integral) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, Real)
+        or not math.isfinite(alpha)
+        or not 0.0 < alpha < 1.0
+    ):
+        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    return int(n_boot), float(alpha)
+
+
+def bootstrap_ci(
+    statistic: Callable[..., float],
+    *arrays: ArrayLike,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    random_state: int | None = 0,
+) -> tuple[float, float, float]:
+    r"""Point estimate and percentile bootstrap interval of a statistic of paired arrays.
+
+    The point estimate is :math:`\hat\theta = s(A_1, \dots, A_m)` on the full data. Each of the
+    ``n_boot`` resamples draws ``n`` row indices with replacement, the SAME indices for every
+    array (rows stay paired), and evaluates :math:`\hat\theta^{*b}`. The interval is the
+    percentile interval (Efron & Tibshirani 1993, *An Introduction to the Bootstrap*, ch. 13):
+
+    .. math:: [\,q_{\alpha/2}(\hat\theta^{*}),\; q_{1-\alpha/2}(\hat\theta^{*})\,]
+
+    with :math:`q` the empirical quantiles (linear interpolation) of the successful resamples.
+    A resample on which ``statistic`` raises :class:`ValueError` (e.g. an AUC on a resample
+    holding a single class) or returns a non-finite value is skipped; if more than half of the
+    resamples fail, the interval is not trusted and a ``ValueError`` says so.
+
+    Args:
+        statistic: function of the arrays (as numpy arrays, in order) returning a number.
+        *arrays: one or more arrays with the same number of rows (1-d or 2-d).
+        n_boot: number of resamples (at least 1).
+        alpha: the interval has nominal coverage ``1 - alpha``.
+        random_state: seed of the resampling (same seed, same interval).
+
+    Returns:
+        ``(estimate, lower, upper)``.
+    """
+    if not callable(statistic):
+        raise ValueError(f"statistic must be callable, got {statistic!r}")
+    if not arrays:
+        raise ValueError("bootstrap_ci needs at least one array to resample")
+    n_boot, alpha = _check_bootstrap_args(n_boot, alpha)
+    data = []
+    for i, values in enumerate(arrays):
+        if values is None:
+            raise ValueError(f"array {i} is None")
+        arr = np.asarray(values)
+        if arr.ndim == 0:
+            raise ValueError(f"array {i} is a scalar; bootstrap_ci resamples rows of arrays")
+        data.append(arr)
+    n = check_same_length(**{f"array {i}": arr for i, arr in enumerate(data)})
+    if n < 2:
+        raise ValueError(f"bootstrap_ci needs at least 2 rows, got {n}")
+    estimate = float(statistic(*data))
+    if not math.isfinite(estimate):
+        raise ValueError(f"statistic is not finite on the full data (got {estimate})")
+    rng = np.random.default_rng(check_seed(random_state))
+    draws = np.empty(n_boot, dtype=float)
+    ok = np.zeros(n_boot, dtype=bool)
+    for b in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        try:
+            value = float(statistic(*(arr[idx] for arr in data)))
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            draws[b] = value
+            ok[b] = True
+    n_failed = int(n_boot - ok.sum())
+    if n_failed > n_boot / 2:
+        raise ValueError(
+            f"{n_failed} of {n_boot} bootstrap resamples failed (the statistic raised ValueError "
+            "or was not finite); more than half failed, so no interval is given"
+        )
+    lower, upper = np.quantile(draws[ok], [alpha / 2.0, 1.0 - alpha / 2.0])
+    return estimate, float(lower), float(upper)
+
+
+def auc_by_class_ci(
+    y_true: ArrayLike,
+    proba: ArrayLike,
+    *,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    random_state: int | None = 0,
+) -> pd.DataFrame:
+    r"""One-vs-rest AUC per class with percentile bootstrap intervals.
+
+    For class :math:`c`, the AUC of ``proba[:, c]`` for :math:`1[y = c]` (as
+    :func:`auc_by_class`) and its :func:`bootstrap_ci` interval; all classes use the same
+    resampled rows for a given ``random_state``. This is the X-MultiTask report (Tamo et al.
+    2025): the AUC of each arm's head on that arm's test patients, with a bootstrap interval.
+    Resamples without both a unit of class ``c`` and one of another class are skipped. A
+    class absent from ``y_true`` (or held by every unit) gets NaN in every column.
+
+    Returns:
+        DataFrame with columns ``class``, ``auc``, ``lower``, ``upper`` (one row per class).
+    """
+    p = as_2d(proba, "proba")
+    n_classes = p.shape[1]
+    y = _class_labels(y_true, n_classes)
+    check_same_length(y_true=y, proba=p)
+    _check_bootstrap_args(n_boot, alpha)
+    rows = []
+    for c in range(n_classes):
+        indicator = (y == c).astype(int)
+        if 0 < indicator.sum() < len(indicator):
+            est, lower, upper = bootstrap_ci(
+                _rank_auc,
+                indicator,
+                p[:, c],
+                n_boot=n_boot,
+                alpha=alpha,
+                random_state=random_state,
+            )
+        else:
+            est = lower = upper = float("nan")
+        rows.append({"class": c, "auc": est, "lower": lower, "upper": upper})
+    return pd.DataFrame(rows, columns=["class", "auc", "lower", "upper"])
+
+
+def nn_pehe_ci(
+    X: ArrayLike,
+    T: ArrayLike,
+    Y: ArrayLike,
+    tau_hat: ArrayLike,
+    *,
+    squared: bool = False,
+    standardize: bool = True,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    random_state: int | None = 0,
+) -> tuple[float, float, float]:
+    r"""NN-PEHE with a percentile bootstrap interval.
+
+    The point estimate is :func:`nn_pehe` (Schwab, Linhardt & Karlen 2018, "Perfect Match",
+    arXiv:1810.00656) in the X-MultiTask variant: every unit's pseudo-effect comes from its
+    1-nearest neighbour in the other arm on standardised covariates, outcomes are one-hot
+    classes, and the squared error is averaged over classes and units,
+
+    .. math:: \text{NN-PEHE}^2 = \frac{1}{C}\sum_c \frac1n\sum_i
+              (\hat\tau_{ic} - \tilde\tau_{ic})^2 .
+
+    ``squared=True`` returns this mean squared error (the number the paper reports);
+    the default returns its square root (the scale of :func:`pehe`). The interval comes from
+    :func:`bootstrap_ci` over units: each resample re-standardises the covariates and re-matches
+    neighbours among the resampled units (a resample missing an arm is skipped).
+
+    Args:
+        X: covariates ``(n, d)``.
+        T: binary treatment ``(n,)``.
+        Y: observed outcomes: ``(n,)`` numbers, one-hot ``(n, C)``, or integer class labels
+            ``(n,)`` when ``tau_hat`` is ``(n, C)`` (they are one-hot encoded).
+        tau_hat: estimated effects, ``(n,)`` or ``(n, C)``.
+        squared, standardize: as in :func:`nn_pehe`.
+        n_boot, alpha, random_state: as in :func:`bootstrap_ci`.
+
+    Returns:
+        ``(estimate, lower, upper)``.
+    """
+    x = as_2d(X, "X")
+    t = check_treatment(T)
+    est = _as_effect(tau_hat, "tau_hat")
+    y_arr = np.asarray(Y) if Y is not None else None
+    if est.ndim == 2 and y_arr is not None and y_arr.ndim == 1:
+        y = np.eye(est.shape[1])[_class_labels(Y, est.shape[1], "Y")]
+    else:
+        y = _as_effect(Y, "Y")
+    check_same_length(X=x, T=t, Y=y, tau_hat=est)
+    _check_same_shape(y, est, "Y", "tau_hat")
+
+    def statistic(xb: np.ndarray, tb: np.ndarray, yb: np.ndarray, eb: np.ndarray) -> float:
+        return nn_pehe(xb, tb, yb, eb, squared=squared, standardize=standardize)
+
+    return bootstrap_ci(
+        statistic, x, t, y, est, n_boot=n_boot, alpha=alpha, random_state=random_state
+    )
+
+
+def rank_agreement(a: ArrayLike, b: ArrayLike) -> tuple[float, float]:
+    r"""Kendall's rank correlation :math:`\tau_b` between two score vectors, and its p-value.
+
+    .. math:: \tau_b = \frac{n_c - n_d}{\sqrt{(n_0 - n_1)(n_0 - n_2)}}
+
+    with :math:`n_c`/:math:`n_d` the concordant/discordant pairs, :math:`n_0 = n(n-1)/2` and
+    :math:`n_1, n_2` the pairs tied in ``a`` and in ``b`` (Kendall 1938, "A new measure of rank
+    correlation", Biometrika 30; the tie correction of Kendall 1945), computed by
+    :func:`scipy.stats.kendalltau` with its two-sided p-value for :math:`\tau_b = 0`. Use it to
+    ask whether a truth-free criterion orders methods as the truth does, e.g. NN-PEHE against
+    the true PEHE across methods and replicates: 1 is the same order, -1 the reverse.
+
+    Returns:
+        ``(tau_b, p_value)``.
+    """
+    x = as_1d(a, "a")
+    y = as_1d(b, "b")
+    n = check_same_length(a=x, b=y)
+    if n < 3:
+        raise ValueError(f"rank_agreement needs at least 3 pairs, got {n}")
+    for name, v in (("a", x), ("b", y)):
+        if np.all(v == v[0]):
+            raise ValueError(f"{name} is constant; a rank correlation is undefined")
+    result = kendalltau(x, y)
+    return float(result.statistic), float(result.pvalue)

@@ -132,10 +132,14 @@ class CausalDataset:
         return self.take(np.isin(self.split, splits))
 
     def to_frame(self) -> pd.DataFrame:
-        """One tidy table: covariates, T, Y, true quantities, split and annotations."""
+        """One tidy table: covariates, T, Y (``Y_0..Y_{D-1}`` if 2-d), truth, split, annotations."""
         df = self.X.copy()
         df["T"] = self.T
-        df["Y"] = self.Y
+        if self.Y.ndim == 2:
+            for j in range(self.Y.shape[1]):
+                df[f"Y_{j}"] = self.Y[:, j]
+        else:
+            df["Y"] = self.Y
         for name in ("mu0", "mu1", "tau"):
             v = getattr(self, name)
             if v is None:
