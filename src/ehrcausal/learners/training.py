@@ -18,6 +18,8 @@ from torch import nn
 
 # loss_fn(module, batch) -> (training loss to minimise, monitored validation criterion)
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
+# batch_sampler(n_train, generator) -> list of index tensors into the training rows (one epoch)
+BatchSampler = Callable[[int, torch.Generator], list[torch.Tensor]]
 
 
 @dataclass
@@ -55,12 +57,16 @@ def train_module(
     seed: int = 0,
     progress: bool = False,
     desc: str = "training",
+    batch_sampler: BatchSampler | None = None,
 ) -> TrainingHistory:
     """Train ``module`` in place and return its history.
 
     data -- tensors with the same first dimension (already on the module's device);
     train_idx / val_idx -- row indices of the training and validation parts;
-    decay_params -- parameters that get ``weight_decay`` (all parameters when None).
+    decay_params -- parameters that get ``weight_decay`` (all parameters when None);
+    batch_sampler -- how one epoch is cut into mini-batches: ``batch_sampler(n_train, generator)``
+    returns index tensors into the training rows, drawing any randomness from ``generator``
+    (default: a seeded random permutation cut into consecutive ``batch_size`` chunks).
     """
     from tqdm import tqdm
 
@@ -89,7 +95,12 @@ def train_module(
     for epoch in bar:
         module.train()
         total = 0.0
-        for idx in _batches(n_train, batch_size, gen):
+        seen = 0
+        if batch_sampler is None:
+            epoch_batches = _batches(n_train, batch_size, gen)
+        else:
+            epoch_batches = batch_sampler(n_train, gen)
+        for idx in epoch_batches:
             idx = idx.to(device)
             batch = {k: v[idx] for k, v in tr.items()}
             opt.zero_grad(set_to_none=True)
@@ -97,7 +108,8 @@ def train_module(
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
-        hist.train_loss.append(total / n_train)
+            seen += len(idx)
+        hist.train_loss.append(total / max(seen, 1))
         if not np.isfinite(hist.train_loss[-1]):
             raise FloatingPointError(
                 f"training diverged at epoch {epoch} (loss {hist.train_loss[-1]}); "
