@@ -138,7 +138,7 @@ def test_make_model_specs_are_as_documented():
         200, 0.05, False, 5,
     )
     forest = make_model("forest", "regressor", 2)
-    assert (forest.n_estimators, forest.min_samples_leaf, forest.random_state) == (200, 5, 2)
+    assert (forest.n_estimators, forest.min_samples_leaf, forest.random_state) == (100, 5, 2)
     assert make_model("linear", "classifier", None).C >= 1e4
 
 

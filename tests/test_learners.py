@@ -8,7 +8,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from ehrcausal.learners import NEURAL, available, make
+from ehrcausal.learners import CATE_LEARNERS, NEURAL, available, make
 from ehrcausal.learners.ipm import mmd2_rbf, wasserstein_sinkhorn
 
 REQUIRED = {
@@ -203,8 +203,17 @@ def test_ensemble_averages_independently_seeded_networks(simple):
         make("tarnet", n_ensemble=0, **p).fit(simple.Y, simple.T, X=simple.X)
 
 
-@pytest.mark.parametrize("name", available())
-def test_every_registered_learner_follows_the_protocol(small, name):
+def test_every_registered_learner_belongs_to_one_family():
+    # each family has its own protocol test (here, tests/test_aace.py, tests/test_multitask.py)
+    from ehrcausal.learners import AACE_LEARNERS, CATE_LEARNERS, MULTI_OUTCOME_LEARNERS
+
+    families = [set(CATE_LEARNERS), set(AACE_LEARNERS), set(MULTI_OUTCOME_LEARNERS)]
+    assert sorted(available()) == sorted(set().union(*families))
+    assert sum(len(f) for f in families) == len(available())
+
+
+@pytest.mark.parametrize("name", CATE_LEARNERS)
+def test_every_cate_learner_follows_the_protocol(small, name):
     Y, T, X = small
     light = {"epochs": 2, "hidden": 8, "head_hidden": 8, "n_ensemble": 2} if name in NEURAL else (
         {} if name == "ols" else {"n_estimators": 8}

@@ -277,3 +277,58 @@ def run_benchmark(
     )
     cols = ["replicate", "learner", "pehe_in", "pehe_out", "ate_in", "ate_out", "seconds", "cached"]
     return pd.DataFrame(rows)[cols]
+
+
+#: registry names of the forest-based learners (their size is set by ``n_estimators``)
+FOREST_LEARNERS: tuple[str, ...] = (
+    "s_learner", "t_learner", "x_learner", "dr_learner", "r_learner", "causal_forest",
+)
+
+
+def learner_params(
+    names: Sequence[str] | Mapping[str, str],
+    *,
+    epochs: int | None = None,
+    n_estimators: int | None = None,
+    device: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per-learner parameters of a chapter's budget knobs, keyed by learner label.
+
+    Neural learners (``ehrcausal.learners.NEURAL``) get ``epochs`` and ``device``; the forest
+    learners (:data:`FOREST_LEARNERS`) get ``n_estimators``; others get nothing. ``names`` may
+    map labels to registry names, as in :func:`run_benchmark`. A ``None`` knob is left out.
+    """
+    from .learners import NEURAL
+
+    if not isinstance(names, Mapping):
+        names = {n: n for n in names}
+    out: dict[str, dict[str, Any]] = {}
+    for label, base in names.items():
+        knobs: dict[str, Any] = {}
+        if base in NEURAL:
+            knobs = {"epochs": epochs, "device": device}
+        elif base in FOREST_LEARNERS:
+            knobs = {"n_estimators": n_estimators}
+        out[label] = {k: v for k, v in knobs.items() if v is not None}
+    return out
+
+
+def parse_list(value: Any, cast: Callable[[str], Any] = str, name: str = "value") -> list[Any]:
+    """A notebook parameter given as a list or as a comma-separated string (``papermill -p``).
+
+    ``parse_list("0.05, 0.5", float) == [0.05, 0.5]``; a list or tuple is cast element-wise. An
+    empty result or an element that ``cast`` rejects raises ValueError naming ``name``.
+    """
+    items = value.split(",") if isinstance(value, str) else list(np.atleast_1d(value))
+    out = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else item
+        if text == "":
+            continue
+        try:
+            out.append(cast(text))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: cannot read {item!r} as {cast.__name__}") from exc
+    if not out:
+        raise ValueError(f"{name} is empty")
+    return out

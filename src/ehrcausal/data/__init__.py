@@ -1,7 +1,23 @@
 """Data sets as one dataclass, their loaders and simulators of multimodal records."""
 
+from .cardiac import simulate_cardiac
 from .dataset import SPLITS, CausalDataset
 from .ihdp import N_REALIZATIONS as IHDP_REALIZATIONS
 from .ihdp import load_ihdp, protocol_split
+from .mimic import build_mimic_cohort
+from .mover import load_mover_spine
+from .respiratory import simulate_respiratory
+from .spine import simulate_spine
 
-__all__ = ["CausalDataset", "SPLITS", "load_ihdp", "protocol_split", "IHDP_REALIZATIONS"]
+__all__ = [
+    "CausalDataset",
+    "SPLITS",
+    "load_ihdp",
+    "protocol_split",
+    "IHDP_REALIZATIONS",
+    "simulate_respiratory",
+    "simulate_cardiac",
+    "simulate_spine",
+    "build_mimic_cohort",
+    "load_mover_spine",
+]

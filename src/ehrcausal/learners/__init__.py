@@ -16,6 +16,16 @@ name                    learner
 ``dragonnet``           DragonNet without targeted regularisation (torch)
 ``dragonnet_tr``        DragonNet with targeted regularisation (torch)
 ``cfr_wass_ens``        CFR-Wass averaged over 5 independently seeded networks (torch)
+``aace``                AACE: DR pseudo-outcomes in annotation space, regressed on phi
+``aace_no_crossfit``    AACE without cross-fitting (as the public code)
+``aace_weighted``       AACE with inverse annotation-propensity weights
+``risk_based``          risk-based policy: control-outcome model on phi (a ranking score)
+``oracle``              the true effect regressed on phi (the representation's ceiling)
+``xmultitask``          X-MultiTask as described (IPW loss, X-learner stage 2)
+``xmultitask_released`` X-MultiTask as released (both defects reproduced)
+``dcn_pd``              DCN-PD, propensity dropout
+``mc_tarnet``           TARNet for class / multi-domain outcomes, multitask trunk
+``mc_s_learner``...     S-, T-, X-learners for class / multi-domain outcomes
 ======================  ==============================================================
 """
 
@@ -50,6 +60,22 @@ register(
 )
 
 NEURAL = ("tarnet", "cfr_wass", "cfr_mmd", "dragonnet", "dragonnet_tr", "cfr_wass_ens")
+#: the learners that need nothing but (Y, T, X): the IHDP benchmark's "all"
+CATE_LEARNERS = tuple(available())
+
+# Chapter learners register themselves on import (annotation-assisted; multi-outcome).
+from .aace import AACE, Oracle, RiskBased  # noqa: E402
+from .metalearners_mc import MetaLearnerMC  # noqa: E402
+from .multioutcome import MultiOutcomeLearner  # noqa: E402
+from .multitask import DCNPD, MultiOutcomeTARNet, XMultiTask  # noqa: E402
+
+#: annotation-assisted policy learners and their baselines (the AACE chapter)
+AACE_LEARNERS = ("aace", "aace_no_crossfit", "aace_weighted", "risk_based", "oracle")
+#: learners for class or multi-domain outcomes, single- or multitask (the X-MultiTask chapter)
+MULTI_OUTCOME_LEARNERS = (
+    "xmultitask", "xmultitask_released", "dcn_pd", "mc_tarnet",
+    "mc_s_learner", "mc_t_learner", "mc_x_learner",
+)
 
 __all__ = [
     "CATELearner",
@@ -66,6 +92,17 @@ __all__ = [
     "CFR",
     "DragonNet",
     "NEURAL",
+    "CATE_LEARNERS",
+    "AACE_LEARNERS",
+    "MULTI_OUTCOME_LEARNERS",
+    "AACE",
+    "RiskBased",
+    "Oracle",
+    "MultiOutcomeLearner",
+    "XMultiTask",
+    "MultiOutcomeTARNet",
+    "DCNPD",
+    "MetaLearnerMC",
     "make",
     "available",
     "describe",

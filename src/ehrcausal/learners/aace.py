@@ -249,9 +249,12 @@ class AACE(_PhiRegression):
 
     Parameters
     ----------
-    nuisance : str or estimator, default="gbm"
+    nuisance : str or estimator, default="forest"
         Model family of :math:`e` (classifier) and :math:`\mu_0, \mu_1` (regressors), see
-        :func:`~ehrcausal.learners.sklearn_models.make_model`.
+        :func:`~ehrcausal.learners.sklearn_models.make_model`. Random forests are the default
+        because their out-of-fold propensities stay calibrated on a few hundred annotated
+        records; boosted trees ("gbm") overfit the propensity there, and the resulting extreme
+        inverse weights make the pseudo-outcomes heavy-tailed.
     final : str or estimator, default="ridge"
         Regressor of :math:`\psi` on :math:`\phi`.
     cv : int, default=5
@@ -288,7 +291,7 @@ class AACE(_PhiRegression):
 
     def __init__(
         self,
-        nuisance: str | BaseEstimator = "gbm",
+        nuisance: str | BaseEstimator = "forest",
         final: str | BaseEstimator = "ridge",
         cv: int = 5,
         propensity_clip: float = 0.02,

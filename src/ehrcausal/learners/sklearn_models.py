@@ -64,7 +64,7 @@ def _build(spec: str, kind: str) -> BaseEstimator:
         )
     if spec == "forest":
         cls = RandomForestRegressor if kind == "regressor" else RandomForestClassifier
-        return cls(n_estimators=200, min_samples_leaf=5)
+        return cls(n_estimators=100, min_samples_leaf=5)
     raise ValueError(f"unknown model spec {spec!r}; known specs: {', '.join(MODEL_SPECS)}")
 
 

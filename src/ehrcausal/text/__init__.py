@@ -1,1 +1,13 @@
 """Clinical notes: rendering notes from simulated records, and text representations."""
+
+from .embed import TfidfSVD, embed
+from .notes import render_cardiac_notes, render_respiratory_notes
+from .recoverability import fact_recoverability
+
+__all__ = [
+    "embed",
+    "TfidfSVD",
+    "render_respiratory_notes",
+    "render_cardiac_notes",
+    "fact_recoverability",
+]
