@@ -294,18 +294,19 @@ def learner_params(
 ) -> dict[str, dict[str, Any]]:
     """Per-learner parameters of a chapter's budget knobs, keyed by learner label.
 
-    Neural learners (``ehrcausal.learners.NEURAL``) get ``epochs`` and ``device``; the forest
+    Torch learners (``ehrcausal.learners.NEURAL`` and ``TORCH_MULTI_OUTCOME``) get ``epochs``
+    and ``device``; the forest
     learners (:data:`FOREST_LEARNERS`) get ``n_estimators``; others get nothing. ``names`` may
     map labels to registry names, as in :func:`run_benchmark`. A ``None`` knob is left out.
     """
-    from .learners import NEURAL
+    from .learners import NEURAL, TORCH_MULTI_OUTCOME
 
     if not isinstance(names, Mapping):
         names = {n: n for n in names}
     out: dict[str, dict[str, Any]] = {}
     for label, base in names.items():
         knobs: dict[str, Any] = {}
-        if base in NEURAL:
+        if base in NEURAL or base in TORCH_MULTI_OUTCOME:
             knobs = {"epochs": epochs, "device": device}
         elif base in FOREST_LEARNERS:
             knobs = {"n_estimators": n_estimators}
@@ -332,3 +333,39 @@ def parse_list(value: Any, cast: Callable[[str], Any] = str, name: str = "value"
     if not out:
         raise ValueError(f"{name} is empty")
     return out
+
+
+def _cached_call(task: tuple[Callable[[Any], Any], Any, str | None, str]) -> Any:
+    from .cache import ResultCache
+
+    fn, cell, cache_dir, namespace = task
+    cache = ResultCache(cache_dir, namespace=namespace)
+    key = cell.key() if hasattr(cell, "key") else cell
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    out = fn(cell)
+    cache.put(key, out)
+    return out
+
+
+def run_cached(
+    fn: Callable[[Any], Any],
+    cells: Sequence[Any],
+    *,
+    n_jobs: int = 1,
+    cache_dir: str | os.PathLike | None = None,
+    namespace: str = "cells",
+    progress: bool = True,
+    desc: str = "fits",
+) -> list[Any]:
+    """``[fn(c) for c in cells]`` through :func:`run_replicates`, each result cached on disk.
+
+    A cell describes one unit of work (its ``key()`` or the cell itself must be
+    JSON-serialisable); with ``cache_dir`` every finished result is written atomically under
+    ``cache_dir/namespace`` and a rerun returns it without calling ``fn``, so an interrupted
+    sweep resumes. ``fn`` must be picklable (a module-level function or a partial of one).
+    """
+    root = None if cache_dir is None else str(cache_dir)
+    tasks = [(fn, c, root, namespace) for c in cells]
+    return run_replicates(_cached_call, tasks, n_jobs=n_jobs, progress=progress, desc=desc)

@@ -76,6 +76,8 @@ MULTI_OUTCOME_LEARNERS = (
     "xmultitask", "xmultitask_released", "dcn_pd", "mc_tarnet",
     "mc_s_learner", "mc_t_learner", "mc_x_learner",
 )
+#: the torch learners among them (they take ``epochs`` and ``device``)
+TORCH_MULTI_OUTCOME = ("xmultitask", "xmultitask_released", "dcn_pd", "mc_tarnet")
 
 __all__ = [
     "CATELearner",
@@ -95,6 +97,7 @@ __all__ = [
     "CATE_LEARNERS",
     "AACE_LEARNERS",
     "MULTI_OUTCOME_LEARNERS",
+    "TORCH_MULTI_OUTCOME",
     "AACE",
     "RiskBased",
     "Oracle",

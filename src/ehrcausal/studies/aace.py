@@ -27,14 +27,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..cache import ResultCache
+from ..cache import default_cache_dir
 from ..data.dataset import CausalDataset
-from ..experiment import run_replicates
+from ..experiment import run_cached
 from ..metrics import autoc, pehe, policy_value, policy_value_curve
 
 #: the chapter's simulators, by name
@@ -203,17 +204,6 @@ def truth_rows(cells: Iterable[Cell]) -> list[dict[str, Any]]:
     return rows
 
 
-def _run_cached(task: tuple[Cell, str, Any, bool]) -> dict[str, Any]:
-    cell, device, cache_dir, use_results_cache = task
-    cache = ResultCache(cache_dir if use_results_cache else None, namespace="aace")
-    hit = cache.get(cell.key())
-    if hit is not None:
-        return hit
-    row = run_cell(cell, device=device, cache_dir=cache_dir)
-    cache.put(cell.key(), row)
-    return row
-
-
 def warm_embeddings(
     cells: Iterable[Cell], *, device: str = "auto", cache_dir: Any = None, progress: bool = True
 ) -> int:
@@ -255,9 +245,15 @@ def run_cells(
     finished cell is also stored atomically, so an interrupted run resumes where it stopped.
     """
     warm_embeddings(cells, device=device, cache_dir=cache_dir, progress=progress)
-    tasks = [(c, device, cache_dir, use_results_cache) for c in cells]
-    rows = run_replicates(
-        _run_cached, tasks, n_jobs=n_jobs, progress=progress, desc=f"{len(cells)} fits"
+    rows = run_cached(
+        partial(run_cell, device=device, cache_dir=cache_dir),
+        cells,
+        n_jobs=n_jobs,
+        cache_dir=(cache_dir if cache_dir is not None else default_cache_dir())
+        if use_results_cache else None,
+        namespace="aace",
+        progress=progress,
+        desc=f"{len(cells)} fits",
     )
     return pd.DataFrame(rows)
 

@@ -1,0 +1,66 @@
+"""The X-MultiTask chapter's experiment code: designs, scoring and one end-to-end cell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ehrcausal.data import simulate_spine
+from ehrcausal.learners import make
+from ehrcausal.studies import xmultitask as study
+
+
+class _Truth:
+    """A 'learner' that predicts the simulator's own potential outcomes (for scoring tests)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def predict_outcomes(self, X, task=None):
+        return self.ds.mu0, self.ds.mu1
+
+    def effect(self, X, task=None):
+        return self.ds.tau
+
+
+def test_score_task_of_the_truth():
+    cohort = simulate_spine(400, 5)
+    for task in study.TASKS:
+        ds = cohort[task]
+        scores = study.score_task(_Truth(ds), ds, task)
+        assert scores["pehe"] == 0.0 and scores["ate_error"] == 0.0
+        # NN-PEHE of the true effects is not zero: it measures against noisy neighbour pairs
+        assert scores["nn_pehe"] > 0.0
+        assert scores["nn_pehe_root"] == pytest.approx(np.sqrt(scores["nn_pehe"]))
+    appr = study.score_task(_Truth(cohort["approach"]), cohort["approach"], "approach")
+    assert 0.5 < appr["auc_treated"] < 1.0 and "rmse_treated" not in appr
+    surg = study.score_task(_Truth(cohort["surgery"]), cohort["surgery"], "surgery")
+    # the residual sd of the PROs is the simulator's noise level
+    assert 0.3 < surg["rmse_treated"] < 0.6 and "auc_treated" not in surg
+
+
+def test_design_and_bad_tasks():
+    cells = study.design("size", learners={"a": "xmultitask", "b": "mc_t_learner"},
+                         seeds=[1, 2], sizes=[200, 400], tasks=[("approach",), study.TASKS],
+                         params={"a": {"epochs": 3}})
+    assert len(cells) == 2 * 2 * 2 * 2
+    assert {c.n for c in cells} == {200, 400}
+    assert [c.params for c in cells if c.learner == "a"][0] == {"epochs": 3}
+    with pytest.raises(ValueError, match="unknown task"):
+        study.design("x", learners={"a": "xmultitask"}, seeds=[0], tasks=[("spine",)])
+
+
+def test_one_cell_end_to_end_is_reproducible(tmp_path):
+    cells = study.design("main", learners={"xmultitask": "xmultitask", "t": "mc_t_learner"},
+                         seeds=[7], sizes=[300], params={"xmultitask": {"epochs": 3}})
+    df = study.run_cells(cells, cache_dir=tmp_path, progress=False)
+    assert sorted(df.task.unique()) == sorted(study.TASKS)
+    assert len(df) == 4 and np.isfinite(df.pehe).all()
+    again = study.run_cells(cells, cache_dir=None, progress=False)
+    np.testing.assert_allclose(df.pehe, again.pehe)
+    # a fitted learner scores the same way the cell does
+    est = make("mc_t_learner", random_state=7)
+    ds = simulate_spine(300, 7)["approach"]
+    est.fit_tasks({"approach": ds.subset("train", "val")})
+    row = df[(df.learner == "t") & (df.task == "approach")].iloc[0]
+    assert study.score_task(est, ds.subset("test"), "approach")["pehe"] == pytest.approx(row.pehe)
