@@ -369,3 +369,24 @@ def run_cached(
     root = None if cache_dir is None else str(cache_dir)
     tasks = [(fn, c, root, namespace) for c in cells]
     return run_replicates(_cached_call, tasks, n_jobs=n_jobs, progress=progress, desc=desc)
+
+
+def paired_difference(
+    df: pd.DataFrame, a: str, b: str, metric: str, *, by: str = "replicate",
+    column: str = "learner",
+) -> tuple[float, float]:
+    """Mean and standard error over replicates of the paired difference ``a - b`` in ``metric``.
+
+    ``df`` is a tidy table (one row per replicate and learner); rows are matched on ``by``, so
+    two learners fitted on the same replicates are compared replicate by replicate, which
+    removes the variation the replicates share. The standard error is NaN with one replicate.
+    """
+    for name in (a, b):
+        if name not in set(df[column]):
+            raise ValueError(f"{column} {name!r} is not in the table")
+    wide = df.pivot_table(index=by, columns=column, values=metric)
+    diff = (wide[a] - wide[b]).dropna()
+    if diff.empty:
+        raise ValueError(f"{a!r} and {b!r} share no {by}")
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+    return float(diff.mean()), se

@@ -260,7 +260,7 @@ class AACE(_PhiRegression):
     cv : int, default=5
         Number of cross-fitting folds; ``1`` fits and evaluates the nuisances on the same rows
         (as the public AACE code does).
-    propensity_clip : float in (0, 0.5), default=0.02
+    propensity_clip : float in (0, 0.5), default=0.05
         :math:`c`, the clipping of :math:`\hat e`.
     annotation_weighting : bool, default=False
         Weight annotated rows by :math:`1/\hat\pi` with
@@ -294,7 +294,7 @@ class AACE(_PhiRegression):
         nuisance: str | BaseEstimator = "forest",
         final: str | BaseEstimator = "ridge",
         cv: int = 5,
-        propensity_clip: float = 0.02,
+        propensity_clip: float = 0.05,
         annotation_weighting: bool = False,
         annotation_clip: float = 0.05,
         random_state: int | None = None,
