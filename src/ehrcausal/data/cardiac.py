@@ -48,7 +48,7 @@ from scipy.stats import norm
 from ..text.notes import render_cardiac_notes
 from .dataset import CausalDataset
 from .ihdp import protocol_split
-from .respiratory import _annotation, _check_knobs, _int_seed, _streams
+from .respiratory import _annotated_dataset, _annotation, _check_knobs, _int_seed, _streams
 
 __all__ = [
     "AGE_MODEL",
@@ -245,7 +245,6 @@ def simulate_cardiac(
     T = (np.random.default_rng(ss["treatment"]).random(n) < e).astype(int)
     mu0 = cardiac_mu0(records)
     mu1 = mu0 + cardiac_tau(records)
-    tau = mu1 - mu0  # exactly the stored difference (floating point)
     noise = np.random.default_rng(ss["noise"]).standard_normal(n)
     Y = np.where(T == 1, mu1, mu0) + sd * noise
 
@@ -265,29 +264,10 @@ def simulate_cardiac(
         "annotation_selection": annotation_selection, "style": style,
         "misspelling_rate": float(misspelling_rate), "noise_sd": sd, "split": list(fractions),
     }
-    return CausalDataset(
-        X=X,
-        T=T,
-        Y=Y,
-        text=text,
-        annotations=annotations,
-        modalities={
-            "records": records,
-            "annotated": ann_mask,
-            "annotation_propensity": ann_prob,
-            "propensity": e,
-        },
-        mu0=mu0,
-        mu1=mu1,
-        tau=tau,
-        split=labels,
-        meta={
-            "source": _SOURCE,
-            "seed": seed,
-            "knobs": knobs,
-            "text_only": list(CONDITIONS),
-            "tabular": ["age", "male"],
-            "x_columns": ["age", "male"],
-            "annotation_columns": list(CONDITIONS),
-        },
+    return _annotated_dataset(
+        records=records, X=X, T=T, Y=Y, mu0=mu0, mu1=mu1, propensity=e, text=text,
+        annotations=annotations, ann_prob=ann_prob, ann_mask=ann_mask, split=labels,
+        meta={"source": _SOURCE, "seed": seed, "knobs": knobs, "text_only": list(CONDITIONS),
+              "tabular": ["age", "male"], "x_columns": ["age", "male"],
+              "annotation_columns": list(CONDITIONS)},
     )

@@ -423,7 +423,6 @@ def simulate_respiratory(
     T = (np.random.default_rng(ss["treatment"]).random(n) < e).astype(int)
     mu0 = respiratory_mu0(records)
     mu1 = mu0 + respiratory_tau(records)
-    tau = mu1 - mu0  # exactly the stored difference (floating point)
     noise = np.random.default_rng(ss["noise"]).standard_normal(n)
     Y = np.where(T == 1, mu1, mu0) + sd * noise
 
@@ -455,29 +454,23 @@ def simulate_respiratory(
         "annotation_selection": annotation_selection, "style": style,
         "misspelling_rate": float(misspelling_rate), "noise_sd": sd, "split": list(fractions),
     }
+    return _annotated_dataset(
+        records=records, X=X, T=T, Y=Y, mu0=mu0, mu1=mu1, propensity=e, text=text,
+        annotations=annotations, ann_prob=ann_prob, ann_mask=ann_mask, split=labels,
+        meta={"source": _SOURCE, "seed": seed, "knobs": knobs, "text_only": hidden,
+              "tabular": visible, "x_columns": x_cols, "annotation_columns": ann_cols},
+    )
+
+
+def _annotated_dataset(
+    *, records: pd.DataFrame, X: pd.DataFrame, T: np.ndarray, Y: np.ndarray, mu0: np.ndarray,
+    mu1: np.ndarray, propensity: np.ndarray, text: list[str], annotations: pd.DataFrame,
+    ann_prob: np.ndarray, ann_mask: np.ndarray, split: np.ndarray, meta: dict,
+) -> CausalDataset:
+    """The dataset layout shared by the AACE simulators (records and truths as modalities)."""
     return CausalDataset(
-        X=X,
-        T=T,
-        Y=Y,
-        text=text,
-        annotations=annotations,
-        modalities={
-            "records": records,
-            "annotated": ann_mask,
-            "annotation_propensity": ann_prob,
-            "propensity": e,
-        },
-        mu0=mu0,
-        mu1=mu1,
-        tau=tau,
-        split=labels,
-        meta={
-            "source": _SOURCE,
-            "seed": seed,
-            "knobs": knobs,
-            "text_only": hidden,
-            "tabular": visible,
-            "x_columns": x_cols,
-            "annotation_columns": ann_cols,
-        },
+        X=X, T=T, Y=Y, text=text, annotations=annotations,
+        modalities={"records": records, "annotated": ann_mask,
+                    "annotation_propensity": ann_prob, "propensity": propensity},
+        mu0=mu0, mu1=mu1, tau=mu1 - mu0, split=split, meta=meta,
     )
