@@ -225,7 +225,7 @@ def test_protocol(small):
     # parameters are stored unchanged and survive clone
     params = est.get_params()
     assert params == {
-        "nuisance": "ridge", "final": "ridge", "cv": 3, "propensity_clip": 0.02,
+        "nuisance": "ridge", "final": "ridge", "cv": 3, "propensity_clip": 0.05,
         "annotation_weighting": False, "annotation_clip": 0.05, "random_state": 0,
     }
     copy = clone(est)
