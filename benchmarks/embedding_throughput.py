@@ -1,6 +1,6 @@
 """Benchmark: notes per second of the text representations (MiniLM and TF-IDF + SVD).
 
-Times :func:`ehrcausal.text.embed.embed` with the cache off on ``--n`` synthetic clinical-like
+Times :func:`ehrcausal.text.embeddings.embed` with the cache off on ``--n`` synthetic clinical-like
 notes (templated sentences, numbers, negations, abbreviations in the compact style). The MiniLM
 model is loaded and warmed up first; its load time is reported separately.
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ehrcausal.experiment import resolve_device
-    from ehrcausal.text.embed import embed
+    from ehrcausal.text.embeddings import embed
 
     device = resolve_device(args.device)
     notes = synthetic_notes(args.n, args.style, args.seed)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ehrcausal.text import embed as embed_mod
-from ehrcausal.text.embed import MINILM_DIM, TfidfSVD, embed
+from ehrcausal.text import embeddings as embed_mod
+from ehrcausal.text.embeddings import MINILM_DIM, TfidfSVD, embed
 from ehrcausal.text.recoverability import fact_recoverability
 
 SENTENCES = [

@@ -72,7 +72,7 @@ def represent(
     random_state: int = 0,
 ) -> pd.DataFrame:
     """The representation phi: the notes' embedding beside the tabular covariates ``ds.X``."""
-    from ..text.embed import embed
+    from ..text.embeddings import embed
 
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; use {REPRESENTATIONS}")

@@ -1,6 +1,6 @@
 """Clinical notes: rendering notes from simulated records, and text representations."""
 
-from .embed import TfidfSVD, embed
+from .embeddings import TfidfSVD, embed
 from .notes import render_cardiac_notes, render_respiratory_notes
 from .recoverability import fact_recoverability
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..experiment import check_seed
-from .embed import check_texts
+from .embeddings import check_texts
 
 __all__ = ["fact_recoverability"]
 
