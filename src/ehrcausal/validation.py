@@ -9,6 +9,7 @@ outside the open interval (0, 1).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -133,3 +134,19 @@ def check_features(X: ArrayLike, n_features: int, name: str = "X") -> np.ndarray
     if x.shape[1] != n_features:
         raise ValueError(f"{name} has {x.shape[1]} columns; the model was fitted on {n_features}")
     return x
+
+
+def check_int(value: Any, name: str, low: int | None = None, high: int | None = None) -> int:
+    """An integer parameter (``bool`` rejected, NumPy integers accepted) within ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            bound = f">= {low}"
+        elif low is None:
+            bound = f"<= {high}"
+        else:
+            bound = f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {bound}, got {value}")
+    return value

@@ -41,6 +41,7 @@ import pandas as pd
 from scipy.special import expit
 
 from ..text.notes import render_respiratory_notes
+from ..validation import check_int
 from .dataset import CausalDataset
 from .ihdp import protocol_split
 
@@ -179,8 +180,7 @@ def sample_respiratory_records(n: int, rng: np.random.Generator) -> pd.DataFrame
     symptoms, ``fever`` (0/1/2), ``fever_low``, ``fever_high``, ``age`` (int years), ``sex``
     ("F"/"M") and ``male`` (0/1). Every draw comes from ``rng`` in a fixed order.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    check_int(n, "n", 1)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(
             f"rng must be a numpy Generator (np.random.default_rng(seed)), got {rng!r}"
@@ -282,10 +282,8 @@ def _check_knobs(
     split: Any,
 ) -> tuple[float, tuple[float, float, float]]:
     """Validate the knobs shared by the simulators; return (annotated, split) as floats."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 10:
-        raise ValueError(f"n must be an integer >= 10, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_int(n, "n", 10)
+    check_int(seed, "seed", 0)
     if _check_number("confounding", confounding) < 0:
         raise ValueError(f"confounding must be >= 0, got {confounding!r}")
     a = _check_number("annotated", annotated)

@@ -126,11 +126,12 @@ and changing ``shared_effect`` changes only the true effects and Y.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import pandas as pd
 
+from ..validation import check_int
 from .dataset import CausalDataset
 from .ihdp import protocol_split
 
@@ -443,16 +444,6 @@ def _surgery_propensity(X: pd.DataFrame, confounding: float) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_int(value: object, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
-
-
 def _check_nonneg(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(float(value)):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -519,11 +510,11 @@ def simulate_spine(
     Raises:
         ValueError: a knob out of range (the message names it).
     """
-    n = _check_int(n, "n", 20)
-    seed = _check_int(seed, "seed", 0)
+    n = check_int(n, "n", 20)
+    seed = check_int(seed, "seed", 0)
     if n_surgery is None:
         n_surgery = max(10, int(round(n * 368 / 1017)))
-    n_surgery = _check_int(n_surgery, "n_surgery", 10, n)
+    n_surgery = check_int(n_surgery, "n_surgery", 10, n)
     confounding = _check_nonneg(confounding, "confounding")
     shared_effect = _check_nonneg(shared_effect, "shared_effect")
     fractions = _check_split(split)

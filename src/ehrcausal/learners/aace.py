@@ -46,7 +46,7 @@ better, so a beneficial treatment has a negative effect and a policy treats in a
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..experiment import check_seed, child_seeds
 from ..metrics import _aipw
-from ..validation import as_1d, as_2d, check_features, check_same_length
+from ..validation import as_1d, as_2d, check_features, check_int, check_same_length
 from .base import CATELearner, store_params
 from .registry import register
 from .sklearn_models import fit_weighted, make_model
@@ -68,12 +68,6 @@ __all__ = ["AACE", "RiskBased", "Oracle"]
 # ---------------------------------------------------------------------------------------------
 # validation helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_real(value: Any, name: str, low: float, high: float, *, closed_high: bool) -> float:
@@ -335,7 +329,7 @@ class AACE(_PhiRegression):
         confounders: Any = None,
         val_mask: Any = None,
     ) -> None:
-        cv = _check_int(self.cv, "cv", 1)
+        cv = check_int(self.cv, "cv", 1)
         clip = _check_real(self.propensity_clip, "propensity_clip", 0.0, 0.5, closed_high=False)
         a_clip = _check_real(self.annotation_clip, "annotation_clip", 0.0, 1.0, closed_high=True)
         n = len(Y)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..experiment import child_seeds, resolve_device, torch_seed
+from ..validation import check_int
 from .base import store_params
 from .multioutcome import MultiOutcomeLearner, OutcomeTask, TaskSpec
 from .neural import validation_split
@@ -113,9 +114,7 @@ def _fit_propensity(X: np.ndarray, T: np.ndarray, seed: int):
 
 def _check_positive_int(obj: Any, *names: str) -> None:
     for name in names:
-        v = getattr(obj, name)
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_int(getattr(obj, name), name, 1)
 
 
 def _check_common_torch(obj: Any) -> None:
