@@ -10,14 +10,12 @@ import pytest
 
 from ehrcausal.cache import ResultCache, atomic_write_text, stable_hash
 from ehrcausal.experiment import (
-    check_seed,
-    child_seeds,
     fit_and_score,
-    resolve_device,
     run_benchmark,
     run_replicates,
     summarise,
 )
+from ehrcausal.runtime import check_seed, child_seeds, resolve_device
 
 from .conftest import simulate_simple
 

@@ -8,9 +8,11 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from ehrcausal.learners import CATE_LEARNERS, NEURAL, available, make
+from ehrcausal.learners import available, budget_params, check_family, make, spec
 from ehrcausal.learners.ipm import mmd2_rbf, wasserstein_sinkhorn
 
+CATE_LEARNERS = available("cate")
+NEURAL = [n for n in CATE_LEARNERS if spec(n).torch]
 REQUIRED = {
     "ols", "s_learner", "t_learner", "x_learner", "dr_learner", "r_learner", "causal_forest",
     "tarnet", "cfr_wass", "cfr_mmd", "dragonnet",
@@ -180,7 +182,7 @@ def test_no_validation_rows_trains_all_epochs(simple):
 
 
 def test_ensemble_averages_independently_seeded_networks(simple):
-    from ehrcausal.experiment import child_seeds
+    from ehrcausal.runtime import child_seeds
 
     p = {"epochs": 5, "hidden": 32, "head_hidden": 16, "device": "cpu"}
     val = simple.split == "val"  # members share the validation split; fix it for the singles too
@@ -205,11 +207,36 @@ def test_ensemble_averages_independently_seeded_networks(simple):
 
 def test_every_registered_learner_belongs_to_one_family():
     # each family has its own protocol test (here, tests/test_aace.py, tests/test_multitask.py)
-    from ehrcausal.learners import AACE_LEARNERS, CATE_LEARNERS, MULTI_OUTCOME_LEARNERS
+    from ehrcausal.learners import FAMILIES
 
-    families = [set(CATE_LEARNERS), set(AACE_LEARNERS), set(MULTI_OUTCOME_LEARNERS)]
+    families = [set(available(f)) for f in FAMILIES]
     assert sorted(available()) == sorted(set().union(*families))
     assert sum(len(f) for f in families) == len(available())
+    assert set(available("aace")) == {"aace", "aace_no_crossfit", "aace_weighted", "risk_based",
+                                      "oracle"}
+    with pytest.raises(ValueError, match="family"):
+        available("images")
+
+
+def test_registry_declares_budget_and_fit_inputs():
+    assert NEURAL == ["tarnet", "cfr_wass", "cfr_mmd", "dragonnet", "dragonnet_tr", "cfr_wass_ens"]
+    assert spec("xmultitask").budget == ("epochs", "device") and spec("xmultitask").torch
+    assert spec("causal_forest").budget == ("n_estimators",)
+    assert "annotations" in spec("aace").fit_inputs and "val_mask" not in spec("aace").fit_inputs
+    assert "val_mask" in spec("tarnet").fit_inputs and spec("ols").fit_inputs == ()
+    p = budget_params({"a": "tarnet", "b": "dr_learner", "c": "aace", "d": "mc_tarnet"},
+                      epochs=5, n_estimators=7, device="cpu")
+    assert p == {"a": {"epochs": 5, "device": "cpu"}, "b": {"n_estimators": 7}, "c": {},
+                 "d": {"epochs": 5, "device": "cpu"}}
+    assert budget_params(["tarnet"], device="cpu") == {"tarnet": {"device": "cpu"}}
+    assert check_family(["aace", "oracle"], "aace") == ["aace", "oracle"]
+    with pytest.raises(ValueError, match="not 'aace' learners.*tarnet"):
+        check_family(["aace", "tarnet"], "aace")
+    with pytest.raises(ValueError, match="unknown learner 'nope'"):
+        spec("nope")
+    with pytest.raises(ValueError, match="budget knob"):
+        from ehrcausal.learners import register
+        register("bogus", object, family="cate", budget=("lr",))
 
 
 @pytest.mark.parametrize("name", CATE_LEARNERS)

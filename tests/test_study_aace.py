@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ehrcausal.data import CausalDataset
-from ehrcausal.experiment import learner_params, parse_list
+from ehrcausal.experiment import parse_list
 from ehrcausal.studies import aace as study
 
 
@@ -60,16 +60,13 @@ def test_replicate_seeds_are_stable_and_distinct():
     assert len(set(study.replicate_seeds(0, 5))) == 5
 
 
-def test_parse_list_and_learner_params():
+def test_parse_list():
     assert parse_list("0.05, 0.5", float) == [0.05, 0.5]
     assert parse_list(["a", "b"]) == ["a", "b"]
     with pytest.raises(ValueError, match="fractions"):
         parse_list("0.1,abc", float, name="fractions")
     with pytest.raises(ValueError, match="empty"):
         parse_list(" , ", name="learners")
-    p = learner_params(["tarnet", "dr_learner", "aace"], epochs=5, n_estimators=7, device="cpu")
-    assert p == {"tarnet": {"epochs": 5, "device": "cpu"}, "dr_learner": {"n_estimators": 7},
-                 "aace": {}}
 
 
 @pytest.mark.parametrize("representation", ["tfidf"])

@@ -27,3 +27,16 @@ def test_check_int_accepts_python_and_numpy_integers_in_range():
 def test_check_int_names_the_problem(value, low, high, message):
     with pytest.raises(ValueError, match=message):
         check_int(value, "k", low, high)
+
+
+def test_check_number_bounds_and_types():
+    from ehrcausal.validation import check_number
+
+    assert check_number(0, "p", 0, 1, high_open=True) == 0.0
+    assert check_number(np.float32(0.5), "p", 0, 1) == 0.5
+    for bad in (1, True, float("nan"), "0.3", None):
+        with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\)"):
+            check_number(bad, "p", 0, 1, high_open=True)
+    with pytest.raises(ValueError, match=r"lr must be a number in \(0, inf\)"):
+        check_number(0.0, "lr", 0, low_open=True)
+    assert check_number(-3, "x") == -3.0

@@ -1,17 +1,11 @@
-"""Seeding, device choice and replicate loops: the one place for each of these concerns.
+"""Replicate loops and chapter helpers (seeding and device choice live in :mod:`ehrcausal.runtime`).
 
-- :func:`resolve_device` turns ``"auto"`` into CUDA when present, else CPU, at call time
-  (nothing is chosen at import time).
-- :func:`seed_sequence` / :func:`child_seeds` derive independent, reproducible seeds for
-  replicates from one master seed (:class:`numpy.random.SeedSequence`).
-- :func:`torch_seed` seeds torch's global generators for one fit.
 - :func:`run_replicates` maps a function over replicates with joblib (local processes by
   default; a Dask scheduler address switches the back-end), showing a progress bar.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -19,83 +13,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .runtime import child_seeds, limit_threads
+
 __all__ = [
-    "resolve_device",
-    "child_seeds",
-    "torch_seed",
     "run_replicates",
     "summarise",
 ]
 
 
-def resolve_device(device: str | None = "auto") -> str:
-    """Return the torch device string to use.
-
-    ``"auto"`` (or ``None``) selects ``"cuda"`` when a CUDA device is visible and ``"cpu"``
-    otherwise; any other value is checked and returned unchanged.
-    """
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not isinstance(device, str):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available here")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    return device
-
-
-def child_seeds(seed: int, n: int) -> list[int]:
-    """``n`` independent 32-bit seeds derived reproducibly from ``seed``."""
-    ss = np.random.SeedSequence(int(seed))
-    return [int(c.generate_state(1)[0]) for c in ss.spawn(n)]
-
-
-def check_seed(random_state: Any) -> int:
-    """Turn ``random_state`` (None, int or numpy Generator/RandomState) into an int seed."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(random_state, (int, np.integer)):
-        if random_state < 0:
-            raise ValueError(f"random_state must be non-negative, got {random_state}")
-        return int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**31 - 1))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    raise ValueError(f"random_state must be None, an int or a numpy generator, got {random_state!r}")
-
-
-@contextlib.contextmanager
-def torch_seed(seed: int):
-    """Seed torch (CPU and CUDA) for the duration of a fit, restoring the CPU RNG state after."""
-    import torch
-
-    state = torch.random.get_rng_state()
-    torch.manual_seed(int(seed))
-    try:
-        yield
-    finally:
-        torch.random.set_rng_state(state)
-
-
-def _limit_threads() -> None:
-    """Use one BLAS/torch thread per worker so parallel replicates do not oversubscribe."""
-    with contextlib.suppress(Exception):
-        import torch
-
-        torch.set_num_threads(1)
-    with contextlib.suppress(Exception):
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-
-
 def _call_one(fn: Callable[..., Any], arg: Any, single_thread: bool) -> Any:
     if single_thread:
-        _limit_threads()
+        limit_threads()
     return fn(arg)
 
 
@@ -160,14 +88,6 @@ def summarise(
     return out.reset_index()
 
 
-def n_cpus() -> int:
-    """Usable CPU count (respects affinity masks)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
 def fit_and_score(
     ds: Any,
     learner: str,
@@ -186,7 +106,7 @@ def fit_and_score(
     """
     import time
 
-    from .learners import make
+    from .learners import make, spec
     from .metrics import ate_error, pehe
 
     if not ds.has_truth:
@@ -196,7 +116,8 @@ def fit_and_score(
     params = dict(params or {})
     est = make(learner, random_state=random_state, **params)
     start = time.perf_counter()
-    est.fit(train.Y, train.T, X=train.X, val_mask=train.split == "val")
+    extra = {"val_mask": train.split == "val"} if "val_mask" in spec(learner).fit_inputs else {}
+    est.fit(train.Y, train.T, X=train.X, **extra)
     seconds = time.perf_counter() - start
     tau_in, tau_out = est.effect(train.X), est.effect(test.X)
     return {
@@ -277,41 +198,6 @@ def run_benchmark(
     )
     cols = ["replicate", "learner", "pehe_in", "pehe_out", "ate_in", "ate_out", "seconds", "cached"]
     return pd.DataFrame(rows)[cols]
-
-
-#: registry names of the forest-based learners (their size is set by ``n_estimators``)
-FOREST_LEARNERS: tuple[str, ...] = (
-    "s_learner", "t_learner", "x_learner", "dr_learner", "r_learner", "causal_forest",
-)
-
-
-def learner_params(
-    names: Sequence[str] | Mapping[str, str],
-    *,
-    epochs: int | None = None,
-    n_estimators: int | None = None,
-    device: str | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Per-learner parameters of a chapter's budget knobs, keyed by learner label.
-
-    Torch learners (``ehrcausal.learners.NEURAL`` and ``TORCH_MULTI_OUTCOME``) get ``epochs``
-    and ``device``; the forest
-    learners (:data:`FOREST_LEARNERS`) get ``n_estimators``; others get nothing. ``names`` may
-    map labels to registry names, as in :func:`run_benchmark`. A ``None`` knob is left out.
-    """
-    from .learners import NEURAL, TORCH_MULTI_OUTCOME
-
-    if not isinstance(names, Mapping):
-        names = {n: n for n in names}
-    out: dict[str, dict[str, Any]] = {}
-    for label, base in names.items():
-        knobs: dict[str, Any] = {}
-        if base in NEURAL or base in TORCH_MULTI_OUTCOME:
-            knobs = {"epochs": epochs, "device": device}
-        elif base in FOREST_LEARNERS:
-            knobs = {"n_estimators": n_estimators}
-        out[label] = {k: v for k, v in knobs.items() if v is not None}
-    return out
 
 
 def parse_list(value: Any, cast: Callable[[str], Any] = str, name: str = "value") -> list[Any]:

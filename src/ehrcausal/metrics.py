@@ -62,7 +62,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold
 
-from ehrcausal.experiment import check_seed
 from ehrcausal.validation import (
     ArrayLike,
     as_1d,
@@ -72,6 +71,8 @@ from ehrcausal.validation import (
     check_same_length,
     check_treatment,
 )
+
+from .runtime import check_seed
 
 __all__ = [
     "pehe",

@@ -379,10 +379,10 @@ def git_commit(root: Path) -> str:
 def resolve_device(device: str | None) -> str:
     """``"auto"``/``None`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; others unchanged.
 
-    The choice itself lives in :func:`ehrcausal.experiment.resolve_device`.
+    The choice itself lives in :func:`ehrcausal.runtime.resolve_device`.
     """
     if device in (None, "auto"):
-        from .experiment import resolve_device as choose
+        from .runtime import resolve_device as choose
 
         return choose("auto")
     return str(device)

@@ -9,7 +9,7 @@ outside the open interval (0, 1).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -150,3 +150,30 @@ def check_int(value: Any, name: str, low: int | None = None, high: int | None = 
             bound = f"in [{low}, {high}]"
         raise ValueError(f"{name} must be an integer {bound}, got {value}")
     return value
+
+
+def check_number(
+    value: Any,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """A real-valued parameter (``bool`` and NaN rejected) within its interval, as a float.
+
+    The bounds are closed unless ``low_open`` / ``high_open``: ``check_number(p, "p", 0, 1,
+    high_open=True)`` accepts ``[0, 1)``. The error names the parameter and the interval.
+    """
+    ok = isinstance(value, Real) and not isinstance(value, bool) and not np.isnan(value)
+    if ok:
+        v = float(value)
+        ok = (low is None or (v > low if low_open else v >= low)) and (
+            high is None or (v < high if high_open else v <= high)
+        )
+    if not ok:
+        lo = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
+        hi = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a number in {lo}, {hi}, got {value!r}")
+    return float(value)

@@ -41,43 +41,43 @@ from .econml_learners import (
 )
 from .linear import OLSTLearner
 from .neural import CFR, DragonNet, NeuralCATELearner, TARNet
-from .registry import available, describe, make, register
-
-register("ols", OLSTLearner, "OLS T-learner: a linear regression per arm")
-register("s_learner", SLearner, "S-learner (EconML), random forest")
-register("t_learner", TLearner, "T-learner (EconML), random forests")
-register("x_learner", XLearner, "X-learner (EconML), random forests")
-register("dr_learner", DRLearner, "DR-learner (EconML), cross-fitted")
-register("r_learner", RLearner, "R-learner (EconML NonParamDML)")
-register("causal_forest", CausalForest, "Causal forest (EconML CausalForestDML)")
-register("tarnet", TARNet, "TARNet (Shalit et al. 2017)")
-register("cfr_wass", CFR, "CFR, Wasserstein penalty (Shalit et al. 2017)", ipm="wass")
-register("cfr_mmd", CFR, "CFR, MMD penalty (Shalit et al. 2017)", ipm="mmd")
-register("dragonnet", DragonNet, "DragonNet (Shi et al. 2019)", targeted_reg=False)
-register("dragonnet_tr", DragonNet, "DragonNet + targeted regularisation", targeted_reg=True)
-register(
-    "cfr_wass_ens", CFR, "CFR-Wass, deep ensemble of 5 networks (ours)", ipm="wass", n_ensemble=5
+from .registry import (
+    FAMILIES,
+    LearnerSpec,
+    available,
+    budget_params,
+    check_family,
+    describe,
+    make,
+    register,
+    spec,
 )
 
-NEURAL = ("tarnet", "cfr_wass", "cfr_mmd", "dragonnet", "dragonnet_tr", "cfr_wass_ens")
-#: the learners that need nothing but (Y, T, X): the IHDP benchmark's "all"
-CATE_LEARNERS = tuple(available())
+_FOREST = {"family": "cate", "budget": ("n_estimators",)}
+_TORCH = {"family": "cate", "budget": ("epochs", "device"), "fit_inputs": ("val_mask",)}
+
+register("ols", OLSTLearner, "OLS T-learner: a linear regression per arm", family="cate")
+register("s_learner", SLearner, "S-learner (EconML), random forest", **_FOREST)
+register("t_learner", TLearner, "T-learner (EconML), random forests", **_FOREST)
+register("x_learner", XLearner, "X-learner (EconML), random forests", **_FOREST)
+register("dr_learner", DRLearner, "DR-learner (EconML), cross-fitted", **_FOREST)
+register("r_learner", RLearner, "R-learner (EconML NonParamDML)", **_FOREST)
+register("causal_forest", CausalForest, "Causal forest (EconML CausalForestDML)", **_FOREST)
+register("tarnet", TARNet, "TARNet (Shalit et al. 2017)", **_TORCH)
+register("cfr_wass", CFR, "CFR, Wasserstein penalty (Shalit et al. 2017)", **_TORCH, ipm="wass")
+register("cfr_mmd", CFR, "CFR, MMD penalty (Shalit et al. 2017)", **_TORCH, ipm="mmd")
+register("dragonnet", DragonNet, "DragonNet (Shi et al. 2019)", **_TORCH, targeted_reg=False)
+register("dragonnet_tr", DragonNet, "DragonNet + targeted regularisation", **_TORCH, targeted_reg=True)
+register(
+    "cfr_wass_ens", CFR, "CFR-Wass, deep ensemble of 5 networks (ours)", **_TORCH, ipm="wass",
+    n_ensemble=5,
+)
 
 # Chapter learners register themselves on import (annotation-assisted; multi-outcome).
 from .aace import AACE, Oracle, RiskBased  # noqa: E402
 from .metalearners_mc import MetaLearnerMC  # noqa: E402
 from .multioutcome import MultiOutcomeLearner  # noqa: E402
 from .multitask import DCNPD, MultiOutcomeTARNet, XMultiTask  # noqa: E402
-
-#: annotation-assisted policy learners and their baselines (the AACE chapter)
-AACE_LEARNERS = ("aace", "aace_no_crossfit", "aace_weighted", "risk_based", "oracle")
-#: learners for class or multi-domain outcomes, single- or multitask (the X-MultiTask chapter)
-MULTI_OUTCOME_LEARNERS = (
-    "xmultitask", "xmultitask_released", "dcn_pd", "mc_tarnet",
-    "mc_s_learner", "mc_t_learner", "mc_x_learner",
-)
-#: the torch learners among them (they take ``epochs`` and ``device``)
-TORCH_MULTI_OUTCOME = ("xmultitask", "xmultitask_released", "dcn_pd", "mc_tarnet")
 
 __all__ = [
     "CATELearner",
@@ -93,11 +93,6 @@ __all__ = [
     "TARNet",
     "CFR",
     "DragonNet",
-    "NEURAL",
-    "CATE_LEARNERS",
-    "AACE_LEARNERS",
-    "MULTI_OUTCOME_LEARNERS",
-    "TORCH_MULTI_OUTCOME",
     "AACE",
     "RiskBased",
     "Oracle",
@@ -110,4 +105,9 @@ __all__ = [
     "available",
     "describe",
     "register",
+    "spec",
+    "budget_params",
+    "check_family",
+    "LearnerSpec",
+    "FAMILIES",
 ]

@@ -55,8 +55,8 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from ..experiment import check_seed, child_seeds
 from ..metrics import _aipw
+from ..runtime import check_seed, child_seeds
 from ..validation import as_1d, as_2d, check_features, check_int, check_same_length
 from .base import CATELearner, store_params
 from .registry import register
@@ -484,17 +484,22 @@ class Oracle(_PhiRegression):
         self._fit_final(self.final, X, target, None, check_seed(self.random_state))
 
 
+_AACE = {"family": "aace", "fit_inputs": ("annotations", "confounders")}
 register(
-    "aace", AACE, "AACE: annotation-space DR pseudo-outcomes regressed on phi, cross-fitted", cv=5
+    "aace", AACE, "AACE: annotation-space DR pseudo-outcomes regressed on phi, cross-fitted",
+    **_AACE, cv=5,
 )
 register(
-    "aace_no_crossfit", AACE, "AACE with nuisances fitted and evaluated on the same rows", cv=1
+    "aace_no_crossfit", AACE, "AACE with nuisances fitted and evaluated on the same rows",
+    **_AACE, cv=1,
 )
 register(
-    "aace_weighted",
-    AACE,
-    "AACE with inverse-probability-of-annotation weights",
-    annotation_weighting=True,
+    "aace_weighted", AACE, "AACE with inverse-probability-of-annotation weights",
+    **_AACE, annotation_weighting=True,
 )
-register("risk_based", RiskBased, "Risk-based policy: treat the highest predicted risk first")
-register("oracle", Oracle, "Oracle: regression of the true effect on phi")
+register(
+    "risk_based", RiskBased, "Risk-based policy: treat the highest predicted risk first",
+    family="aace",
+)
+register("oracle", Oracle, "Oracle: regression of the true effect on phi", family="aace",
+         fit_inputs=("tau",))

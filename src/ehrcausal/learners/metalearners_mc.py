@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..experiment import child_seeds
+from ..runtime import child_seeds
 from .base import store_params
 from .multioutcome import MultiOutcomeLearner, OutcomeTask
 from .registry import register
@@ -185,6 +185,9 @@ class MetaLearnerMC(MultiOutcomeLearner):
         x = check_features(X, self.n_features_in_)
         return self._estimator_for(spec.name).propensity_model_.predict_proba(x)[:, 1]
 
-register("mc_s_learner", MetaLearnerMC, "S-learner for class/vector outcomes (GBM)", kind="s")
-register("mc_t_learner", MetaLearnerMC, "T-learner for class/vector outcomes (GBM)", kind="t")
-register("mc_x_learner", MetaLearnerMC, "X-learner for class/vector outcomes (GBM)", kind="x")
+for _kind in ("s", "t", "x"):
+    register(
+        f"mc_{_kind}_learner", MetaLearnerMC,
+        f"{_kind.upper()}-learner for class/vector outcomes (GBM)", family="multi_outcome",
+        kind=_kind,
+    )

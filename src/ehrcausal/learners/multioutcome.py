@@ -32,7 +32,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from ..experiment import check_seed, child_seeds
+from ..runtime import check_seed, child_seeds
 from ..validation import as_2d, check_arms, check_features, check_same_length, check_treatment
 from .base import CATELearner
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..experiment import child_seeds, resolve_device, torch_seed
+from ..runtime import child_seeds, resolve_device, torch_seed
 from ..validation import check_int
 from .base import store_params
 from .multioutcome import MultiOutcomeLearner, OutcomeTask, TaskSpec
@@ -813,17 +813,24 @@ class DCNPD(MultiOutcomeLearner):
         return (m1 - m0) * self.y_scale_
 
 
+_TORCH_MULTI = {"family": "multi_outcome", "budget": ("epochs", "device"), "fit_inputs": ("val_mask",)}
 register(
     "xmultitask",
     XMultiTask,
     "X-MultiTask as described (Tamo et al. 2025): IPW stage 1, X-learner stage 2",
-    variant="described",
+    **_TORCH_MULTI, variant="described",
 )
 register(
     "xmultitask_released",
     XMultiTask,
     "X-MultiTask as released: no IPW, degenerate second stage (effect e(x)(p1 - p0))",
-    variant="released",
+    **_TORCH_MULTI, variant="released",
 )
-register("dcn_pd", DCNPD, "DCN-PD: deep counterfactual network, propensity-dropout (Alaa 2017)")
-register("mc_tarnet", MultiOutcomeTARNet, "TARNet for class/vector outcomes, multitask heads")
+register(
+    "dcn_pd", DCNPD, "DCN-PD: deep counterfactual network, propensity-dropout (Alaa 2017)",
+    **_TORCH_MULTI,
+)
+register(
+    "mc_tarnet", MultiOutcomeTARNet, "TARNet for class/vector outcomes, multitask heads",
+    **_TORCH_MULTI,
+)

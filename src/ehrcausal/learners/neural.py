@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..experiment import check_seed, child_seeds, resolve_device, torch_seed
+from ..runtime import check_seed, child_seeds, resolve_device, torch_seed
 from .base import CATELearner, store_params
 from .ipm import IPMS
 from .nets import TwoHeadNet

@@ -260,7 +260,7 @@ def run_cells(
 
 def replicate_seeds(seed: int, replicates: int) -> list[int]:
     """The simulation seed of each replicate, derived from the chapter's master seed."""
-    from ..experiment import child_seeds
+    from ..runtime import child_seeds
 
     return child_seeds(seed, replicates)
 

@@ -36,7 +36,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..cache import default_cache_dir, stable_hash
-from ..experiment import check_seed
+from ..runtime import check_seed
 
 __all__ = ["MODELS", "MINILM_DIM", "TfidfSVD", "check_texts", "embed"]
 
@@ -316,7 +316,7 @@ def embed(
         Reimers & Gurevych 2019) or ``"tfidf"`` (:class:`TfidfSVD`, d = ``n_components``,
         fitted on ``texts`` themselves: unsupervised and transductive).
     device : torch device for ``"minilm"`` (``"auto"`` = CUDA when present, else CPU);
-        resolved by :func:`ehrcausal.experiment.resolve_device`. Unused by ``"tfidf"``.
+        resolved by :func:`ehrcausal.runtime.resolve_device`. Unused by ``"tfidf"``.
     batch_size : notes per forward pass (``"minilm"``); notes are grouped by length.
     cache_dir : folder of the cache (the array goes to ``<cache_dir>/embeddings/<key>.npy``);
         ``None`` or ``True`` uses :func:`ehrcausal.cache.default_cache_dir`, ``False`` disables
@@ -346,7 +346,7 @@ def embed(
 
     tfidf = None
     if model == "minilm":
-        from ..experiment import resolve_device
+        from ..runtime import resolve_device
 
         device = resolve_device(device)
         shape = (len(texts), MINILM_DIM)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..experiment import check_seed
+from ..runtime import check_seed
 from .embeddings import check_texts
 
 __all__ = ["fact_recoverability"]

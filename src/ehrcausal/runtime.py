@@ -1,0 +1,90 @@
+"""Seeding and device choice: the one place for each, imported by everything, importing nothing.
+
+- :func:`check_seed` turns a ``random_state`` (None, int, numpy generator) into an int seed.
+- :func:`child_seeds` derives independent, reproducible seeds for replicates or members from one
+  master seed (:class:`numpy.random.SeedSequence`).
+- :func:`torch_seed` seeds torch's global generators for the duration of one fit.
+- :func:`resolve_device` turns ``"auto"`` into CUDA when present, else CPU, at call time
+  (nothing is chosen at import time).
+- :func:`limit_threads` keeps one BLAS/torch thread per worker process.
+
+This module is a leaf of the package's import graph: it imports no other ``ehrcausal`` module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_seed", "child_seeds", "torch_seed", "resolve_device", "limit_threads"]
+
+
+def check_seed(random_state: Any) -> int:
+    """Turn ``random_state`` (None, int or numpy Generator/RandomState) into an int seed.
+
+    ``None`` draws fresh entropy (an unseeded, irreproducible run); every chapter passes an int.
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(random_state, bool):
+        raise ValueError(f"random_state must be None, an int or a numpy generator, got {random_state!r}")
+    if isinstance(random_state, (int, np.integer)):
+        if random_state < 0:
+            raise ValueError(f"random_state must be non-negative, got {random_state}")
+        return int(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    raise ValueError(f"random_state must be None, an int or a numpy generator, got {random_state!r}")
+
+
+def child_seeds(seed: int, n: int) -> list[int]:
+    """``n`` independent 32-bit seeds derived reproducibly from ``seed``."""
+    ss = np.random.SeedSequence(int(seed))
+    return [int(c.generate_state(1)[0]) for c in ss.spawn(n)]
+
+
+@contextlib.contextmanager
+def torch_seed(seed: int) -> Iterator[None]:
+    """Seed torch (CPU and CUDA) for the duration of a fit, restoring the CPU RNG state after."""
+    import torch
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(int(seed))
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """Return the torch device string to use.
+
+    ``"auto"`` (or ``None``) selects ``"cuda"`` when a CUDA device is visible and ``"cpu"``
+    otherwise; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` are checked and returned unchanged.
+    """
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available here")
+    return device
+
+
+def limit_threads() -> None:
+    """Use one BLAS/torch thread in this process, so parallel workers do not oversubscribe."""
+    with contextlib.suppress(Exception):
+        import torch
+
+        torch.set_num_threads(1)
+    with contextlib.suppress(Exception):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
