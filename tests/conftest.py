@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +39,7 @@ def simple() -> CausalDataset:
 
 @pytest.fixture(scope="session")
 def ihdp_dir() -> Path:
-    """The folder with ihdp_npci/ (from EHRCAUSAL_DATA); skips with the reason when absent."""
-    root = os.environ.get("EHRCAUSAL_DATA")
-    if not root or not (Path(root) / "ihdp_npci" / "ihdp_npci_1.csv").is_file():
-        pytest.skip("set EHRCAUSAL_DATA to the folder holding ihdp_npci/ to run the IHDP tests")
-    return Path(root)
+    """The repository's data/ folder, which ships ihdp_npci/ (see data/README.md)."""
+    root = Path(__file__).resolve().parents[1] / "data"
+    assert (root / "ihdp_npci" / "ihdp_npci_1.csv").is_file(), f"{root}/ihdp_npci/ is missing"
+    return root

@@ -1,14 +1,21 @@
-"""CausalDataset and the IHDP loader: checksums, protocol split, clear errors."""
+"""CausalDataset and the IHDP loader: the shipped files, lookup order, checksums, protocol
+split, clear errors."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ehrcausal.data import CausalDataset, load_ihdp, protocol_split
+from ehrcausal.data.ihdp import ihdp_path
+from ehrcausal.data.splits import check_split
 
 
 def test_ihdp_realization_1_matches_published_facts(ihdp_dir):
@@ -31,8 +38,17 @@ def test_ihdp_split_fractions_and_determinism(ihdp_dir):
     assert (load_ihdp(4, ihdp_dir).split != a.split).any()  # each realization its own split
 
 
-def test_ihdp_missing_file_names_the_variable(tmp_path):
-    with pytest.raises(FileNotFoundError, match="EHRCAUSAL_DATA") as info:
+def test_missing_data_set_names_the_folders_and_the_readme(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        load_ihdp(2, tmp_path)
+    msg = str(info.value)
+    assert str(tmp_path / "ihdp_npci") in msg and "data/README.md" in msg
+    assert "EHRCAUSAL_DATA" in msg
+
+
+def test_incomplete_folder_names_the_file_and_the_source(tmp_path):
+    (tmp_path / "ihdp_npci").mkdir()
+    with pytest.raises(FileNotFoundError, match="ihdp_npci_2.csv") as info:
         load_ihdp(2, tmp_path)
     assert "dragonnet" in str(info.value).lower()
 
@@ -48,12 +64,75 @@ def test_ihdp_corrupt_file_is_refused(ihdp_dir, tmp_path):
         load_ihdp(5, tmp_path)
 
 
-def test_ihdp_env_variable_is_used(ihdp_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("EHRCAUSAL_DATA", str(ihdp_dir))
+def test_repository_copy_is_the_default(ihdp_dir, monkeypatch, tmp_path):
+    monkeypatch.delenv("EHRCAUSAL_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # found from the package's location, not the working directory
+    assert ihdp_path(1).resolve() == (ihdp_dir / "ihdp_npci" / "ihdp_npci_1.csv").resolve()
     assert len(load_ihdp(1)) == 747
+
+
+def test_env_variable_overrides_only_when_it_holds_the_data_set(ihdp_dir, monkeypatch, tmp_path):
+    (tmp_path / "ihdp_npci").mkdir()
+    shutil.copy(ihdp_dir / "ihdp_npci" / "ihdp_npci_1.csv", tmp_path / "ihdp_npci")
     monkeypatch.setenv("EHRCAUSAL_DATA", str(tmp_path))
-    with pytest.raises(FileNotFoundError):
-        load_ihdp(1)
+    assert ihdp_path(1) == tmp_path / "ihdp_npci" / "ihdp_npci_1.csv"
+    assert len(load_ihdp(1)) == 747
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        load_ihdp(2)  # the override folder is used as a whole, never mixed with the repository
+    monkeypatch.setenv("EHRCAUSAL_DATA", str(tmp_path / "elsewhere"))  # no ihdp_npci/ there
+    assert ihdp_path(1).resolve() == (ihdp_dir / "ihdp_npci" / "ihdp_npci_1.csv").resolve()
+
+
+def test_shipped_files_match_the_published_checksums(ihdp_dir):
+    from ehrcausal.data._paths import sha256
+    from ehrcausal.data.ihdp import N_REALIZATIONS, _checksums
+
+    files = sorted(p.name for p in (ihdp_dir / "ihdp_npci").glob("*.csv"))
+    assert len(files) == N_REALIZATIONS and set(files) == set(_checksums())
+    readme = (ihdp_dir / "README.md").read_text()
+    for name, digest in _checksums().items():
+        assert sha256(ihdp_dir / "ihdp_npci" / name) == digest, name
+        assert f"{digest}  {name}" in readme, name
+
+
+def _git_root() -> Path | None:
+    if shutil.which("git") is None:
+        return None
+    here = Path(__file__).resolve().parent
+    out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here,
+                         capture_output=True, text=True, check=False)
+    return Path(out.stdout.strip()) if out.returncode == 0 else None
+
+
+@pytest.mark.slow
+def test_a_fresh_clone_loads_ihdp_without_any_setting(tmp_path):
+    """The committed repository alone (no EHRCAUSAL_DATA, no install) loads realization 1."""
+    root = _git_root()
+    if root is None:
+        pytest.skip("git or the repository's checkout is not available")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(root), str(clone)], check=True,
+                   capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("EHRCAUSAL_DATA", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(clone / "src")
+    code = (
+        "import ehrcausal\n"
+        "from ehrcausal.data import load_ihdp\n"
+        "from ehrcausal.data.ihdp import ihdp_path\n"
+        "ds = load_ihdp(1)\n"
+        "print(ehrcausal.__file__)\n"
+        "print(ihdp_path(1))\n"
+        "print(f'{ds.tau.mean():.3f}')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=clone, env=env,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    package, path, tau = out.stdout.strip().splitlines()[-3:]
+    print(path)
+    clone = clone.resolve()
+    assert Path(package).resolve().is_relative_to(clone / "src")
+    assert Path(path).resolve() == clone / "data" / "ihdp_npci" / "ihdp_npci_1.csv"
+    assert tau == "4.016"
 
 
 @pytest.mark.parametrize("bad", [0, 51, 1.5, "1", True])
@@ -62,9 +141,32 @@ def test_ihdp_bad_realization(bad):
         load_ihdp(bad)
 
 
-def test_protocol_split_rejects_bad_fractions():
+def test_protocol_split_counts_and_determinism():
+    labels = protocol_split(101, 7, (0.6, 0.2, 0.2))
+    counts = pd.Series(labels).value_counts()
+    assert counts["train"] == 61 and counts["val"] == 20 and counts["test"] == 20
+    np.testing.assert_array_equal(labels, protocol_split(101, 7, (0.6, 0.2, 0.2)))
+    assert (labels != protocol_split(101, 8, (0.6, 0.2, 0.2))).any()
+    # a permutation of the seed's generator, cut at the rounded fractions
+    perm = np.random.default_rng(7).permutation(101)
+    assert set(labels[perm[:61]]) == {"train"} and set(labels[perm[81:]]) == {"test"}
+
+
+def test_protocol_split_rejects_bad_input():
     with pytest.raises(ValueError, match="sum to 1"):
         protocol_split(10, 0, (0.5, 0.4, 0.2))
+    with pytest.raises(ValueError, match="seed"):
+        protocol_split(10, 1.5, (0.5, 0.3, 0.2))
+    with pytest.raises(ValueError, match="n must be"):
+        protocol_split(True, 0, (0.5, 0.3, 0.2))
+
+
+def test_check_split():
+    assert check_split([0.5, 0.25, 0.25]) == (0.5, 0.25, 0.25)
+    for bad in ((0.5, 0.5), (0.8, 0.2, 0.0), (0.5, 0.4, 0.3), "abc", 3, (0.5, "a", 0.5),
+                (0.5, float("nan"), 0.5), (True, 0.0, 0.0)):
+        with pytest.raises(ValueError, match="split"):
+            check_split(bad)
 
 
 def test_dataset_subset_take_and_frame(simple):

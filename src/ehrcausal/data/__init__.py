@@ -3,11 +3,12 @@
 from .cardiac import simulate_cardiac
 from .dataset import SPLITS, CausalDataset
 from .ihdp import N_REALIZATIONS as IHDP_REALIZATIONS
-from .ihdp import load_ihdp, protocol_split
+from .ihdp import load_ihdp
 from .mimic import build_mimic_cohort
 from .mover import load_mover_spine
 from .respiratory import simulate_respiratory
 from .spine import simulate_spine
+from .splits import protocol_split
 
 __all__ = [
     "CausalDataset",
