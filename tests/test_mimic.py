@@ -169,6 +169,8 @@ def test_empty_after_notes_reports_attrition(mimic):
     ("kwargs", "match"),
     [
         ({"treatment_window_hours": 0}, "treatment_window_hours"),
+        ({"treatment_window_hours": float("inf")}, "treatment_window_hours"),
+        ({"min_age": True}, "min_age"),
         ({"t0_offset_hours": float("nan")}, "t0_offset_hours"),
         ({"min_age": -1}, "min_age"),
         ({"antibiotics": []}, "antibiotics is empty"),
@@ -176,6 +178,7 @@ def test_empty_after_notes_reports_attrition(mimic):
         ({"note_categories": [""]}, "note_categories"),
         ({"prescription_rule": "fuzzy"}, "prescription_rule"),
         ({"chunksize": 0}, "chunksize"),
+        ({"chunksize": 1000.0}, "chunksize"),
     ],
 )
 def test_bad_parameters(mimic, kwargs, match):

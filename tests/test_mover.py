@@ -202,10 +202,12 @@ def test_no_determined_approach(mover, tmp_path):
         ({"labs": ["sodium", "sodium"]}, "duplicates"),
         ({"labs": {"x": "("}}, "not a valid regular expression"),
         ({"lab_window_days": 0}, "lab_window_days"),
+        ({"lab_window_days": float("inf")}, "lab_window_days"),
         ({"max_complications": 0}, "max_complications"),
         ({"max_complications": 2.5}, "max_complications"),
         ({"lateral_as_anterior": "yes"}, "lateral_as_anterior"),
         ({"chunksize": -1}, "chunksize"),
+        ({"chunksize": True}, "chunksize"),
     ],
 )
 def test_bad_parameters(mover, kwargs, match):

@@ -75,8 +75,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..validation import check_int, check_number
 from .dataset import CausalDataset
-from .mimic import (
+from .tables import (
     check_columns,
     find_tables,
     impute_median,
@@ -334,25 +335,13 @@ def load_mover_spine(
     Repository (MOVER). JAMIA Open 6(4):ooad084. Tamo et al. (2025), X-MultiTask (STUDY.md 3.2).
     """
     patterns = _lab_patterns(labs)
-    if (
-        isinstance(lab_window_days, bool)
-        or not isinstance(lab_window_days, (int, float, np.integer, np.floating))
-        or not math.isfinite(float(lab_window_days))
-        or lab_window_days <= 0
-    ):
-        raise ValueError(f"lab_window_days must be a finite number > 0, got {lab_window_days!r}")
-    if (
-        isinstance(max_complications, bool)
-        or not isinstance(max_complications, (int, np.integer))
-        or max_complications < 1
-    ):
-        raise ValueError(f"max_complications must be an integer >= 1, got {max_complications!r}")
+    days = check_number(lab_window_days, "lab_window_days", 0, math.inf,
+                        low_open=True, high_open=True)
+    cap = check_int(max_complications, "max_complications", 1)
     if not isinstance(lateral_as_anterior, (bool, np.bool_)):
         raise ValueError(f"lateral_as_anterior must be True or False, got {lateral_as_anterior!r}")
-    if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
-        raise ValueError(f"chunksize must be a positive integer, got {chunksize!r}")
-    window = pd.Timedelta(days=float(lab_window_days))
-    cap = int(max_complications)
+    chunksize = check_int(chunksize, "chunksize", 1)
+    window = pd.Timedelta(days=days)
 
     paths = find_tables(mover_dir, MOVER_TABLES, label="MOVER EPIC_EMR")
     for table, (required, _) in MOVER_COLUMNS.items():  # fail fast before the big tables
