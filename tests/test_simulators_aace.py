@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
 
+from ehrcausal.data._simulate import select_annotated
 from ehrcausal.data.cardiac import (
     cardiac_age_distribution,
     cardiac_marginals,
@@ -25,6 +28,8 @@ from ehrcausal.data.respiratory import (
     sample_respiratory_records,
     simulate_respiratory,
 )
+from ehrcausal.data.spine import simulate_spine
+from ehrcausal.runtime import seed_streams, stream_seed
 
 N_BIG = 200_000
 SYMPTOM_COLUMNS = ["dyspnoea", "cough", "fever_low", "fever_high", "pain", "nasal"]
@@ -303,3 +308,70 @@ def test_cardiac_dataset(card):
     assert knobbed.text == card.text
     np.testing.assert_allclose(knobbed.modalities["propensity"], expit(-0.72))
     assert simulate_cardiac(4000, seed=8).text != card.text
+
+
+# --- shared machinery and frozen outputs ----------------------------------------------------
+
+
+def test_simulators_share_annotation_and_split_streams():
+    """One machinery: the annotation draw and the split come from the same seed streams, so two
+    simulators with the same seed, size and uniform annotation share them exactly."""
+    r = simulate_respiratory(600, seed=4, annotated=0.4)
+    c = simulate_cardiac(600, seed=4, annotated=0.4)
+    np.testing.assert_array_equal(r.modalities["annotated"], c.modalities["annotated"])
+    np.testing.assert_array_equal(r.split, c.split)
+    assert 0.3 < r.modalities["annotated"].mean() < 0.5
+    assert set(r.meta["knobs"]) - set(c.meta["knobs"]) == {"text_only"}
+
+
+def test_covariate_annotation_hits_the_target_fraction():
+    score = np.random.default_rng(0).normal(size=5000) * 2.0
+    stream = seed_streams(1, ("annotation",))["annotation"]
+    prob, mask = select_annotated("covariates", 0.3, score, stream)
+    assert prob.mean() == pytest.approx(0.3, abs=1e-9)
+    assert np.all(np.diff(prob[np.argsort(score)]) >= 0)  # increasing in the score
+    prob2, mask2 = select_annotated("covariates", 0.3, score, stream)
+    np.testing.assert_array_equal(mask, mask2)
+
+
+def test_seed_streams_are_the_spawned_children():
+    ss = seed_streams(7, ("a", "b", "c"))
+    children = np.random.SeedSequence(7).spawn(3)
+    assert [stream_seed(s) for s in ss.values()] == [int(c.generate_state(1)[0]) for c in children]
+    with pytest.raises(ValueError, match="distinct"):
+        seed_streams(7, ("a", "a"))
+    with pytest.raises(ValueError, match="seed"):
+        seed_streams(-1, ("a",))
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def test_simulated_numbers_are_frozen():
+    """The book quotes these simulators' numbers: a refactoring must not change any of them.
+
+    Digests of Y (rounded to 1e-8), the notes, the split and X for fixed seeds and knobs,
+    recorded before the simulators were moved onto their shared machinery."""
+    r = simulate_respiratory(300, seed=1, annotated=0.6, annotation_selection="covariates")
+    c = simulate_cardiac(300, seed=1, annotated=0.6, style="compact")
+    s = simulate_spine(200, seed=1)
+    expected = {
+        "resp": ("e42a6fafff6b51d97a6a46c0e02046ea", "04b43f9d2dbca131c141d2a3a86dad2e",
+                 "73a9dea5ca26a59c90f87afd95bee02a", "54cf613337529e8145289d27d29eb787"),
+        "card": ("156e2e71aa53fdc051c192237fbbde5b", "f5ce8cefbab9c5516769129b4641003b",
+                 "73a9dea5ca26a59c90f87afd95bee02a", "dbc45eaaa6e94e823a2349d5601cdd24"),
+        "approach": ("7820f9346c91f26b8496e30b1a88796f", None,
+                     "d9d8a610603f742d1568462052f2c894", "eb26510523637f68aa70277554b05187"),
+        "surgery": ("8bd59171a004ac3fc2b5f8dcfe77e5fc", None,
+                    "ec52ac561fcaf5030aafefec13fcb1bf", "3205f438d61404f301a3821e0846db11"),
+    }
+    for name, ds in (("resp", r), ("card", c), ("approach", s["approach"]),
+                     ("surgery", s["surgery"])):
+        got = (
+            _digest(np.round(ds.Y, 8).tobytes()),
+            _digest("\x00".join(ds.text).encode()) if ds.text else None,
+            _digest(np.asarray(ds.split, dtype=str).tobytes()),
+            _digest(np.round(np.asarray(ds.X, dtype=float), 8).tobytes()),
+        )
+        assert got == expected[name], name

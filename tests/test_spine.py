@@ -212,6 +212,7 @@ def test_large_cohort_and_split(big):
         ({"split": (0.5, 0.5)}, "split"),
         ({"split": (0.5, 0.4, 0.3)}, "split"),
         ({"split": (1.2, -0.1, -0.1)}, "split"),
+        ({"split": (0.8, 0.2, 0.0)}, "split"),
         ({"split": "train"}, "split"),
     ],
 )

@@ -272,9 +272,9 @@ def test_bad_embed_arguments(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown model 'bert'.*minilm, tfidf"):
         embed(notes, "bert", cache_dir=False)
     for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        with pytest.raises(ValueError, match="batch_size must be an integer"):
             embed(notes, "tfidf", batch_size=bad, cache_dir=False)
-    with pytest.raises(ValueError, match="n_components must be a positive integer"):
+    with pytest.raises(ValueError, match="n_components must be an integer"):
         embed(notes, "tfidf", n_components=0, cache_dir=False)
     with pytest.raises(ValueError, match="smaller than the TF-IDF vocabulary size"):
         embed(notes, "tfidf", n_components=10_000, cache_dir=False)
@@ -299,7 +299,7 @@ def test_bad_recoverability_arguments() -> None:
         fact_recoverability(texts, facts["planted"])
     with pytest.raises(ValueError, match="n_splits must be an integer >= 2"):
         fact_recoverability(texts, facts, n_splits=1)
-    with pytest.raises(ValueError, match="C must be a positive finite number"):
+    with pytest.raises(ValueError, match=r"C must be a number in \(0, inf\)"):
         fact_recoverability(texts, facts, C=0.0)
     with pytest.raises(ValueError, match="'fever' is not binary.*2"):
         fact_recoverability(texts, pd.DataFrame({"fever": np.arange(40) % 3}))

@@ -3,6 +3,8 @@
 - :func:`check_seed` turns a ``random_state`` (None, int, numpy generator) into an int seed.
 - :func:`child_seeds` derives independent, reproducible seeds for replicates or members from one
   master seed (:class:`numpy.random.SeedSequence`).
+- :func:`seed_streams` spawns named, independent seed sequences from one master seed (one per
+  source of randomness of a simulator or renderer); :func:`stream_seed` turns one into an int.
 - :func:`torch_seed` seeds torch's global generators for the duration of one fit.
 - :func:`resolve_device` turns ``"auto"`` into CUDA when present, else CPU, at call time
   (nothing is chosen at import time).
@@ -14,12 +16,20 @@ This module is a leaf of the package's import graph: it imports no other ``ehrca
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_seed", "child_seeds", "torch_seed", "resolve_device", "limit_threads"]
+__all__ = [
+    "check_seed",
+    "child_seeds",
+    "seed_streams",
+    "stream_seed",
+    "torch_seed",
+    "resolve_device",
+    "limit_threads",
+]
 
 
 def check_seed(random_state: Any) -> int:
@@ -88,3 +98,25 @@ def limit_threads() -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
+
+
+def seed_streams(seed: int, names: Sequence[str]) -> dict[str, np.random.SeedSequence]:
+    """Named, statistically independent child seed sequences of ``SeedSequence(seed)``.
+
+    ``names[i]`` gets the i-th child of ``np.random.SeedSequence(seed).spawn(len(names))``, so
+    the same seed and names always give the same streams, and drawing more or fewer numbers
+    from one stream never changes another. Pass a stream to ``np.random.default_rng`` for a
+    generator, to :func:`stream_seed` for an int seed, or ``.spawn(k)`` it for sub-streams.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    names = list(names)
+    if len(set(names)) != len(names):
+        raise ValueError(f"stream names must be distinct, got {names}")
+    children = np.random.SeedSequence(int(seed)).spawn(len(names))
+    return dict(zip(names, children, strict=True))
+
+
+def stream_seed(stream: np.random.SeedSequence) -> int:
+    """A 32-bit int seed drawn deterministically from a seed sequence (its first state word)."""
+    return int(stream.generate_state(1)[0])

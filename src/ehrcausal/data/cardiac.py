@@ -46,9 +46,9 @@ from scipy.special import expit
 from scipy.stats import norm
 
 from ..text.notes import render_cardiac_notes
+from ..validation import check_int
+from ._simulate import AnnotatedModel, check_knobs, check_rng, simulate_annotated
 from .dataset import CausalDataset
-from .ihdp import protocol_split
-from .respiratory import _annotated_dataset, _annotation, _check_knobs, _int_seed, _streams
 
 __all__ = [
     "AGE_MODEL",
@@ -61,6 +61,7 @@ __all__ = [
     "cardiac_mu0",
     "cardiac_tau",
     "cardiac_propensity",
+    "cardiac_selection_score",
     "simulate_cardiac",
 ]
 
@@ -136,13 +137,8 @@ def cardiac_marginals() -> dict[str, float]:
 
 def sample_cardiac_records(n: int, rng: np.random.Generator) -> pd.DataFrame:
     """Draw ``n`` patients: ``age`` (int), ``male`` (0/1), ``sex`` ("F"/"M") and the conditions."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(
-            f"rng must be a numpy Generator (np.random.default_rng(seed)), got {rng!r}"
-        )
-    n = int(n)
+    n = check_int(n, "n", 1)
+    check_rng(rng)
     z = rng.normal(AGE_MODEL["mean"], AGE_MODEL["sd"], size=n)
     u = rng.random((n, 1 + len(CONDITIONS)))
     rec: dict[str, np.ndarray] = {
@@ -194,6 +190,26 @@ def cardiac_propensity(
     return np.clip(expit(0.9 * (-0.8 + confounding * score)), 0.05, 0.95)
 
 
+def cardiac_selection_score(
+    records: pd.DataFrame | Mapping[str, Any], T: np.ndarray
+) -> np.ndarray:
+    """Linear score of ``"covariates"`` annotation: 0.03 AGE_c + 0.5 male + 1.0 T."""
+    return (0.03 * (np.asarray(records["age"]) - 65.0) + 0.5 * np.asarray(records["male"])
+            + 1.0 * T)
+
+
+_MODEL = AnnotatedModel(
+    source=_SOURCE,
+    sample_records=sample_cardiac_records,
+    propensity=cardiac_propensity,
+    mu0=cardiac_mu0,
+    tau=cardiac_tau,
+    selection_score=cardiac_selection_score,
+    render_notes=render_cardiac_notes,
+)
+_TABULAR = ["age", "male"]
+
+
 def simulate_cardiac(
     n: int = 10_000,
     seed: int = 0,
@@ -211,8 +227,9 @@ def simulate_cardiac(
     Parameters
     ----------
     n : number of patients (>= 10).
-    seed : master seed; independent streams (``SeedSequence(seed).spawn(6)``) drive the
-        records, treatment, outcome noise, annotation, notes and split, so changing
+    seed : master seed; independent streams (``SeedSequence(seed).spawn(6)``, shared
+        machinery with :func:`ehrcausal.data.simulate_respiratory`) drive the records,
+        treatment, outcome noise, annotation, notes and split, so changing
         ``confounding``, ``annotated``, ``annotation_selection`` or ``noise_sd`` leaves the
         records and the notes unchanged.
     confounding : gamma >= 0 multiplying the non-intercept terms of the propensity bracket
@@ -231,43 +248,12 @@ def simulate_cardiac(
     ``modalities`` (``records``, ``annotated``, ``annotation_propensity``, ``propensity``) and
     ``meta``.
     """
-    ann_frac, fractions = _check_knobs(
+    knobs = check_knobs(
         n=n, seed=seed, confounding=confounding, annotated=annotated,
         annotation_selection=annotation_selection, style=style,
         misspelling_rate=misspelling_rate, noise_sd=noise_sd, split=split,
     )
-    n, seed = int(n), int(seed)
-    gamma, sd = float(confounding), float(noise_sd)
-    ss = _streams(seed)
-
-    records = sample_cardiac_records(n, np.random.default_rng(ss["records"]))
-    e = cardiac_propensity(records, gamma)
-    T = (np.random.default_rng(ss["treatment"]).random(n) < e).astype(int)
-    mu0 = cardiac_mu0(records)
-    mu1 = mu0 + cardiac_tau(records)
-    noise = np.random.default_rng(ss["noise"]).standard_normal(n)
-    Y = np.where(T == 1, mu1, mu0) + sd * noise
-
-    X = records[["age", "male"]].astype(int).reset_index(drop=True)
-    linear = (0.03 * (records["age"].to_numpy() - 65.0) + 0.5 * records["male"].to_numpy()
-              + 1.0 * T)
-    ann_prob, ann_mask = _annotation(annotation_selection, ann_frac, linear, ss["annotation"])
-    annotations = records[list(CONDITIONS)].astype(float).reset_index(drop=True)
-    annotations.loc[~ann_mask, :] = np.nan
-
-    text = render_cardiac_notes(
-        records, seed=_int_seed(ss["notes"]), style=style, misspelling_rate=misspelling_rate
-    )
-    labels = protocol_split(n, _int_seed(ss["split"]), fractions)
-    knobs = {
-        "n": n, "confounding": gamma, "annotated": ann_frac,
-        "annotation_selection": annotation_selection, "style": style,
-        "misspelling_rate": float(misspelling_rate), "noise_sd": sd, "split": list(fractions),
-    }
-    return _annotated_dataset(
-        records=records, X=X, T=T, Y=Y, mu0=mu0, mu1=mu1, propensity=e, text=text,
-        annotations=annotations, ann_prob=ann_prob, ann_mask=ann_mask, split=labels,
-        meta={"source": _SOURCE, "seed": seed, "knobs": knobs, "text_only": list(CONDITIONS),
-              "tabular": ["age", "male"], "x_columns": ["age", "male"],
-              "annotation_columns": list(CONDITIONS)},
+    return simulate_annotated(
+        _MODEL, knobs, x_columns=_TABULAR, annotation_columns=list(CONDITIONS),
+        text_only=list(CONDITIONS), tabular=_TABULAR,
     )

@@ -1,4 +1,4 @@
-"""MIMIC-III v1.4 cohort builder for the treatment-policy chapter (AACE, STUDY.md 3.1).
+"""MIMIC-III v1.4 cohort builder for the treatment-policy chapter (AACE).
 
 For users with credentialed PhysioNet access: point :func:`build_mimic_cohort` at the folder
 holding the published CSV tables (upper-case names, ``.csv`` or ``.csv.gz``, upper-case column
@@ -287,7 +287,7 @@ def build_mimic_cohort(
     folder, ``flow`` attrition counts, parameters, note and imputation counts).
 
     Reference: Johnson A.E.W. et al. (2016) MIMIC-III, a freely accessible critical care
-    database. Scientific Data 3:160035. Design: Arno & Demeester (2025), STUDY.md 3.1.
+    database. Scientific Data 3:160035. Design: the MIMIC experiment of Arno & Demeester (2025).
     """
     window = check_number(treatment_window_hours, "treatment_window_hours", 0, math.inf,
                           low_open=True, high_open=True)

@@ -1,4 +1,4 @@
-"""MOVER EPIC EHR loader for the multitask surgical-decision chapter (X-MultiTask, STUDY.md 3.2).
+"""MOVER EPIC EHR loader for the multitask surgical-decision chapter (X-MultiTask).
 
 MOVER, the *Medical Informatics Operating Room Vitals and Events Repository* (Samad et al.
 2023, JAMIA Open 6(4):ooad084, doi:10.1093/jamiaopen/ooad084; UC Irvine, access under a data
@@ -332,7 +332,7 @@ def load_mover_spine(
     assumptions).
 
     References: Samad M. et al. (2023) Medical Informatics Operating Room Vitals and Events
-    Repository (MOVER). JAMIA Open 6(4):ooad084. Tamo et al. (2025), X-MultiTask (STUDY.md 3.2).
+    Repository (MOVER). JAMIA Open 6(4):ooad084. Tamo et al. (2025), X-MultiTask.
     """
     patterns = _lab_patterns(labs)
     days = check_number(lab_window_days, "lab_window_days", 0, math.inf,

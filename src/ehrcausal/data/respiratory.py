@@ -41,9 +41,9 @@ import pandas as pd
 from scipy.special import expit
 
 from ..text.notes import render_respiratory_notes
-from ..validation import check_int
+from ..validation import check_int, check_number
+from ._simulate import AnnotatedModel, check_knobs, check_rng, simulate_annotated
 from .dataset import CausalDataset
-from .ihdp import protocol_split
 
 __all__ = [
     "ROOT_PROBS",
@@ -61,6 +61,7 @@ __all__ = [
     "respiratory_mu0",
     "respiratory_tau",
     "respiratory_propensity",
+    "respiratory_selection_score",
     "simulate_respiratory",
 ]
 
@@ -123,8 +124,6 @@ NON_CONFOUNDING_COLUMNS: tuple[str, ...] = (
 _ROOTS = tuple(ROOT_PROBS)
 _DIAGNOSES = ("copd", "pneumonia", "upper_airway_infection")
 _SYMPTOMS = tuple(SYMPTOM_NOISY_OR)
-_SELECTIONS = ("uniform", "covariates")
-_STYLES = ("normal", "compact")
 _SOURCE = "simulated: respiratory encounters (AACE equations)"
 
 
@@ -180,12 +179,8 @@ def sample_respiratory_records(n: int, rng: np.random.Generator) -> pd.DataFrame
     symptoms, ``fever`` (0/1/2), ``fever_low``, ``fever_high``, ``age`` (int years), ``sex``
     ("F"/"M") and ``male`` (0/1). Every draw comes from ``rng`` in a fixed order.
     """
-    check_int(n, "n", 1)
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(
-            f"rng must be a numpy Generator (np.random.default_rng(seed)), got {rng!r}"
-        )
-    n = int(n)
+    n = check_int(n, "n", 1)
+    check_rng(rng)
     u = rng.random((n, len(_ROOTS) + 3 + len(_SYMPTOMS) + 2))
     cols = iter(range(u.shape[1]))
     rec: dict[str, np.ndarray] = {}
@@ -252,110 +247,31 @@ def respiratory_propensity(
     return np.clip(expit(-2.2 + confounding * score), 0.05, 0.95)
 
 
-# ---------------------------------------------------------------------------------------------
-# Knob checks, annotation selection and assembly, shared with the cardiac simulator.
-# ---------------------------------------------------------------------------------------------
+def respiratory_selection_score(
+    records: pd.DataFrame | Mapping[str, Any], T: np.ndarray
+) -> np.ndarray:
+    """Linear score of ``"covariates"`` annotation: 1.2 policy + 0.8 smoking - 0.6 winter + T."""
+    return (1.2 * np.asarray(records["policy"]) + 0.8 * np.asarray(records["smoking"])
+            - 0.6 * np.asarray(records["winter"]) + 1.0 * T)
 
 
-def _check_number(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
+_MODEL = AnnotatedModel(
+    source=_SOURCE,
+    sample_records=sample_respiratory_records,
+    propensity=respiratory_propensity,
+    mu0=respiratory_mu0,
+    tau=respiratory_tau,
+    selection_score=respiratory_selection_score,
+    render_notes=render_respiratory_notes,
+)
 
 
-def _check_knobs(
-    *,
-    n: Any,
-    seed: Any,
-    confounding: Any,
-    annotated: Any,
-    annotation_selection: Any,
-    style: Any,
-    misspelling_rate: Any,
-    noise_sd: Any,
-    split: Any,
-) -> tuple[float, tuple[float, float, float]]:
-    """Validate the knobs shared by the simulators; return (annotated, split) as floats."""
-    check_int(n, "n", 10)
-    check_int(seed, "seed", 0)
-    if _check_number("confounding", confounding) < 0:
-        raise ValueError(f"confounding must be >= 0, got {confounding!r}")
-    a = _check_number("annotated", annotated)
-    if not 0.0 < a <= 1.0:
-        raise ValueError(f"annotated must lie in (0, 1], got {annotated!r}")
-    if annotation_selection not in _SELECTIONS:
-        raise ValueError(
-            f"annotation_selection must be one of {_SELECTIONS}, got {annotation_selection!r}"
-        )
-    if style not in _STYLES:
-        raise ValueError(f"style must be one of {_STYLES}, got {style!r}")
-    if not 0.0 <= _check_number("misspelling_rate", misspelling_rate) <= 0.5:
-        raise ValueError(f"misspelling_rate must lie in [0, 0.5], got {misspelling_rate!r}")
-    if _check_number("noise_sd", noise_sd) < 0:
-        raise ValueError(f"noise_sd must be >= 0, got {noise_sd!r}")
-    try:
-        fr = tuple(_check_number("split", f) for f in split)
-    except TypeError as exc:
-        raise ValueError(
-            f"split must be three proportions (train, val, test), got {split!r}"
-        ) from exc
-    if len(fr) != 3 or min(fr) <= 0 or not np.isclose(sum(fr), 1.0):
-        raise ValueError(
-            "split must be three positive proportions (train, val, test) summing to 1, "
-            f"got {split!r}"
-        )
-    return a, (fr[0], fr[1], fr[2])
-
-
-def _streams(seed: int) -> dict[str, np.random.SeedSequence]:
-    """Independent child seed sequences: records, treatment, noise, annotation, notes, split."""
-    names = ("records", "treatment", "noise", "annotation", "notes", "split")
-    return dict(zip(names, np.random.SeedSequence(int(seed)).spawn(len(names)), strict=True))
-
-
-def _int_seed(ss: np.random.SeedSequence) -> int:
-    return int(ss.generate_state(1)[0])
-
-
-def _solve_intercept(linear: np.ndarray, target: float, tol: float = 1e-12) -> float:
-    """Bisection for c such that mean(sigmoid(c + linear)) = target (0 < target < 1)."""
-    base = float(np.log(target / (1.0 - target)))
-    lo, hi = base - float(linear.max()) - 1.0, base - float(linear.min()) + 1.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if float(expit(mid + linear).mean()) < target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < tol:
-            break
-    return 0.5 * (lo + hi)
-
-
-def _annotation(
-    selection: str, annotated: float, linear: np.ndarray, ss: np.random.SeedSequence
-) -> tuple[np.ndarray, np.ndarray]:
-    """True annotation probabilities and the annotated mask.
-
-    ``"uniform"``: P(annotated) = ``annotated`` for every record. ``"covariates"``:
-    P = sigmoid(c + linear) with c solved by bisection so that the mean probability equals
-    ``annotated``. With ``annotated == 1`` every record is annotated under either scheme.
-    """
-    n = len(linear)
-    u = np.random.default_rng(ss).random(n)
-    if annotated >= 1.0:
-        prob = np.ones(n)
-    elif selection == "uniform":
-        prob = np.full(n, annotated)
-    else:
-        prob = expit(_solve_intercept(linear, annotated) + linear)
-    return prob, u < prob
+def _expand(names: list[str]) -> list[str]:
+    """Column names of confounders: ``fever`` is two indicators (low, high)."""
+    out: list[str] = []
+    for c in names:
+        out.extend(["fever_low", "fever_high"] if c == "fever" else [c])
+    return out
 
 
 def simulate_respiratory(
@@ -404,71 +320,16 @@ def simulate_respiratory(
     With ``annotation_selection="covariates"`` and ``text_only=1`` the policy indicator is
     itself text-only, so the selection then depends on a covariate that is not tabular.
     """
-    ann_frac, fractions = _check_knobs(
+    knobs = check_knobs(
         n=n, seed=seed, confounding=confounding, annotated=annotated,
         annotation_selection=annotation_selection, style=style,
         misspelling_rate=misspelling_rate, noise_sd=noise_sd, split=split,
     )
-    to = _check_number("text_only", text_only)
-    if not 0.0 <= to <= 1.0:
-        raise ValueError(f"text_only must lie in [0, 1], got {text_only!r}")
-    n, seed = int(n), int(seed)
-    gamma, sd = float(confounding), float(noise_sd)
-    ss = _streams(seed)
-
-    records = sample_respiratory_records(n, np.random.default_rng(ss["records"]))
-    e = respiratory_propensity(records, gamma)
-    T = (np.random.default_rng(ss["treatment"]).random(n) < e).astype(int)
-    mu0 = respiratory_mu0(records)
-    mu1 = mu0 + respiratory_tau(records)
-    noise = np.random.default_rng(ss["noise"]).standard_normal(n)
-    Y = np.where(T == 1, mu1, mu0) + sd * noise
-
+    to = check_number(text_only, "text_only", 0.0, 1.0)
     n_hidden = int(round(to * len(CONFOUNDERS)))
     hidden, visible = list(CONFOUNDERS[:n_hidden]), list(CONFOUNDERS[n_hidden:])
-
-    def expand(names: list[str]) -> list[str]:
-        out: list[str] = []
-        for c in names:
-            out.extend(["fever_low", "fever_high"] if c == "fever" else [c])
-        return out
-
-    x_cols = expand(visible) + list(NON_CONFOUNDING_COLUMNS)
-    X = records[x_cols].astype(int).reset_index(drop=True)
-
-    linear = (1.2 * records["policy"].to_numpy() + 0.8 * records["smoking"].to_numpy()
-              - 0.6 * records["winter"].to_numpy() + 1.0 * T)
-    ann_prob, ann_mask = _annotation(annotation_selection, ann_frac, linear, ss["annotation"])
-    ann_cols = expand(hidden)
-    annotations = records[ann_cols].astype(float).reset_index(drop=True)
-    annotations.loc[~ann_mask, :] = np.nan
-
-    text = render_respiratory_notes(
-        records, seed=_int_seed(ss["notes"]), style=style, misspelling_rate=misspelling_rate
-    )
-    labels = protocol_split(n, _int_seed(ss["split"]), fractions)
-    knobs = {
-        "n": n, "confounding": gamma, "text_only": to, "annotated": ann_frac,
-        "annotation_selection": annotation_selection, "style": style,
-        "misspelling_rate": float(misspelling_rate), "noise_sd": sd, "split": list(fractions),
-    }
-    return _annotated_dataset(
-        records=records, X=X, T=T, Y=Y, mu0=mu0, mu1=mu1, propensity=e, text=text,
-        annotations=annotations, ann_prob=ann_prob, ann_mask=ann_mask, split=labels,
-        meta={"source": _SOURCE, "seed": seed, "knobs": knobs, "text_only": hidden,
-              "tabular": visible, "x_columns": x_cols, "annotation_columns": ann_cols},
-    )
-
-
-def _annotated_dataset(
-    *, records: pd.DataFrame, X: pd.DataFrame, T: np.ndarray, Y: np.ndarray, mu0: np.ndarray,
-    mu1: np.ndarray, propensity: np.ndarray, text: list[str], annotations: pd.DataFrame,
-    ann_prob: np.ndarray, ann_mask: np.ndarray, split: np.ndarray, meta: dict,
-) -> CausalDataset:
-    """The dataset layout shared by the AACE simulators (records and truths as modalities)."""
-    return CausalDataset(
-        X=X, T=T, Y=Y, text=text, annotations=annotations,
-        modalities={"records": records, "annotated": ann_mask,
-                    "annotation_propensity": ann_prob, "propensity": propensity},
-        mu0=mu0, mu1=mu1, tau=mu1 - mu0, split=split, meta=meta,
+    return simulate_annotated(
+        _MODEL, knobs, x_columns=_expand(visible) + list(NON_CONFOUNDING_COLUMNS),
+        annotation_columns=_expand(hidden), text_only=hidden, tabular=visible,
+        extra_knobs={"text_only": to},
     )

@@ -126,14 +126,14 @@ and changing ``shared_effect`` changes only the true effects and Y.
 
 from __future__ import annotations
 
-from numbers import Real
-
 import numpy as np
 import pandas as pd
 
+from ..runtime import seed_streams, stream_seed
 from ..validation import check_int
+from ._simulate import check_nonnegative
 from .dataset import CausalDataset
-from .ihdp import protocol_split
+from .splits import check_split, protocol_split
 
 __all__ = ["simulate_spine", "SPINE_COLUMNS", "PRO_DOMAINS", "SEVERITY_CLASSES"]
 
@@ -444,34 +444,8 @@ def _surgery_propensity(X: pd.DataFrame, confounding: float) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_nonneg(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if float(value) < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
-
-
-def _check_split(split: object) -> tuple[float, float, float]:
-    try:
-        fractions = tuple(float(f) for f in split)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"split must be three fractions (train, val, test), got {split!r}"
-        ) from None
-    if len(fractions) != 3:
-        raise ValueError(f"split must have three fractions (train, val, test), got {split!r}")
-    if not all(np.isfinite(fractions)) or min(fractions) < 0:
-        raise ValueError(f"split fractions must be finite and non-negative, got {split!r}")
-    if not np.isclose(sum(fractions), 1.0):
-        raise ValueError(f"split fractions must sum to 1, got {split!r} (sum {sum(fractions):g})")
-    if fractions[0] <= 0:
-        raise ValueError(f"split must give a positive training fraction, got {split!r}")
-    return fractions  # type: ignore[return-value]
-
-
-def _stream_seed(seq: np.random.SeedSequence) -> int:
-    return int(seq.generate_state(1)[0])
+#: The seed streams of the cohort, in spawn order (never reorder: it fixes every number).
+_STREAMS = ("covariates", "treatment", "noise", "subset", "split")
 
 
 def simulate_spine(
@@ -497,7 +471,8 @@ def simulate_spine(
             (e = 0.5), larger values stronger confounding.
         shared_effect: scale ``s`` of the effect modifier g(x) shared by the two tasks; 0 makes
             the tasks' effects independent, 1 is the default shared structure.
-        split: train/val/test fractions, drawn per task with its own seeded stream.
+        split: three positive train/val/test fractions summing to 1, drawn per task with its
+            own seeded stream.
 
     Returns:
         ``{"approach": CausalDataset, "surgery": CausalDataset}``. Both have the same ``X``
@@ -515,16 +490,16 @@ def simulate_spine(
     if n_surgery is None:
         n_surgery = max(10, int(round(n * 368 / 1017)))
     n_surgery = check_int(n_surgery, "n_surgery", 10, n)
-    confounding = _check_nonneg(confounding, "confounding")
-    shared_effect = _check_nonneg(shared_effect, "shared_effect")
-    fractions = _check_split(split)
+    confounding = check_nonnegative(confounding, "confounding")
+    shared_effect = check_nonnegative(shared_effect, "shared_effect")
+    fractions = check_split(split)
 
-    ss_cov, ss_treat, ss_noise, ss_subset, ss_split = np.random.SeedSequence(seed).spawn(5)
-    treat_a, treat_s = ss_treat.spawn(2)
-    noise_a, noise_s = ss_noise.spawn(2)
-    split_a, split_s = ss_split.spawn(2)
+    ss = seed_streams(seed, _STREAMS)
+    treat_a, treat_s = ss["treatment"].spawn(2)
+    noise_a, noise_s = ss["noise"].spawn(2)
+    split_a, split_s = ss["split"].spawn(2)
 
-    X = _simulate_covariates(np.random.default_rng(ss_cov), n)
+    X = _simulate_covariates(np.random.default_rng(ss["covariates"]), n)
     ids = np.arange(n, dtype=np.int64)
     knobs = {
         "n": n,
@@ -549,7 +524,7 @@ def simulate_spine(
         mu0=mu0_a,
         mu1=mu1_a,
         tau=mu1_a - mu0_a,
-        split=protocol_split(n, _stream_seed(split_a), fractions),
+        split=protocol_split(n, stream_seed(split_a), fractions),
         meta={
             "source": SOURCE,
             "task": "approach",
@@ -562,7 +537,7 @@ def simulate_spine(
     )
 
     # task "surgery": a seeded subset of the same patients
-    rows = np.sort(np.random.default_rng(ss_subset).choice(n, size=n_surgery, replace=False))
+    rows = np.sort(np.random.default_rng(ss["subset"]).choice(n, size=n_surgery, replace=False))
     X_s = X.iloc[rows].reset_index(drop=True)
     e_s = _surgery_propensity(X_s, confounding)
     T_s = (np.random.default_rng(treat_s).random(n_surgery) < e_s).astype(np.int64)
@@ -577,7 +552,7 @@ def simulate_spine(
         mu0=mu0_s,
         mu1=mu1_s,
         tau=mu1_s - mu0_s,
-        split=protocol_split(n_surgery, _stream_seed(split_s), fractions),
+        split=protocol_split(n_surgery, stream_seed(split_s), fractions),
         meta={
             "source": SOURCE,
             "task": "surgery",

@@ -37,6 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..cache import default_cache_dir, stable_hash
 from ..runtime import check_seed
+from ..validation import check_int
 
 __all__ = ["MODELS", "MINILM_DIM", "TfidfSVD", "check_texts", "embed"]
 
@@ -82,12 +83,6 @@ def check_texts(texts: Any, name: str = "texts") -> list[str]:
     return [str(t) for t in texts]
 
 
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _row_normalise(Z: np.ndarray) -> np.ndarray:
     """Divide each row by its Euclidean norm; all-zero rows stay zero."""
     norms = np.linalg.norm(Z, axis=1, keepdims=True)
@@ -129,7 +124,7 @@ class TfidfSVD(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def _check_params(self) -> tuple[int, tuple[int, int]]:
-        k = _check_positive_int(self.n_components, "n_components")
+        k = check_int(self.n_components, "n_components", 1)
         rng = self.ngram_range
         ok = (
             isinstance(rng, (tuple, list))
@@ -332,8 +327,8 @@ def embed(
     texts = check_texts(texts)
     if not isinstance(model, str) or model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known models: {', '.join(MODELS)}")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    n_components = _check_positive_int(n_components, "n_components")
+    batch_size = check_int(batch_size, "batch_size", 1)
+    n_components = check_int(n_components, "n_components", 1)
     seed = check_seed(random_state)
     if cache_dir is None or cache_dir is True:
         root: Path | None = Path(default_cache_dir())

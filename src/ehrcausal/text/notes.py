@@ -36,6 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..runtime import seed_streams
+from ..validation import check_int, check_number
+
 __all__ = [
     "RESPIRATORY_DIAGNOSIS_TERMS",
     "CARDIAC_FORBIDDEN_TERMS",
@@ -617,16 +620,10 @@ def _check_common(records: Any, columns: tuple[str, ...], seed: Any, style: str,
     missing = [c for c in columns if c not in records.columns]
     if missing:
         raise ValueError(f"records lack the column(s) {missing} needed to render notes")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_int(seed, "seed", 0)
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
-    try:
-        rate = float(misspelling_rate)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"misspelling_rate must be a number, got {misspelling_rate!r}") from exc
-    if not 0.0 <= rate <= 0.5:
-        raise ValueError(f"misspelling_rate must lie in [0, 0.5], got {misspelling_rate!r}")
+    check_number(misspelling_rate, "misspelling_rate", 0.0, 0.5)
     return records.reset_index(drop=True)
 
 
@@ -651,9 +648,10 @@ def _ages(records: pd.DataFrame) -> np.ndarray:
     return np.rint(age).astype(int)
 
 
-def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    content, typos = np.random.SeedSequence(int(seed)).spawn(2)
-    return np.random.default_rng(content), np.random.default_rng(typos)
+def _generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The content stream and the independent misspelling stream of one batch of notes."""
+    ss = seed_streams(seed, ("content", "typos"))
+    return np.random.default_rng(ss["content"]), np.random.default_rng(ss["typos"])
 
 
 def _mangle(word: str, r_kind: float, r_pos: float) -> str:
@@ -752,7 +750,7 @@ def render_respiratory_notes(
     male = (sex == "M").astype(int).tolist()
 
     rate = float(misspelling_rate)
-    rng, typo_rng = _streams(seed)
+    rng, typo_rng = _generators(seed)
     U = _Uniforms(rng, n, 64)
     P = _RESP_PROBS[style]
     T = _RESP_TEXT[style]
@@ -971,7 +969,7 @@ def render_cardiac_notes(
     male = _binary(rec, "male").tolist()
     age = _ages(rec)
     rate = float(misspelling_rate)
-    rng, typo_rng = _streams(seed)
+    rng, typo_rng = _generators(seed)
     U = _Uniforms(rng, n, 48)
     P = _CARD_PROBS[style]
     T = _CARD_TEXT[style]

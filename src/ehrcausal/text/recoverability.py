@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..runtime import check_seed
+from ..validation import check_int, check_number
 from .embeddings import check_texts
 
 __all__ = ["fact_recoverability"]
@@ -96,10 +97,8 @@ def fact_recoverability(
     if facts.columns.has_duplicates:
         dup = list(facts.columns[facts.columns.duplicated()].unique())
         raise ValueError(f"facts has duplicate column names {dup[:5]}")
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
-        raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")
-    if isinstance(C, bool) or not isinstance(C, (int, float, np.number)) or not 0 < C < np.inf:
-        raise ValueError(f"C must be a positive finite number, got {C!r}")
+    n_splits = check_int(n_splits, "n_splits", 2)
+    C = check_number(C, "C", 0.0, np.inf, low_open=True, high_open=True)
     seed = check_seed(random_state)
 
     rows = []
@@ -114,9 +113,9 @@ def fact_recoverability(
             docs = [t for t, k in zip(texts, keep, strict=True) if k]
             pipe = make_pipeline(
                 TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                LogisticRegression(C=float(C), max_iter=1000, random_state=seed),
+                LogisticRegression(C=C, max_iter=1000, random_state=seed),
             )
-            cv = StratifiedKFold(n_splits=int(n_splits), shuffle=True, random_state=seed)
+            cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
             auc = float(np.mean(cross_val_score(pipe, docs, y, cv=cv, scoring="roc_auc")))
         rows.append({"fact": name, "auc": auc, "prevalence": prevalence, "n": n})
     return pd.DataFrame(rows, columns=["fact", "auc", "prevalence", "n"])
