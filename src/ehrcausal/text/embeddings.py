@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..cache import default_cache_dir, stable_hash
+from ..cache import atomic_write_bytes, default_cache_dir, stable_hash
 from ..runtime import check_seed
 from ..validation import check_int
 
@@ -279,16 +279,10 @@ def _read_cached(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
 
 
 def _write_cached(path: Path, arr: np.ndarray) -> None:
-    """``np.save`` to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``np.save`` into memory, then :func:`ehrcausal.cache.atomic_write_bytes` to ``path``."""
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def embed(
