@@ -1,7 +1,9 @@
 """Benchmark: wall time and peak memory of one chapter at one profile.
 
-Runs the chapter through papermill (as the study runner does) in a child process and samples
-the resident memory of the whole process tree (papermill, kernel, joblib workers) every 0.2 s.
+Runs the chapter through papermill as the study runner (``ehrcausal.runner``) does -- the
+profile's parameters, the kernel working in the folder the executed notebook is written to -- in
+a child process, and samples the resident memory of the whole process tree (papermill, kernel,
+joblib workers) every 0.2 s.
 Results are printed and written to ``benchmarks/results/<chapter>-<profile>.json``.
 
     python benchmarks/chapter_cost.py ihdp_benchmark --profile default
@@ -41,14 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         params = Path(tmp) / "params.yml"
         out = subprocess.run(
-            [sys.executable, "-m", "ehrcausal.study", "params", "--profile", args.profile,
+            [sys.executable, "-m", "ehrcausal.runner", "params", "--profile", args.profile,
              args.chapter],
             cwd=ROOT, check=True, capture_output=True, text=True,
         ).stdout
         params.write_text(out)
         cmd = [sys.executable, "-m", "papermill", "--no-progress-bar",
                str(ROOT / "notebooks" / f"{args.chapter}.ipynb"), str(Path(tmp) / "out.ipynb"),
-               "-f", str(params), "--cwd", str(ROOT / "notebooks")]
+               "-f", str(params), "--cwd", tmp]
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         ps = psutil.Process(proc.pid)

@@ -1,4 +1,4 @@
-"""Unit tests of the study runner (``ehrcausal.study``) on throwaway notebooks in ``tmp_path``.
+"""Unit tests of the study runner (``ehrcausal.runner``) on throwaway notebooks in ``tmp_path``.
 
 Each test builds a miniature repository: ``notebooks/*.ipynb`` made with nbformat (a
 ``parameters`` cell and cells that use it, or one that raises), ``notebooks/params/*.yml`` and a
@@ -16,8 +16,8 @@ import nbformat
 import pytest
 import yaml
 
-from ehrcausal import study
-from ehrcausal.study import (
+from ehrcausal import runner
+from ehrcausal.runner import (
     StudyPaths,
     content_hash,
     discover_chapters,
@@ -133,13 +133,13 @@ def test_notebook_parameters_reads_literals_and_keeps_expressions(tmp_path: Path
 def test_resolve_parameters_priority(repo: StudyPaths) -> None:
     nb = repo.notebooks / "alpha.ipynb"
     assert resolve_parameters(nb) == {"n": 2, "label": "smoke", "scale": 1.5, "device": "cpu"}
-    name, per_chapter = study.profile_overrides(repo.params, "default")
+    name, per_chapter = runner.profile_overrides(repo.params, "default")
     assert name == "default"
     resolved = resolve_parameters(nb, per_chapter["alpha"])
     assert resolved == {"n": 5, "label": "default", "scale": 1.5, "device": "cpu"}
     # An explicit device beats both the notebook and the profile.
     (repo.params / "gpu.yml").write_text("alpha: {device: cuda:1, n: 9}\n")
-    _, gpu = study.profile_overrides(repo.params, "gpu")
+    _, gpu = runner.profile_overrides(repo.params, "gpu")
     assert resolve_parameters(nb, gpu["alpha"])["device"] == "cuda:1"
     assert resolve_parameters(nb, gpu["alpha"], device="cpu") == {
         "n": 9,
@@ -151,21 +151,21 @@ def test_resolve_parameters_priority(repo: StudyPaths) -> None:
 
 def test_profile_errors_are_clear(repo: StudyPaths, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no profile 'nope'.*default, paper, smoke"):
-        study.profile_overrides(repo.params, "nope")
+        runner.profile_overrides(repo.params, "nope")
     bad = tmp_path / "bad.yml"
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ValueError, match="expected a mapping"):
-        study.profile_overrides(repo.params, params_file=bad)
+        runner.profile_overrides(repo.params, params_file=bad)
     custom = tmp_path / "custom.yml"
     custom.write_text("alpha:\n  n: 11\n")
-    assert study.profile_overrides(repo.params, "smoke", custom) == ("custom", {"alpha": {"n": 11}})
+    assert runner.profile_overrides(repo.params, "smoke", custom) == ("custom", {"alpha": {"n": 11}})
 
 
 def test_shipped_profiles_are_valid() -> None:
     """notebooks/params/{smoke,default,paper}.yml of the repository parse as chapter mappings."""
     params_dir = Path(__file__).resolve().parents[1] / "notebooks" / "params"
-    for profile in study.PROFILES:
-        name, per_chapter = study.profile_overrides(params_dir, profile)
+    for profile in runner.PROFILES:
+        name, per_chapter = runner.profile_overrides(params_dir, profile)
         assert name == profile
         assert "ihdp_benchmark" in per_chapter
         assert all(isinstance(v, dict) for v in per_chapter.values())
@@ -212,9 +212,10 @@ def test_run_writes_output_manifest_and_skips_unchanged(repo: StudyPaths) -> Non
     text = outputs_text(out)
     # The profile overrides n, the notebook's other defaults stay.
     assert "n=3 label=smoke scale=1.5 device=cpu" in text
-    # The kernel is this interpreter (the virtualenv's ipykernel), in notebooks/, with the profile.
+    # The kernel is this interpreter (the virtualenv's ipykernel), with the profile, working in
+    # book/chapters/ (where nbval re-executes the published chapter).
     assert f"exe={sys.executable}" in text
-    assert f"cwd={repo.notebooks}" in text
+    assert f"cwd={repo.chapters}" in text
     assert "profile=smoke" in text
     # Metadata paths are relative to the repository (nothing machine-specific is published).
     meta = nbformat.read(out, as_version=4).metadata
@@ -290,7 +291,7 @@ def test_failing_chapter_is_reported_and_others_complete(
 ) -> None:
     write_notebook(repo.notebooks / "broken.ipynb", BAD_CELLS)
     (repo.params / "smoke.yml").write_text("alpha:\n  n: 3\nbroken:\n  n: 4\n")
-    code = study.main(
+    code = runner.main(
         ["--root", str(repo.root), "run", "--profile", "smoke", "--jobs", "2", "--no-progress"]
     )
     assert code != 0
@@ -386,17 +387,17 @@ def test_build_writes_placeholder_manifest_and_checks_toc(repo: StudyPaths) -> N
         )
     )
     (repo.root / "intro.md").write_text("# Intro\n")
-    assert study.missing_toc_files(repo.root) == ["book/chapters/alpha"]
-    assert study.build_book(repo) == 1  # refuses before calling Jupyter Book
+    assert runner.missing_toc_files(repo.root) == ["book/chapters/alpha"]
+    assert runner.build_book(repo) == 1  # refuses before calling Jupyter Book
     assert "no chapters executed yet" in repo.manifest_md.read_text()
 
 
 def test_cli_params_and_list(repo: StudyPaths, capsys: pytest.CaptureFixture[str]) -> None:
     root = str(repo.root)
-    assert study.main(["--root", root, "params", "--profile", "paper", "alpha"]) == 0
+    assert runner.main(["--root", root, "params", "--profile", "paper", "alpha"]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == {"n": 7, "label": "paper"}
     assert (
-        study.main(["--root", root, "params", "-p", "smoke", "--device", "cuda", "--all", "alpha"])
+        runner.main(["--root", root, "params", "-p", "smoke", "--device", "cuda", "--all", "alpha"])
         == 0
     )
     assert yaml.safe_load(capsys.readouterr().out) == {
@@ -405,9 +406,9 @@ def test_cli_params_and_list(repo: StudyPaths, capsys: pytest.CaptureFixture[str
         "scale": 1.5,
         "device": "cuda",
     }
-    assert study.main(["--root", root, "list", "--profile", "smoke"]) == 0
+    assert runner.main(["--root", root, "list", "--profile", "smoke"]) == 0
     assert "alpha" in capsys.readouterr().out
-    assert study.main(["--root", root, "run", "--profile", "nope"]) == 2
+    assert runner.main(["--root", root, "run", "--profile", "nope"]) == 2
     assert "no profile 'nope'" in capsys.readouterr().err
 
 
@@ -424,9 +425,40 @@ def test_build_refuses_without_vendored_mathjax(repo: StudyPaths) -> None:
             }
         )
     )
-    assert study.missing_mathjax(repo.root) == "mathjax/tex-mml-chtml.js"
-    assert study.build_book(repo) == 1
+    assert runner.missing_mathjax(repo.root) == "mathjax/tex-mml-chtml.js"
+    assert runner.build_book(repo) == 1
     js = repo.root / "vendor" / "static" / "mathjax" / "tex-mml-chtml.js"
     js.parent.mkdir(parents=True)
     js.write_text("// stand-in")
-    assert study.missing_mathjax(repo.root) is None
+    assert runner.missing_mathjax(repo.root) is None
+
+
+def test_cli_rejects_bad_jobs_and_timeout(
+    repo: StudyPaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = str(repo.root)
+    assert runner.main(["--root", root, "run", "-p", "smoke", "--jobs", "0"]) == 2
+    assert "jobs must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert runner.main(["--root", root, "run", "-p", "smoke", "--timeout", "-1"]) == 2
+    assert "timeout must be a number in (0, inf), got -1.0" in capsys.readouterr().err
+    assert not repo.chapters.exists()  # nothing ran
+
+
+@pytest.mark.parametrize("module", ["ehrcausal.runner", "ehrcausal.study"])
+def test_module_entry_points_run_the_cli(
+    module: str, repo: StudyPaths, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m ehrcausal.runner`` and the old name ``python -m ehrcausal.study`` agree."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [module, "--root", str(repo.root), "params", "-p", "paper", "alpha"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    assert exit_info.value.code == 0
+    assert yaml.safe_load(capsys.readouterr().out) == {"n": 7, "label": "paper"}
+    monkeypatch.setattr(sys, "argv", [module, "--root", str(repo.root), "run", "-p", "nope"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    assert exit_info.value.code == 2
+    assert "no profile 'nope'" in capsys.readouterr().err
+

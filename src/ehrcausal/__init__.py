@@ -6,7 +6,7 @@ The package supplies the learners, metrics and data loaders that the study's cha
 - :mod:`ehrcausal.learners` -- CATE learners under one EconML-like protocol, in a registry;
 - :mod:`ehrcausal.metrics` -- effect, policy, ranking and prediction metrics;
 - :mod:`ehrcausal.experiment` -- seeding, device choice and replicate loops;
-- :mod:`ehrcausal.study` -- the runner that executes the chapters and builds the book.
+- :mod:`ehrcausal.runner` -- the runner that executes the chapters and builds the book.
 """
 
 __version__ = "0.1.0"

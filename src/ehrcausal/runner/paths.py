@@ -1,0 +1,81 @@
+"""Where the runner reads and writes: :class:`StudyPaths`, and :func:`find_root` for the CLI."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["MANIFEST_JSON", "MANIFEST_MD", "StudyPaths", "find_root"]
+
+MANIFEST_JSON = "manifest.json"
+MANIFEST_MD = "manifest.md"
+
+
+def _installed_package() -> Path:
+    """The folder of the installed ``ehrcausal`` package (the parent of this ``runner``)."""
+    return Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    """Where the runner reads and writes; every path derives from the repository ``root``.
+
+    Tests build one on ``tmp_path`` (``StudyPaths.from_root(tmp_path)``); the command line finds
+    the root by walking up from the current directory to the folder with ``_config.yml``.
+    """
+
+    root: Path
+    notebooks: Path
+    params: Path
+    chapters: Path
+    generated: Path
+    failed: Path
+    package: Path
+
+    @classmethod
+    def from_root(cls, root: str | os.PathLike[str], package: Path | None = None) -> StudyPaths:
+        """Standard layout under ``root``; ``package`` defaults to the installed ``ehrcausal``."""
+        root = Path(root).resolve()
+        return cls(
+            root=root,
+            notebooks=root / "notebooks",
+            params=root / "notebooks" / "params",
+            chapters=root / "book" / "chapters",
+            generated=root / "book" / "_generated",
+            failed=root / "_build" / "failed",
+            package=(Path(package) if package is not None else _installed_package()),
+        )
+
+    @property
+    def manifest(self) -> Path:
+        """``book/_generated/manifest.json``."""
+        return self.generated / MANIFEST_JSON
+
+    @property
+    def manifest_md(self) -> Path:
+        """``book/_generated/manifest.md`` (included by ``book/reproducibility.md``)."""
+        return self.generated / MANIFEST_MD
+
+    def chapter_output(self, stem: str) -> Path:
+        """``book/chapters/<stem>.ipynb``: where the executed chapter is published."""
+        return self.chapters / f"{stem}.ipynb"
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the root (POSIX), or as given when it lies outside."""
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest ancestor of ``start`` (default: cwd) holding ``_config.yml`` and ``notebooks/``.
+
+    Falls back to ``start`` itself when no ancestor qualifies.
+    """
+    here = (start or Path.cwd()).resolve()
+    for p in (here, *here.parents):
+        if (p / "_config.yml").is_file() and (p / "notebooks").is_dir():
+            return p
+    return here

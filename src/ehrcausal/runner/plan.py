@@ -1,0 +1,140 @@
+"""Cache-aware planning: what each chapter runs with, its content hash, and whether it is current.
+
+A chapter's **content hash** is :func:`ehrcausal.cache.stable_hash` of the digest of its
+notebook file, its resolved parameters, ``extra`` (the profile and the versions of Python and
+the key packages) and :func:`ehrcausal.cache.package_fingerprint` of the ``ehrcausal`` package
+(every source and data file). A chapter whose hash equals the one of its last successful run in
+the manifest, and whose executed notebook still exists, is current and is skipped.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..cache import file_digest, package_fingerprint, stable_hash
+from .params import (
+    discover_chapters,
+    injected_parameters,
+    notebook_parameters,
+    profile_overrides,
+    resolve_parameters,
+)
+from .paths import StudyPaths
+
+__all__ = [
+    "KEY_PACKAGES",
+    "ChapterTask",
+    "package_versions",
+    "content_hash",
+    "plan_chapters",
+    "is_current",
+]
+
+#: Packages whose versions the manifest records (and the content hash covers).
+KEY_PACKAGES: tuple[str, ...] = (
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "econml",
+    "torch",
+    "papermill",
+    "jupyter-book",
+)
+
+
+@dataclass
+class ChapterTask:
+    """One chapter as planned: what to run, with which parameters, under which hash."""
+
+    stem: str
+    notebook: Path
+    parameters: dict[str, Any]  # resolved (defaults included), for the manifest
+    injected: dict[str, Any]  # what papermill injects (profile overrides and device)
+    digest: str  # the content hash
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the key packages' versions (``"absent"`` for one not installed)."""
+    versions = {"python": ".".join(map(str, sys.version_info[:3]))}
+    for name in KEY_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def content_hash(
+    notebook: Path,
+    parameters: Mapping[str, Any],
+    package_dir: Path,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """The chapter's cache key: a stable hash of notebook, parameters, package code and ``extra``.
+
+    The notebook enters by the digest of its bytes, the package by its fingerprint (files by
+    path relative to ``package_dir``, so the key does not depend on where the checkout lives).
+    """
+    return stable_hash(
+        {
+            "notebook": file_digest(notebook),
+            "parameters": dict(parameters),
+            "package": package_fingerprint(package_dir),
+            "extra": dict(extra or {}),
+        }
+    )
+
+
+def plan_chapters(
+    paths: StudyPaths,
+    chapters: Sequence[str] | None = None,
+    *,
+    profile: str | None = "default",
+    params_file: Path | None = None,
+    device: str | None = None,
+) -> tuple[str, list[ChapterTask], dict[str, str]]:
+    """Resolve profile, parameters and content hashes; no execution.
+
+    Returns the profile name, one task per chapter and the package versions (hashed too).
+    Prints a warning for profile entries naming an unknown chapter or parameter.
+    """
+    profile_name, per_chapter = profile_overrides(paths.params, profile, params_file)
+    notebooks = discover_chapters(paths.notebooks, chapters)
+    unknown = sorted(set(per_chapter) - {nb.stem for nb in discover_chapters(paths.notebooks)})
+    for stem in unknown:
+        print(f"warning: parameters for unknown chapter {stem!r} are ignored", file=sys.stderr)
+    versions = package_versions()
+    tasks = []
+    for nb in notebooks:
+        overrides = per_chapter.get(nb.stem, {})
+        defaults = notebook_parameters(nb)
+        for name in overrides:
+            if name not in defaults:
+                print(
+                    f"warning: {nb.stem}: parameter {name!r} is not in the notebook's "
+                    "parameters cell",
+                    file=sys.stderr,
+                )
+        params = resolve_parameters(nb, overrides, device)
+        digest = content_hash(
+            nb, params, paths.package, extra={"profile": profile_name, "versions": versions}
+        )
+        tasks.append(
+            ChapterTask(nb.stem, nb, params, injected_parameters(overrides, device), digest)
+        )
+    return profile_name, tasks, versions
+
+
+def is_current(task_digest: str, stem: str, manifest: Mapping[str, Any], paths: StudyPaths) -> bool:
+    """Whether the last successful run of ``stem`` had this hash and its output still exists."""
+    entry = (manifest.get("chapters") or {}).get(stem) or {}
+    return (
+        entry.get("status") == "ok"
+        and entry.get("hash") == task_digest
+        and paths.chapter_output(stem).is_file()
+    )
