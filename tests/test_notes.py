@@ -3,6 +3,7 @@ how well a bag-of-words classifier can read the symptoms back (informative but i
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import numpy as np
@@ -19,6 +20,7 @@ from ehrcausal.text.notes import (
     RESPIRATORY_DIAGNOSIS_TERMS,
     contains_forbidden_term,
     note_lexicon,
+    phrase_tables,
     render_cardiac_notes,
     render_respiratory_notes,
 )
@@ -242,3 +244,58 @@ def test_cardiac_bad_input_is_refused(card_records):
         render_cardiac_notes(card_records.drop(columns="chf"), seed=0)
     with pytest.raises(ValueError, match="male"):
         render_cardiac_notes(card_records.assign(male=2), seed=0)
+
+
+# --- phrase files -------------------------------------------------------------------------------
+
+
+def test_phrase_files_load_read_only_with_every_style():
+    for domain, group in (("respiratory", "symptoms"), ("cardiac", "conditions")):
+        tables = phrase_tables(domain)
+        assert set(tables) == {"normal", "compact"}
+        assert phrase_tables(domain) is tables  # read once, cached
+        for style in ("normal", "compact"):
+            findings = tables[style][group]
+            assert all(findings[f]["present"] and findings[f]["absent"] for f in findings)
+        with pytest.raises(TypeError):
+            tables["normal"]["sections"]["sexw"] = ("x",)  # type: ignore[index]
+    assert phrase_tables("respiratory")["normal"]["symptoms"]["cough"]["absent"][0] == "Denies cough."
+    assert "pneumonia" not in note_lexicon() and {"dyspnoea", "apixaban"} <= note_lexicon()
+    with pytest.raises(ValueError, match="domain"):
+        phrase_tables("renal")
+
+
+def test_incomplete_phrase_file_is_refused_naming_the_key():
+    from ehrcausal.text import notes
+
+    broken = {style: dict(block) for style, block in phrase_tables("cardiac").items()}
+    broken["compact"]["sections"] = {
+        k: v for k, v in broken["compact"]["sections"].items() if k != "jvp_up"
+    }
+    with pytest.raises(ValueError, match=r"cardiac.json: compact.sections.jvp_up"):
+        notes._check_phrases("cardiac", broken)
+
+
+#: SHA-256 of the notes rendered by the renderer before its phrase tables moved into data files
+#: (200 records, seed 1, misspelling rate 0.05): the move must not change a single character.
+RENDERED_SHA256 = {
+    ("respiratory", "normal"): "b36749064ccaa36e31dd74966c0c79d9d89a75d4221accd1cb087f6f0a02f6e0",
+    ("respiratory", "compact"): "c9db2041449f247f0089b09baac7b02f26fc1dc3ae4279ab353c2b602c5fcdac",
+    ("cardiac", "normal"): "1f785a2b6ffb745c92abdb23bfeb35d6a6f3b3adf4c25fa4f23a9dfe784704d6",
+    ("cardiac", "compact"): "d569900298b00acecba53f4e5a4ddd89f2ac65e3e02f5e4d438ffa2bc0e1be1a",
+}
+
+
+def test_rendered_notes_are_unchanged_for_a_fixed_seed():
+    resp = sample_respiratory_records(200, np.random.default_rng(0))
+    card = sample_cardiac_records(200, np.random.default_rng(0))
+    first = render_respiratory_notes(resp.iloc[:1], seed=1)[0]
+    assert first.startswith(
+        "History:\n46-year-old man seen in the outpatient clinic because of pain in the chest. "
+        "No cough or sputum production."
+    )
+    for (domain, style), digest in RENDERED_SHA256.items():
+        render, rec = ((render_respiratory_notes, resp) if domain == "respiratory"
+                       else (render_cardiac_notes, card))
+        notes = render(rec, seed=1, style=style, misspelling_rate=0.05)
+        assert hashlib.sha256("\x00".join(notes).encode()).hexdigest() == digest, (domain, style)

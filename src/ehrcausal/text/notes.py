@@ -25,12 +25,20 @@ All random choices of a batch are drawn up front as one ``(n, k)`` block of unif
 stream; both derive from ``seed`` through :class:`numpy.random.SeedSequence`, so the same
 records, seed and style give identical notes, and ``misspelling_rate`` changes nothing but the
 misspelt words.
+
+The wording lives in data files, ``phrases/respiratory.json`` and ``phrases/cardiac.json`` (one
+block per style; read once by :func:`phrase_tables`); this module holds the rendering logic and
+the probabilities with which findings are mentioned, hedged, negated or left out.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -49,6 +57,7 @@ __all__ = [
     "render_cardiac_notes",
     "note_lexicon",
     "contains_forbidden_term",
+    "phrase_tables",
 ]
 
 STYLES = ("normal", "compact")
@@ -120,269 +129,85 @@ RESPIRATORY_NOTE_COLUMNS = (
 CARDIAC_NOTE_COLUMNS = ("age", "male", "htn", "cad", "af", "chf")
 
 # ---------------------------------------------------------------------------------------------
-# Phrase tables. Placeholders: {dur} onset duration, {k} small count, {age}, {sexw}, {poss},
-# {job}, {py} pack-years, {cig} cigarettes per day, {ef} ejection fraction, {yr} a year.
+# Phrase tables: data files phrases/respiratory.json and phrases/cardiac.json, one block per style.
+# Placeholders: {dur} onset duration, {k} small count, {age}, {sexw}, {poss}, {job},
+# {py} pack-years, {cig} cigarettes per day, {ef}/{efn} ejection fraction, {yr} a year,
+# {t} temperature, {rr} respiratory rate, {sat} saturation, {side}, {cc} presenting complaint,
+# {pmh} history list, {sys}/{dia} blood pressure, {hr} heart rate, {rhythm}.
 # ---------------------------------------------------------------------------------------------
 
 _RESP_SYMPTOMS = ("dyspnoea", "cough", "pain", "nasal", "fever")
+_CONDITIONS = ("htn", "cad", "af", "chf")
+_KINDS = ("present", "absent", "hedge")
 
-_RESP_PHRASES: dict[str, dict[str, dict[str, list[str]]]] = {
-    "normal": {
-        "dyspnoea": {
-            "present": [
-                "Reports shortness of breath {dur}.",
-                "Complains of breathlessness on exertion {dur}.",
-                "Has been short of breath {dur}, worse when climbing stairs.",
-                "Describes difficulty breathing {dur}.",
-                "Notes dyspnoea on exertion {dur}.",
-                "Feels out of breath after walking short distances {dur}.",
-            ],
-            "absent": [
-                "Denies shortness of breath.",
-                "No shortness of breath.",
-                "Breathing comfortable, no dyspnoea.",
-                "No breathlessness at rest or on exertion.",
-            ],
-            "hedge": [
-                "Possibly slightly more breathless than usual, hard to say.",
-                "Mild breathlessness at times, unclear if new.",
-                "Unsure whether breathing is worse than before.",
-            ],
-            "cc": ["shortness of breath", "breathlessness", "difficulty breathing"],
-        },
-        "cough": {
-            "present": [
-                "Reports a productive cough {dur}.",
-                "Has had a dry cough {dur}.",
-                "Complains of coughing {dur}, worse at night.",
-                "Persistent cough {dur}, bringing up yellow sputum.",
-                "Troubled by a cough {dur}.",
-            ],
-            "absent": [
-                "Denies cough.",
-                "No cough.",
-                "No cough or sputum production.",
-            ],
-            "hedge": [
-                "Occasional mild cough, possibly from a postnasal drip.",
-                "Possibly an intermittent cough, not bothersome.",
-                "Clears throat often, maybe a slight cough.",
-            ],
-            "cc": ["a cough", "a persistent cough", "coughing"],
-        },
-        "pain": {
-            "present": [
-                "Reports chest pain on deep breathing {dur}.",
-                "Complains of a sharp pain in the chest {dur}.",
-                "Describes pleuritic chest pain {dur}.",
-                "Notes chest discomfort on deep inspiration {dur}.",
-                "Has a tight, aching feeling in the chest {dur}.",
-            ],
-            "absent": [
-                "Denies chest pain.",
-                "No chest pain.",
-                "No pain in the chest.",
-            ],
-            "hedge": [
-                "Vague chest discomfort, possibly muscular.",
-                "Mild ache over the ribs at times, unclear significance.",
-            ],
-            "cc": ["chest pain", "pain in the chest"],
-        },
-        "nasal": {
-            "present": [
-                "Reports a runny nose {dur}.",
-                "Complains of nasal congestion {dur}.",
-                "Has had a blocked nose and sneezing {dur}.",
-                "Notes rhinorrhoea {dur}.",
-                "Stuffy nose with frequent sneezing {dur}.",
-            ],
-            "absent": [
-                "No nasal congestion.",
-                "Denies runny nose.",
-                "No rhinorrhoea or sneezing.",
-            ],
-            "hedge": [
-                "Possibly a slightly blocked nose in the mornings.",
-                "Mild sniffles at times, nothing much.",
-            ],
-            "cc": ["a runny nose", "nasal congestion", "a blocked nose"],
-        },
-        "fever": {
-            "present": [
-                "Reports feeling feverish {dur}.",
-                "Has had fevers and chills {dur}.",
-                "Felt hot and sweaty at night {dur}.",
-                "Measured a raised temperature at home {dur}.",
-            ],
-            "absent": [
-                "No fevers at home.",
-                "Denies fever or chills.",
-                "Has not felt feverish.",
-            ],
-            "hedge": [
-                "Possibly felt a bit warm, did not measure the temperature.",
-                "Mild chills once, unsure about fever.",
-            ],
-            "cc": ["fever", "fevers and chills"],
-        },
+#: The keys each style block of a phrase file must hold (the renderer reads exactly these).
+_REQUIRED: dict[str, dict[str, tuple[str, ...]]] = {
+    "respiratory": {
+        "symptoms": _RESP_SYMPTOMS,
+        "sections": (
+            "opening", "cc_none", "sexw", "poss", "winter", "not_winter", "pmh_intro",
+            "pmh_empty", "asthma", "no_asthma", "hay_fever", "no_hay_fever", "distractors",
+            "social_intro", "smoker", "non_smoker", "self_employed", "employed", "jobs",
+            "insured", "uninsured", "temp", "febrile", "afebrile", "rr", "wheeze", "crackles",
+            "clear", "sides", "nasal_exam", "ent_ok", "general", "headers",
+        ),
     },
-    "compact": {
-        "dyspnoea": {
-            "present": ["SOB {dur}", "DOE {dur}", "c/o SOB", "+ dyspnoea", "SOB on exertion"],
-            "absent": ["no SOB", "neg SOB", "no DOE"],
-            "hedge": ["? SOB", "?DOE", "mild SOB ?"],
-            "cc": ["SOB", "DOE"],
-        },
-        "cough": {
-            "present": ["cough {dur}", "+ cough", "c/o cough", "prod cough {dur}", "dry cough"],
-            "absent": ["no cough", "neg cough", "- cough"],
-            "hedge": ["? cough", "occ cough ?", "mild cough"],
-            "cc": ["cough"],
-        },
-        "pain": {
-            "present": ["CP {dur}", "+ CP", "pleuritic CP", "c/o chest pain", "CP on insp"],
-            "absent": ["no CP", "neg CP", "- CP"],
-            "hedge": ["? CP", "vague CP ?"],
-            "cc": ["CP"],
-        },
-        "nasal": {
-            "present": ["rhinorrhoea", "+ congestion", "runny nose {dur}", "blocked nose",
-                        "sneezing"],
-            "absent": ["no congestion", "neg rhinorrhoea", "- nasal sx"],
-            "hedge": ["? congestion", "mild sniffles"],
-            "cc": ["congestion", "runny nose"],
-        },
-        "fever": {
-            "present": ["fevers {dur}", "+ fever", "chills", "subj fever"],
-            "absent": ["no fevers", "neg fever", "- fever"],
-            "hedge": ["? fever", "?chills"],
-            "cc": ["fever"],
-        },
+    "cardiac": {
+        "conditions": _CONDITIONS,
+        "sections": (
+            "hpi_with", "hpi_without", "sexw", "and", "cc", "pmh_intro", "pmh_empty",
+            "distractors", "male_distractors", "female_distractors", "exam_intro", "bp", "hr",
+            "irregular", "regular", "jvp_up", "jvp_ok", "lungs_wet", "lungs_ok", "edema",
+            "no_edema",
+        ),
     },
 }
 
-_DURATIONS = {
-    "normal": [
-        "for {k} days",
-        "since yesterday",
-        "for about a week",
-        "for the past two weeks",
-        "for {k} days now",
-        "over the last few days",
-    ],
-    "compact": ["x{k}d", "x1wk", "x2wk", "since yday", "x{k}/7"],
-}
 
-_RESP_TEXT = {
-    "normal": {
-        "opening": [
-            "A {age}-year-old {sexw} presenting with {cc}.",
-            "{age}-year-old {sexw} seen in the outpatient clinic because of {cc}.",
-            "Patient is a {age}-year-old {sexw} who reports {cc}.",
-        ],
-        "cc_none": ["feeling generally unwell", "tiredness", "a routine follow-up visit"],
-        "sexw": ["woman", "man"],
-        "poss": ["her", "his"],
-        "winter": [
-            "Symptoms started during the winter months.",
-            "Seen in mid-January.",
-            "Presents in the middle of winter.",
-            "Visit in early December.",
-        ],
-        "not_winter": [
-            "Seen in early summer.",
-            "Presents in late spring.",
-            "Visit in September.",
-            "Seen during the summer months.",
-        ],
-        "pmh_intro": ["Past medical history: "],
-        "pmh_empty": ["Past medical history unremarkable."],
-        "asthma": ["asthma since childhood", "known asthma, uses a salbutamol inhaler as needed",
-                   "mild persistent asthma"],
-        "no_asthma": ["no history of asthma"],
-        "hay_fever": ["hay fever", "seasonal allergic rhinitis (hay fever)",
-                      "hay fever every spring"],
-        "no_hay_fever": ["no hay fever"],
-        "distractors": [
-            "appendectomy in {yr}",
-            "hypercholesterolaemia",
-            "allergic to cats",
-            "hypothyroidism on levothyroxine",
-            "fracture of the left wrist in {yr}",
-            "migraine",
-            "knee replacement in {yr}",
-            "gastro-oesophageal reflux",
-            "tonsillectomy as a child",
-            "mild eczema",
-        ],
-        "social_intro": ["Social history: "],
-        "smoker": ["current smoker, about {py} pack-years", "smokes {cig} cigarettes a day",
-                   "active smoker"],
-        "non_smoker": ["never smoked", "non-smoker", "does not smoke"],
-        "self_employed": ["self-employed {job}", "runs {poss} own business as a {job}",
-                          "works freelance as a {job}"],
-        "employed": ["works as a {job}", "employed as a {job}", "salaried {job}",
-                     "currently unemployed"],
-        "jobs": ["carpenter", "teacher", "plumber", "accountant", "nurse", "electrician",
-                 "graphic designer", "shop assistant"],
-        "insured": ["has private health insurance", "holds a health-insurance policy",
-                    "covered by a private insurance policy"],
-        "uninsured": ["no health insurance", "uninsured", "has no insurance policy"],
-        "temp": ["Temperature {t} C"],
-        "febrile": [", febrile."],
-        "afebrile": [", afebrile."],
-        "rr": ["Respiratory rate {rr}/min, oxygen saturation {sat}% on room air."],
-        "wheeze": ["Scattered expiratory wheeze on auscultation."],
-        "crackles": ["Coarse crackles at the {side} base."],
-        "clear": ["Chest clear to auscultation bilaterally.",
-                  "Vesicular breath sounds, no added sounds."],
-        "sides": ["right", "left"],
-        "nasal_exam": ["Nasal mucosa swollen and red."],
-        "ent_ok": ["Ears, nose and throat unremarkable."],
-        "general": ["Alert and oriented.", "Looks well.", "Appears tired but comfortable."],
-        "headers": ["History:", "Physical Examination:"],
-    },
-    "compact": {
-        "opening": ["{age}yo {sexw} c/o {cc}.", "pt {age}yo {sexw}, c/o {cc}.",
-                    "{age}yo {sexw} w/ {cc}."],
-        "cc_none": ["malaise", "fatigue", "f/u"],
-        "sexw": ["F", "M"],
-        "poss": ["her", "his"],
-        "winter": ["winter visit.", "seen Jan.", "seen Dec."],
-        "not_winter": ["summer visit.", "seen Jun.", "seen Sep."],
-        "pmh_intro": ["PMH: "],
-        "pmh_empty": ["PMH: nil."],
-        "asthma": ["asthma", "hx asthma", "asthma on inhaler"],
-        "no_asthma": ["no asthma"],
-        "hay_fever": ["hay fever", "allergic rhinitis"],
-        "no_hay_fever": ["no hay fever"],
-        "distractors": ["appendectomy {yr}", "hypercholesterolaemia", "cat allergy",
-                        "hypothyroid", "wrist fx {yr}", "migraine", "TKR {yr}", "GORD",
-                        "eczema"],
-        "social_intro": ["SH: "],
-        "smoker": ["smoker {py}py", "smoker", "{cig} cig/d"],
-        "non_smoker": ["non-smoker", "never smoker"],
-        "self_employed": ["self-empl {job}", "self-employed", "freelance {job}"],
-        "employed": ["employed {job}", "{job}", "unemployed"],
-        "jobs": ["carpenter", "teacher", "plumber", "accountant", "nurse", "electrician",
-                 "designer", "shop asst"],
-        "insured": ["insured", "private ins", "has policy"],
-        "uninsured": ["uninsured", "no ins"],
-        "temp": ["T {t}"],
-        "febrile": [""],
-        "afebrile": [""],
-        "rr": ["RR {rr}"],
-        "wheeze": ["chest: wheeze"],
-        "crackles": ["crackles {side} base"],
-        "clear": ["chest clear", "clear"],
-        "sides": ["R", "L"],
-        "nasal_exam": ["nasal mucosa swollen"],
-        "ent_ok": [""],
-        "general": [""],
-        "headers": ["Hx:", "PE:"],
-    },
-}
+def _freeze(obj: Any) -> Any:
+    """Read-only copy of parsed JSON: dicts become mapping proxies, lists become tuples."""
+    if isinstance(obj, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in obj.items()})
+    if isinstance(obj, list):
+        return tuple(_freeze(v) for v in obj)
+    return obj
+
+
+def _check_phrases(domain: str, tables: Any) -> None:
+    """Fail with the file and the key when a phrase file lacks what the renderer reads."""
+    where = f"phrases/{domain}.json"
+    for style in STYLES:
+        block = tables.get(style)
+        if not isinstance(block, Mapping):
+            raise ValueError(f"{where} lacks the style block {style!r}")
+        for group, keys in _REQUIRED[domain].items():
+            for key in keys:
+                entry = block.get(group, {}).get(key)
+                if not entry:
+                    raise ValueError(f"{where}: {style}.{group}.{key} is missing or empty")
+                kinds = _KINDS + (("cc",) if group == "symptoms" else ())
+                if group != "sections" and any(not entry.get(kind) for kind in kinds):
+                    raise ValueError(f"{where}: {style}.{group}.{key} lacks one of {kinds}")
+        if domain == "respiratory" and not block.get("durations"):
+            raise ValueError(f"{where}: {style}.durations is missing or empty")
+
+
+@cache
+def phrase_tables(domain: str) -> Mapping[str, Any]:
+    """The phrase tables of ``domain`` (``"respiratory"`` or ``"cardiac"``), read once.
+
+    Loaded from the package data file ``ehrcausal/text/phrases/<domain>.json`` and returned
+    read-only: ``{style: {"symptoms" | "conditions": {finding: {"present", "absent", "hedge"
+    [, "cc"]: phrases}}, "durations": phrases (respiratory only), "sections": {part:
+    phrases}}}`` for each style of :data:`STYLES`.
+    """
+    if domain not in _REQUIRED:
+        raise ValueError(f"domain must be one of {tuple(_REQUIRED)}, got {domain!r}")
+    source = resources.files(__package__).joinpath("phrases").joinpath(f"{domain}.json")
+    tables = _freeze(json.loads(source.read_text(encoding="utf-8")))
+    _check_phrases(domain, tables)
+    return tables
+
 
 #: (omit a present finding, hedge a present finding, negate an absent one, spurious hedged
 #: mention of an absent one), per style; the fever history line is kept rarer.
@@ -401,139 +226,12 @@ _RESP_PROBS = {
                 "cc_from_symptom": 0.7},
 }
 
-_CARD_PHRASES: dict[str, dict[str, dict[str, list[str]]]] = {
-    "normal": {
-        "htn": {
-            "present": ["hypertension", "HTN", "essential hypertension on amlodipine",
-                        "long-standing hypertension", "hypertension on lisinopril"],
-            "absent": ["no history of hypertension", "normotensive at baseline",
-                       "denies high blood pressure"],
-            "hedge": ["borderline blood pressure, not on medication", "possible hypertension"],
-        },
-        "cad": {
-            "present": ["coronary artery disease", "CAD s/p PCI to the LAD",
-                        "CAD with a stent placed in {yr}", "ischemic heart disease",
-                        "prior NSTEMI"],
-            "absent": ["no known coronary disease", "clean coronaries on prior catheterization",
-                       "denies history of heart attack"],
-            "hedge": ["possible coronary disease, stress test pending",
-                      "atypical chest pain, ?CAD"],
-        },
-        "af": {
-            "present": ["paroxysmal atrial fibrillation", "atrial fibrillation on apixaban",
-                        "AFib", "persistent AF, rate controlled on metoprolol",
-                        "AF s/p ablation"],
-            "absent": ["no history of arrhythmia", "sinus rhythm on prior ECGs",
-                       "no atrial fibrillation"],
-            "hedge": ["occasional palpitations, possible paroxysmal arrhythmia", "? pAF"],
-        },
-        "chf": {
-            "present": ["HFrEF, EF {ef}%", "congestive heart failure", "chronic systolic HF",
-                        "heart failure with preserved EF", "CHF with EF {ef}%"],
-            "absent": ["no hx of heart failure", "EF {efn}% on recent echo", "no CHF"],
-            "hedge": ["? diastolic dysfunction", "possible early heart failure"],
-        },
-    },
-    "compact": {
-        "htn": {
-            "present": ["HTN", "HTN on amlo", "htn", "HTN on lisinopril"],
-            "absent": ["no HTN", "neg HTN"],
-            "hedge": ["? HTN", "borderline BP"],
-        },
-        "cad": {
-            "present": ["CAD s/p PCI", "CAD", "hx NSTEMI s/p DES", "CAD s/p stent {yr}"],
-            "absent": ["no CAD", "clean cors"],
-            "hedge": ["?CAD", "? CAD"],
-        },
-        "af": {
-            "present": ["pAF", "AFib on apixaban", "AF", "afib"],
-            "absent": ["NSR", "no AF"],
-            "hedge": ["? pAF", "?afib"],
-        },
-        "chf": {
-            "present": ["HFrEF (EF {ef}%)", "CHF", "sHF", "HFpEF"],
-            "absent": ["no CHF", "EF {efn}%"],
-            "hedge": ["? dCHF", "?HF"],
-        },
-    },
-}
-
-_CARD_TEXT = {
-    "normal": {
-        "hpi_with": ["HPI: {age}-year-old {sexw} with a past medical history of {pmh} "
-                     "who presents with {cc}.",
-                     "HPI: {age}-year-old {sexw} with {pmh}, presenting with {cc}."],
-        "hpi_without": ["HPI: {age}-year-old {sexw} who presents with {cc}.",
-                        "HPI: {age}-year-old {sexw} brought in with {cc}."],
-        "sexw": ["woman", "man"],
-        "and": [" and "],
-        "cc": ["acute onset dyspnea", "chest discomfort", "a syncopal episode",
-               "a mechanical fall", "generalized weakness", "altered mental status",
-               "hypotension", "fever and productive cough", "abdominal pain",
-               "a GI bleed", "palpitations"],
-        "pmh_intro": ["PMH: "],
-        "pmh_empty": ["PMH: otherwise none."],
-        "distractors": ["GERD", "hypothyroidism on levothyroxine", "osteoarthritis of the knees",
-                        "gout", "depression", "cataract surgery", "remote cholecystectomy",
-                        "hyperlipidemia", "chronic back pain", "type 2 diabetes"],
-        "male_distractors": ["BPH"],
-        "female_distractors": ["hysterectomy in {yr}"],
-        "exam_intro": ["Exam: "],
-        "bp": ["BP {sys}/{dia}"],
-        "hr": ["HR {hr} {rhythm}"],
-        "irregular": ["irregularly irregular"],
-        "regular": ["regular"],
-        "jvp_up": ["JVP elevated to the jaw"],
-        "jvp_ok": ["JVP not elevated"],
-        "lungs_wet": ["bibasilar crackles"],
-        "lungs_ok": ["lungs clear bilaterally"],
-        "edema": ["2+ pitting edema of both legs"],
-        "no_edema": ["no lower extremity edema"],
-    },
-    "compact": {
-        "hpi_with": ["HPI: {age}{sexw} w/ PMH {pmh} p/w {cc}.",
-                     "HPI: {age}{sexw} w/ {pmh} p/w {cc}."],
-        "hpi_without": ["HPI: {age}{sexw} p/w {cc}."],
-        "sexw": ["F", "M"],
-        "and": [", "],
-        "cc": ["SOB", "CP", "syncope", "fall", "weakness", "AMS", "hypotension", "fever/cough",
-               "abd pain", "GIB", "palps"],
-        "pmh_intro": ["PMH: "],
-        "pmh_empty": ["PMH: none."],
-        "distractors": ["GERD", "hypothyroid", "OA", "gout", "depression", "s/p CCY", "HLD",
-                        "DM2", "chronic LBP"],
-        "male_distractors": ["BPH"],
-        "female_distractors": ["s/p TAH"],
-        "exam_intro": ["Exam: "],
-        "bp": ["BP {sys}/{dia}"],
-        "hr": ["HR {hr} {rhythm}"],
-        "irregular": ["irreg"],
-        "regular": [""],
-        "jvp_up": ["+JVD"],
-        "jvp_ok": [""],
-        "lungs_wet": ["crackles"],
-        "lungs_ok": [""],
-        "edema": ["2+ LE edema"],
-        "no_edema": [""],
-    },
-}
-
 _CARD_PROBS = {
     "normal": {"hpi": 0.6, "pmh": 0.85, "hedge": 0.07, "negate": 0.35, "spurious": 0.03,
                "irregular": 0.6, "jvp": 0.5, "wet": 0.4, "edema": 0.5, "exam_item": 1.0},
     "compact": {"hpi": 0.5, "pmh": 0.6, "hedge": 0.12, "negate": 0.15, "spurious": 0.06,
                 "irregular": 0.45, "jvp": 0.35, "wet": 0.3, "edema": 0.35, "exam_item": 0.8},
 }
-
-_CONDITIONS = ("htn", "cad", "af", "chf")
-
-_ALL_TABLES: tuple[Any, ...] = (
-    _RESP_PHRASES,
-    _DURATIONS,
-    _RESP_TEXT,
-    _CARD_PHRASES,
-    _CARD_TEXT,
-)
 
 _PLACEHOLDER = re.compile(r"\{[^}]*\}")
 _WORDS = re.compile(r"[A-Za-z]+")
@@ -543,7 +241,7 @@ _SPLIT_WORDS = re.compile(r"([A-Za-z]+)")
 def _strings(obj: Any) -> Iterable[str]:
     if isinstance(obj, str):
         yield obj
-    elif isinstance(obj, dict):
+    elif isinstance(obj, Mapping):
         for v in obj.values():
             yield from _strings(v)
     elif isinstance(obj, (list, tuple)):
@@ -558,7 +256,7 @@ def note_lexicon() -> frozenset[str]:
     lexicon only if it is also outside the tables (tests use it to detect misspellings).
     """
     words: set[str] = set()
-    for s in _strings(_ALL_TABLES):
+    for s in _strings([phrase_tables(domain) for domain in _REQUIRED]):
         words.update(w.lower() for w in _WORDS.findall(_PLACEHOLDER.sub(" ", s)))
     return frozenset(words)
 
@@ -568,8 +266,6 @@ def _forbidden_pattern(terms: Iterable[str]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
 
 
-_RESP_FORBIDDEN_RE = _forbidden_pattern(RESPIRATORY_DIAGNOSIS_TERMS)
-_CARD_FORBIDDEN_RE = _forbidden_pattern(CARDIAC_FORBIDDEN_TERMS)
 _FORBIDDEN_SINGLE = frozenset(
     t.lower() for t in RESPIRATORY_DIAGNOSIS_TERMS + CARDIAC_FORBIDDEN_TERMS if " " not in t
 )
@@ -601,6 +297,11 @@ class _Uniforms:
 
     def cols(self, k: int) -> np.ndarray:
         return np.stack([self.col() for _ in range(k)], axis=1)
+
+
+def _pick(options: Sequence[str], u: float) -> str:
+    """The option at position floor(u * len(options)) (u uniform in [0, 1))."""
+    return options[min(int(u * len(options)), len(options) - 1)]
 
 
 def _index(u: np.ndarray, k: int) -> list[int]:
@@ -698,8 +399,8 @@ def _assemble(sections: list[list[tuple[str, str]]], rate: float, rng: np.random
     return out
 
 
-def _fill_duration(style: str, i_dur: int, k: int) -> str:
-    return _DURATIONS[style][i_dur].replace("{k}", str(k))
+def _fill_duration(durations: Sequence[str], i_dur: int, k: int) -> str:
+    return durations[i_dur].replace("{k}", str(k))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -753,8 +454,8 @@ def render_respiratory_notes(
     rng, typo_rng = _generators(seed)
     U = _Uniforms(rng, n, 64)
     P = _RESP_PROBS[style]
-    T = _RESP_TEXT[style]
-    phr = _RESP_PHRASES[style]
+    tables = phrase_tables("respiratory")[style]
+    T, phr, durations_table = tables["sections"], tables["symptoms"], tables["durations"]
 
     # Per symptom: mode (0 omitted, 1 clear mention, 2 hedged mention, 3 negated), phrase, duration.
     modes: dict[str, list[int]] = {}
@@ -781,9 +482,11 @@ def render_respiratory_notes(
             )
         modes[s] = mode.tolist()
         phrase_idx[s] = u_phrase.tolist()
-        i_dur = _index(u_dur, len(_DURATIONS[style]))
+        i_dur = _index(u_dur, len(durations_table))
         ks = _int_between(u_k, 2, 6).tolist()
-        durations[s] = [_fill_duration(style, a, b) for a, b in zip(i_dur, ks, strict=True)]
+        durations[s] = [
+            _fill_duration(durations_table, a, b) for a, b in zip(i_dur, ks, strict=True)
+        ]
     order = np.argsort(U.cols(len(_RESP_SYMPTOMS)), axis=1).tolist()
 
     i_open = _index(U.col(), len(T["opening"]))
@@ -825,7 +528,7 @@ def render_respiratory_notes(
                 s = _RESP_SYMPTOMS[j]
                 if modes[s][i] == 1:
                     opts = phr[s]["cc"]
-                    cc = opts[min(int(u_cc_phrase[i] * len(opts)), len(opts) - 1)]
+                    cc = _pick(opts, u_cc_phrase[i])
                     break
         if cc is None:
             cc = T["cc_none"][i_cc_none[i]]
@@ -841,11 +544,11 @@ def render_respiratory_notes(
                 continue
             kind = ("present", "present", "hedge", "absent")[m]
             opts = phr[s][kind]
-            text = opts[min(int(phrase_idx[s][i] * len(opts)), len(opts) - 1)]
+            text = _pick(opts, phrase_idx[s][i])
             hist.append(text.replace("{dur}", durations[s][i]))
         if u_season[i] < P["season"]:
             table = T["winter"] if bg["winter"][i] else T["not_winter"]
-            hist.append(table[min(int(u_season_phrase[i] * len(table)), len(table) - 1)])
+            hist.append(_pick(table, u_season_phrase[i]))
         # Past medical history.
         pmh = []
         if bg["asthma"][i]:
@@ -867,24 +570,24 @@ def render_respiratory_notes(
         if bg["smoking"][i]:
             if u_smoke[i] < P["smoker_shown"]:
                 opts = T["smoker"]
-                social.append(opts[min(int(i_smoke[i] * len(opts)), len(opts) - 1)]
+                social.append(_pick(opts, i_smoke[i])
                               .replace("{py}", str(py[i])).replace("{cig}", str(cig[i])))
         elif u_smoke[i] < P["non_smoker_shown"]:
             opts = T["non_smoker"]
-            social.append(opts[min(int(i_smoke[i] * len(opts)), len(opts) - 1)])
+            social.append(_pick(opts, i_smoke[i]))
         if bg["self_employed"][i]:
             shown, opts = u_emp[i] < P["self_emp_shown"], T["self_employed"]
         else:
             shown, opts = u_emp[i] < P["employed_shown"], T["employed"]
         if shown:
-            social.append(opts[min(int(i_emp[i] * len(opts)), len(opts) - 1)]
+            social.append(_pick(opts, i_emp[i])
                           .replace("{job}", T["jobs"][i_job[i]]).replace("{poss}", poss))
         if bg["policy"][i]:
             shown, opts = u_ins[i] < P["insured_shown"], T["insured"]
         else:
             shown, opts = u_ins[i] < P["uninsured_shown"], T["uninsured"]
         if shown:
-            social.append(opts[min(int(i_ins[i] * len(opts)), len(opts) - 1)])
+            social.append(_pick(opts, i_ins[i]))
         if social:
             hist.append(T["social_intro"][0] + "; ".join(social) + ".")
 
@@ -907,7 +610,7 @@ def render_respiratory_notes(
             exam.append(T["crackles"][0].replace("{side}", T["sides"][i_side[i]]))
         else:
             opts = T["clear"]
-            exam.append(opts[min(int(i_clear[i] * len(opts)), len(opts) - 1)])
+            exam.append(_pick(opts, i_clear[i]))
         if sym["nasal"][i] and u_nasal_exam[i] < 0.5:
             exam.append(T["nasal_exam"][0])
         elif u_nasal_exam[i] < 0.3 and T["ent_ok"][0]:
@@ -972,8 +675,8 @@ def render_cardiac_notes(
     rng, typo_rng = _generators(seed)
     U = _Uniforms(rng, n, 48)
     P = _CARD_PROBS[style]
-    T = _CARD_TEXT[style]
-    phr = _CARD_PHRASES[style]
+    tables = phrase_tables("cardiac")[style]
+    T, phr = tables["sections"], tables["conditions"]
 
     # Per condition: where it appears (hpi / pmh) and how (clear, hedged, negated).
     in_hpi: dict[str, list[bool]] = {}
@@ -1012,7 +715,7 @@ def render_cardiac_notes(
 
     def phrase(c: str, kind: str, i: int) -> str:
         opts = phr[c][kind]
-        text = opts[min(int(pidx[c][i] * len(opts)), len(opts) - 1)]
+        text = _pick(opts, pidx[c][i])
         return (text.replace("{ef}", str(ef[i])).replace("{efn}", str(efn[i]))
                 .replace("{yr}", str(year[i])))
 
