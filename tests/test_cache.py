@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from ehrcausal import cache
 from ehrcausal.cache import (
+    ResultCache,
     atomic_write_bytes,
     atomic_write_text,
     canonical_json,
@@ -104,3 +106,21 @@ def test_installed_package_fingerprint_covers_this_package() -> None:
     names = {p.name for p in package_files()}
     assert {"cache.py", "checksums.json", "cli.py"} <= names
     assert package_fingerprint() == package_fingerprint(Path(cache.__file__).parent)
+
+
+def test_result_cache_ignores_damaged_records(tmp_path):
+    cache = ResultCache(tmp_path)
+    cache.put({"a": 1}, {"x": 2.5})
+    assert cache.get({"a": 1}) == {"x": 2.5} and cache.get({"a": 2}) is None
+    (path,) = list((tmp_path / "results").glob("*.json"))
+    path.write_text("{not json")
+    assert cache.get({"a": 1}) is None
+    assert ResultCache(None).get({"a": 1}) is None
+
+
+def test_atomic_write_and_stable_hash(tmp_path):
+    target = tmp_path / "sub" / "f.json"
+    atomic_write_text(target, json.dumps({"k": 1}))
+    assert json.loads(target.read_text()) == {"k": 1}
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+    assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
