@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ehrcausal.experiment import resolve_device
+    from ehrcausal.runtime import resolve_device
     from ehrcausal.text.embeddings import embed
 
     device = resolve_device(args.device)

@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ehrcausal.chapters import aace as study
 from ehrcausal.data import CausalDataset
-from ehrcausal.experiment import parse_list
-from ehrcausal.studies import aace as study
 
 
 def _toy(tau: np.ndarray) -> CausalDataset:
@@ -55,18 +54,42 @@ def test_design_crosses_settings_replicates_and_learners():
         study.design("x", simulator="dermatology", n=10, seeds=[0], learners={"a": "aace"})
 
 
-def test_replicate_seeds_are_stable_and_distinct():
-    assert study.replicate_seeds(0, 3) == study.replicate_seeds(0, 3)
-    assert len(set(study.replicate_seeds(0, 5))) == 5
+def _config(**kw):
+    base = {"n": 300, "replicates": 2, "learners": "aace,risk_based,tarnet,oracle",
+            "stress_learners": "aace,oracle", "annotated": 1.0, "annotated_fractions": "0.25,1",
+            "selection_fraction": 0.25, "confounding_levels": "0,2", "epochs": 3,
+            "n_estimators": 5, "device": "cpu"}
+    return study.Config(**{**base, **kw})
 
 
-def test_parse_list():
-    assert parse_list("0.05, 0.5", float) == [0.05, 0.5]
-    assert parse_list(["a", "b"]) == ["a", "b"]
-    with pytest.raises(ValueError, match="fractions"):
-        parse_list("0.1,abc", float, name="fractions")
-    with pytest.raises(ValueError, match="empty"):
-        parse_list(" , ", name="learners")
+def test_config_parses_and_checks_the_parameters():
+    cfg = _config()
+    assert cfg.annotated_fractions == [0.25, 1.0] and cfg.confounding_levels == [0.0, 2.0]
+    assert len(cfg.seeds) == 2
+    # budgets from the registry: epochs for the network, nothing for AACE
+    assert cfg.params["tarnet"] == {"epochs": 3, "device": "cpu"} and cfg.params["aace"] == {}
+    with pytest.raises(ValueError, match="annotated_fractions"):
+        _config(annotated_fractions="0.5,1.5")
+    with pytest.raises(ValueError, match="not learners"):
+        _config(learners="aace,xmultitask")
+
+
+def test_chapter_cells_cover_every_experiment():
+    cfg = _config()
+    cells = study.chapter_cells(cfg)
+    count = {e: sum(c.experiment == e for c in cells) for e in
+             ("main", "budget", "selection", "confounding", "representation")}
+    # main: 2 simulators x 2 replicates x 4 learners; budget: 2 fractions x 2 x AACE;
+    # selection: 2 kinds x 2 x 2 variants; confounding: 2 levels x 2 x 2; representation:
+    # 2 styles x 2 representations x 2 x 2
+    assert count == {"main": 16, "budget": 4, "selection": 8, "confounding": 8,
+                     "representation": 16}
+    assert {c.seed for c in cells} == set(cfg.seeds)
+
+
+def test_baselines_are_the_learners_without_annotations_or_truth():
+    assert study.baselines(["aace", "aace_no_crossfit", "risk_based", "tarnet", "oracle"]) == [
+        "risk_based", "tarnet"]
 
 
 @pytest.mark.parametrize("representation", ["tfidf"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ehrcausal.chapters import xmultitask as study
 from ehrcausal.data import simulate_spine
 from ehrcausal.learners import make
-from ehrcausal.studies import xmultitask as study
 
 
 class _Truth:
@@ -64,3 +64,46 @@ def test_one_cell_end_to_end_is_reproducible(tmp_path):
     est.fit_tasks({"approach": ds.subset("train", "val")})
     row = df[(df.learner == "t") & (df.task == "approach")].iloc[0]
     assert study.score_task(est, ds.subset("test"), "approach")["pehe"] == pytest.approx(row.pehe)
+
+
+def _config(**kw):
+    base = {"n": 300, "replicates": 2, "learners": "xmultitask,xmultitask_released,mc_t_learner",
+            "sizes": "200,300", "size_learners": "xmultitask,mc_t_learner", "epochs": 3,
+            "device": "cpu"}
+    return study.Config(**{**base, **kw})
+
+
+def test_config_and_chapter_cells():
+    cfg = _config()
+    assert cfg.sizes == [200, 300] and len(cfg.seeds) == 2
+    assert cfg.params["xmultitask_no_ipw"] == {"epochs": 3, "device": "cpu", "ipw": False}
+    assert cfg.params["mc_t_learner"] == {}  # gradient boosting: no budget knob
+    cells = study.chapter_cells(cfg)
+    count = {e: sum(c.experiment == e for c in cells)
+             for e in ("main", "ipw", "single_task", "size")}
+    # main 2 x 3 learners; ipw 2; single task 2 task sets x 2; size: only n=200 (300 is main)
+    assert count == {"main": 6, "ipw": 2, "single_task": 4, "size": 4}
+    assert {c.n for c in cells if c.experiment == "size"} == {200}
+    with pytest.raises(ValueError, match="add 'xmultitask_released'"):
+        _config(learners="xmultitask,mc_t_learner")
+    with pytest.raises(ValueError, match="sizes"):
+        _config(sizes="20,300")
+
+
+def test_ablation_differences_from_the_described_model():
+    import pandas as pd
+
+    rows = []
+    for experiment, learner, base in [("main", "xmultitask", 0.30), ("ipw", "xmultitask_no_ipw", 0.35),
+                                      ("single_task", "xmultitask", 0.32),
+                                      ("main", "xmultitask_released", 0.40)]:
+        for task, shift in [("approach", 0.0), ("surgery", 0.1)]:
+            for r, noise in enumerate([-0.01, 0.01]):
+                rows.append({"experiment": experiment, "learner": learner, "task": task,
+                             "replicate": r, "pehe": base + shift + noise})
+    out = study.ablation_readings(pd.DataFrame(rows))
+    assert out["abl_no_ipw_approach"] == pytest.approx(0.05)
+    assert out["abl_single_surgery"] == pytest.approx(0.02)
+    table = out["ablation_table"]
+    assert list(table.index) == list(study.ABLATION) and list(table.columns) == list(study.TASKS)
+    assert table.loc["without IPW", "approach"] == "0.350 ± 0.010"

@@ -1,12 +1,21 @@
-"""One figure style for the whole book (seaborn), and saving figures beside the chapter."""
+"""One figure style for the whole book (seaborn), the figure parts the chapters share, saving.
+
+- :func:`set_style` -- the book's style; :func:`learner_palette` -- a stable colour per learner;
+- :func:`mean_se_lines` -- one line with error bars (mean ± s.e.) per learner across a knob;
+- :func:`legend_right` -- the legend beside the last panel, outside the axes;
+- :func:`save_figure` -- SVG and PNG copies into ``$EHRCAUSAL_FIGURES``.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import seaborn as sns
 
 PALETTE = "colorblind"
@@ -34,6 +43,42 @@ def learner_palette(names: list[str]) -> dict[str, tuple[float, float, float]]:
     """A stable colour per learner name, so a learner has the same colour in every figure."""
     colors = sns.color_palette(PALETTE, n_colors=max(len(names), 1))
     return dict(zip(names, colors, strict=False))
+
+
+def legend_right(ax: plt.Axes) -> None:
+    """Put ``ax``'s legend to its right, outside the axes (beside the last panel of a row)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+
+
+def mean_se_lines(
+    ax: plt.Axes,
+    summary: pd.DataFrame,
+    x: str,
+    metric: str,
+    names: Sequence[str],
+    *,
+    labels: Mapping[str, str],
+    palette: Mapping[str, object],
+    styles: Mapping[str, str] | None = None,
+    by: str = "learner",
+) -> None:
+    """One line per name with error bars: ``<metric>_mean`` ± ``<metric>_se`` across ``x``.
+
+    ``summary`` is a table of means and standard errors (one row per name and ``x`` level, the
+    name in column ``by``). A line is labelled ``labels[name]`` (the name itself if absent)
+    and coloured ``palette[label]`` (grey if absent); ``styles`` gives line styles by name
+    (solid otherwise). Names whose metric is never finite are skipped; a missing standard
+    error (one replicate) draws no bar.
+    """
+    for name in names:
+        rows = summary[summary[by] == name].sort_values(x)
+        if not np.isfinite(rows[f"{metric}_mean"]).any():
+            continue
+        label = labels.get(name, name)
+        style = {} if styles is None else {"ls": styles.get(name, "-")}
+        ax.errorbar(rows[x], rows[f"{metric}_mean"], yerr=rows[f"{metric}_se"].fillna(0),
+                    marker="o", capsize=3, color=palette.get(label, "grey"), label=label,
+                    **style)
 
 
 def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> list[Path]:

@@ -1,0 +1,710 @@
+r"""Experiments of the chapter on treatment policies from multimodal records (AACE).
+
+Every experiment of the chapter is a list of *cells*: one (simulator, replicate, knobs,
+representation, learner) each. A cell simulates its records (the simulators are seeded, so the
+same replicate gives the same patients and notes whatever the treatment or annotation knobs),
+turns the notes into the representation
+
+.. math:: \phi(x) = [\text{note embedding}(x),\ \text{tabular covariates}(x)],
+
+fits the learner on the training and validation rows, and scores it on the test rows against
+the truth: PEHE, the policy benefit averaged over all budgets and the AUTOC.
+
+Lower outcomes are better in both simulators, so a patient's *benefit* from treatment is
+:math:`b = \mu_0 - \mu_1 = -\tau`, and a learner's policy treats patients in decreasing order of
+:math:`-\hat\tau(\phi)` (the risk-based policy's ``effect`` is minus its predicted risk, so it
+treats the sickest first). The policy benefit at budget :math:`k` is the mean benefit captured,
+
+.. math:: G(k) = \frac1n \sum_{i \le k} b_{(i)}, \qquad \bar G = \frac1n \sum_{k=1}^n G(k),
+
+i.e. the reduction of the mean outcome against treating no one, which is the policy value of
+:func:`ehrcausal.metrics.policy_value` on the benefit scale; AUTOC is
+:func:`ehrcausal.metrics.autoc` of the benefit :math:`b` under the same ordering.
+
+The second half of the module turns the tidy results into what the chapter shows: its tables,
+figures and the readings its prose glues (:func:`main_table`, :func:`curves_figure`,
+:func:`budget_readings`, :func:`selection_readings`, :func:`confounding_readings`,
+:func:`representation_readings`, :func:`verdicts`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..cache import default_cache_dir
+from ..data.dataset import CausalDataset
+from ..metrics import autoc, pehe, policy_value, policy_value_curve
+from ..validation import check_int, check_number
+from .base import ChapterConfig, fit_inputs, grid, learner_names, parse_list, run_cached
+from .report import Md, metric_table, paired_difference, summarise, verdict
+
+#: the chapter's simulators, by name
+SIMULATORS: tuple[str, ...] = ("respiratory", "cardiac")
+#: text representations: sentence embeddings, or TF-IDF + truncated SVD
+REPRESENTATIONS: tuple[str, ...] = ("minilm", "tfidf")
+#: budgets of the policy-benefit curve kept per cell (fractions of the test patients treated)
+CURVE_BUDGETS = np.linspace(0.0, 1.0, 21)
+#: the learner families the chapter compares: annotation-assisted, and CATE learners on phi
+FAMILIES: tuple[str, ...] = ("aace", "cate")
+#: the metrics of every cell
+METRICS = ["pehe", "policy", "autoc"]
+#: how the chapter's tables and figures name the learners and the reference rankings
+LABELS = {
+    "aace": "AACE (cross-fitted)",
+    "aace_no_crossfit": "AACE, no cross-fitting",
+    "aace_weighted": "AACE + annotation weights",
+    "risk_based": "risk-based",
+    "t_learner": "T-learner on φ",
+    "dr_learner": "DR-learner on φ",
+    "tarnet": "TARNet on φ",
+    "dragonnet": "DragonNet on φ",
+    "oracle": "oracle E[τ | φ]",
+    "true effect": "true effect (ceiling)",
+    "random": "random order",
+}
+#: the reference rankings added to every setting (:func:`truth_rows`) and their line styles
+REFERENCE_STYLES = {"true effect": ":", "random": "--"}
+#: the annotation-selection experiment: plain AACE against AACE with annotation weights
+SELECTION_LEARNERS = {"aace": "aace", "aace_weighted": "aace_weighted"}
+#: the two panels of the chapter's sweep figures: metric and title
+PANELS = [("pehe", "√PEHE (lower is better)"), ("policy", "policy benefit (higher is better)")]
+
+
+def label(name: str) -> str:
+    """The chapter's name for a learner or reference ranking."""
+    return LABELS.get(name, name)
+
+
+@dataclass(kw_only=True)
+class Config(ChapterConfig):
+    """The chapter's parameters, parsed (lists from comma strings) and checked."""
+
+    n: int
+    learners: Any
+    annotated: float
+    annotated_fractions: Any
+    selection_fraction: float
+    confounding_levels: Any
+    stress_learners: Any
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.n = check_int(self.n, "n", low=1)
+        self.learners = learner_names(self.learners, FAMILIES, "learners")
+        self.stress_learners = learner_names(self.stress_learners, FAMILIES, "stress_learners")
+        self.annotated_fractions = parse_list(self.annotated_fractions, float,
+                                              name="annotated_fractions")
+        self.confounding_levels = parse_list(self.confounding_levels, float,
+                                             name="confounding_levels")
+        for name, frac in [("annotated", self.annotated),
+                           ("selection_fraction", self.selection_fraction),
+                           *[("annotated_fractions", f) for f in self.annotated_fractions]]:
+            check_number(frac, name, 0, 1, low_open=True)
+
+    @property
+    def params(self) -> dict[str, dict[str, Any]]:
+        """Budget parameters of every learner the chapter fits, by name."""
+        return self.budget({name: name for name in self.learners + self.stress_learners})
+
+
+def simulate(simulator: str, n: int, seed: int, **knobs: Any) -> CausalDataset:
+    """One replicate of a chapter simulator (``"respiratory"`` or ``"cardiac"``)."""
+    from ..data.cardiac import simulate_cardiac
+    from ..data.respiratory import simulate_respiratory
+
+    fns: dict[str, Callable[..., CausalDataset]] = {
+        "respiratory": simulate_respiratory,
+        "cardiac": simulate_cardiac,
+    }
+    if simulator not in fns:
+        raise ValueError(f"unknown simulator {simulator!r}; use one of {SIMULATORS}")
+    return fns[simulator](n, seed, **knobs)
+
+
+def represent(
+    ds: CausalDataset,
+    representation: str = "minilm",
+    *,
+    device: str = "auto",
+    cache_dir: Any = None,
+    progress: bool = False,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """The representation phi: the notes' embedding beside the tabular covariates ``ds.X``."""
+    from ..text.embeddings import embed
+
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {representation!r}; use {REPRESENTATIONS}")
+    if ds.text is None:
+        raise ValueError("the dataset has no notes (ds.text is None); nothing to embed")
+    emb = embed(
+        ds.text,
+        model=representation,
+        device=device,
+        cache_dir=cache_dir,
+        progress=progress,
+        random_state=random_state,
+    )
+    cols = [f"{representation}_{j}" for j in range(emb.shape[1])]
+    phi = pd.DataFrame(emb.astype(float), columns=cols)
+    return pd.concat([phi, ds.X.reset_index(drop=True).astype(float)], axis=1)
+
+
+def policy_scores(ds: CausalDataset, tau_hat: np.ndarray | None, score: np.ndarray) -> dict:
+    """PEHE (when ``tau_hat`` is an effect estimate), mean policy benefit, AUTOC and the curve.
+
+    ``score`` orders the patients: the highest score is treated first (use ``-tau_hat`` when
+    lower outcomes are better).
+    """
+    if ds.tau is None or ds.mu0 is None:
+        raise ValueError("policy_scores needs the true effect (a simulated dataset)")
+    benefit = -ds.tau
+    zeros = np.zeros_like(benefit)
+    curve = policy_value_curve(zeros, benefit, score)
+    n = len(benefit)
+    idx = np.floor(CURVE_BUDGETS * n + 0.5).astype(int)
+    return {
+        "pehe": float("nan") if tau_hat is None else pehe(ds.tau, tau_hat),
+        "policy": policy_value(zeros, benefit, score),
+        "autoc": autoc(benefit, score),
+        "curve": [float(v) for v in curve[idx]],
+    }
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a learner on one replicate of one simulated setting."""
+
+    experiment: str
+    simulator: str
+    replicate: int
+    seed: int
+    n: int
+    learner: str
+    base: str
+    representation: str = "minilm"
+    knobs: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    random_state: int = 0
+
+    def key(self) -> dict[str, Any]:
+        """The cell as a JSON-serialisable cache key."""
+        return asdict(self)
+
+
+def run_cell(cell: Cell, *, device: str = "auto", cache_dir: Any = None) -> dict[str, Any]:
+    """Simulate, represent, fit and score one cell; returns one tidy row (with the curve).
+
+    The learner gets the extra inputs its registry entry declares: the validation rows
+    (``val_mask``), the annotations and tabular confounders, or the true effect (the oracle).
+    """
+    from ..learners import make
+
+    ds = simulate(cell.simulator, cell.n, cell.seed, **cell.knobs)
+    phi = represent(
+        ds, cell.representation, device=device, cache_dir=cache_dir, random_state=cell.seed
+    )
+    fit_rows = np.isin(ds.split, ("train", "val"))
+    test_rows = ds.split == "test"
+    train, test = ds.take(fit_rows), ds.take(test_rows)
+    est = make(cell.base, random_state=cell.random_state, **cell.params)
+    extra = fit_inputs(cell.base, val_mask=train.split == "val", annotations=train.annotations,
+                       confounders=train.X, tau=train.tau)
+    start = time.perf_counter()
+    est.fit(train.Y, train.T, X=phi[fit_rows], **extra)
+    seconds = time.perf_counter() - start
+    tau_hat = est.effect(phi[test_rows])
+    is_effect = getattr(est, "estimates_effect", True)
+    return {
+        "experiment": cell.experiment,
+        "simulator": cell.simulator,
+        "replicate": cell.replicate,
+        "learner": cell.learner,
+        "representation": cell.representation,
+        **{f"knob_{k}": v for k, v in cell.knobs.items()},
+        **policy_scores(test, tau_hat if is_effect else None, -tau_hat),
+        "seconds": seconds,
+    }
+
+
+def truth_rows(cells: Iterable[Cell]) -> list[dict[str, Any]]:
+    """Reference rows per distinct setting: the true-effect ranking (ceiling) and random order.
+
+    ``"true effect"`` treats patients by their true benefit (the best any policy can do);
+    ``"random"`` treats them in a seeded random order (AUTOC about 0).
+    """
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for cell in cells:
+        setting = (cell.experiment, cell.simulator, cell.replicate, cell.representation,
+                   tuple(sorted(cell.knobs.items())))
+        if str(setting) in seen:
+            continue
+        seen.add(str(setting))
+        ds = simulate(cell.simulator, cell.n, cell.seed, **cell.knobs)
+        test = ds.take(ds.split == "test")
+        rng = np.random.default_rng(cell.seed)
+        common = {
+            "experiment": cell.experiment,
+            "simulator": cell.simulator,
+            "replicate": cell.replicate,
+            "representation": cell.representation,
+            **{f"knob_{k}": v for k, v in cell.knobs.items()},
+            "seconds": 0.0,
+        }
+        rows.append({**common, "learner": "true effect",
+                     **policy_scores(test, test.tau, -test.tau)})
+        random_score = rng.permutation(len(test)).astype(float)
+        rows.append({**common, "learner": "random", **policy_scores(test, None, random_score)})
+    return rows
+
+
+def warm_embeddings(
+    cells: Iterable[Cell], *, device: str = "auto", cache_dir: Any = None, progress: bool = True
+) -> int:
+    """Embed every distinct set of notes the cells need, once, in this process.
+
+    The sentence-embedding model then runs once per set of notes with all the machine's threads
+    (or on the GPU), and the parallel workers only read the cache. Returns the number of notes
+    embedded or read from the cache.
+    """
+    done: set[tuple] = set()
+    total = 0
+    for cell in cells:
+        if cell.representation != "minilm":
+            continue
+        style = cell.knobs.get("style", "normal")
+        ident = (cell.simulator, cell.n, cell.seed, style)
+        if ident in done:
+            continue
+        done.add(ident)
+        ds = simulate(cell.simulator, cell.n, cell.seed, style=style)
+        represent(ds, "minilm", device=device, cache_dir=cache_dir, progress=progress)
+        total += len(ds)
+    return total
+
+
+def run_cells(
+    cells: Sequence[Cell],
+    *,
+    n_jobs: int = 1,
+    device: str = "auto",
+    cache_dir: Any = None,
+    use_results_cache: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run every cell (in parallel processes when ``n_jobs > 1``): a tidy table, one row each.
+
+    Embeddings are computed first in this process (:func:`warm_embeddings`) and cached on disk
+    under ``cache_dir`` (default: the package cache folder). With ``use_results_cache`` each
+    finished cell is also stored atomically, so an interrupted run resumes where it stopped.
+    """
+    warm_embeddings(cells, device=device, cache_dir=cache_dir, progress=progress)
+    rows = run_cached(
+        partial(run_cell, device=device, cache_dir=cache_dir),
+        cells,
+        n_jobs=n_jobs,
+        cache_dir=(cache_dir if cache_dir is not None else default_cache_dir())
+        if use_results_cache else None,
+        namespace="aace",
+        progress=progress,
+        desc=f"{len(cells)} fits",
+    )
+    return pd.DataFrame(rows)
+
+
+def design(
+    experiment: str,
+    *,
+    simulator: str,
+    n: int,
+    seeds: Sequence[int],
+    learners: Mapping[str, str],
+    params: Mapping[str, dict[str, Any]] | None = None,
+    settings: Sequence[dict[str, Any]] = ({},),
+    representations: Sequence[str] = ("minilm",),
+) -> list[Cell]:
+    """The cells of one experiment: every setting x representation x replicate x learner.
+
+    ``settings`` is a list of knob dictionaries passed to the simulator (for example
+    ``[{"annotated": 0.05}, {"annotated": 0.5}]``); ``learners`` maps row labels to registry
+    names; every learner of a replicate gets the same ``random_state`` (the replicate's seed).
+    """
+    if simulator not in SIMULATORS:
+        raise ValueError(f"unknown simulator {simulator!r}; use one of {SIMULATORS}")
+    params = params or {}
+    return [
+        Cell(
+            experiment=experiment,
+            simulator=simulator,
+            replicate=g["replicate"][0],
+            seed=int(g["replicate"][1]),
+            n=n,
+            learner=g["learner"][0],
+            base=g["learner"][1],
+            representation=g["representation"],
+            knobs=dict(g["knobs"]),
+            params=dict(params.get(g["learner"][0], {})),
+            random_state=int(g["replicate"][1]),
+        )
+        for g in grid(knobs=settings, representation=representations,
+                      replicate=list(enumerate(seeds)), learner=list(learners.items()))
+    ]
+
+
+def chapter_cells(cfg: Config) -> list[Cell]:
+    """Every cell of the chapter: the main comparison on both simulators, then the annotation
+    budget, annotation selection, confounding and representation experiments (respiratory)."""
+    seeds, params, n = cfg.seeds, cfg.params, cfg.n
+    stress = {name: name for name in cfg.stress_learners}
+    resp = partial(design, simulator="respiratory", n=n, seeds=seeds, params=params)
+    cells = []
+    for simulator in SIMULATORS:
+        cells += design("main", simulator=simulator, n=n, seeds=seeds, params=params,
+                        learners={name: name for name in cfg.learners},
+                        settings=[{"annotated": cfg.annotated}])
+    cells += resp("budget", learners={"aace": "aace"},
+                  settings=[{"annotated": f} for f in cfg.annotated_fractions])
+    cells += resp("selection", learners=SELECTION_LEARNERS,
+                  settings=[{"annotated": cfg.selection_fraction, "annotation_selection": s}
+                            for s in ("uniform", "covariates")])
+    cells += resp("confounding", learners=stress,
+                  settings=[{"annotated": cfg.annotated, "confounding": g}
+                            for g in cfg.confounding_levels])
+    cells += resp("representation", learners=stress,
+                  settings=[{"annotated": cfg.annotated, "style": s} for s in ("normal", "compact")],
+                  representations=REPRESENTATIONS)
+    return cells
+
+
+def run_chapter(
+    cells: Sequence[Cell],
+    *,
+    n_jobs: int = 1,
+    device: str = "auto",
+    cache_dir: Any = None,
+    use_results_cache: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`run_cells`, followed by the reference rows of :func:`truth_rows`."""
+    results = run_cells(cells, n_jobs=n_jobs, device=device, cache_dir=cache_dir,
+                        use_results_cache=use_results_cache, progress=progress)
+    return pd.concat([results, pd.DataFrame(truth_rows(cells))], ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# What the chapter shows
+# ----------------------------------------------------------------------------------------------
+
+
+def summary_of(results: pd.DataFrame, experiment: str, by: Sequence[str]) -> pd.DataFrame:
+    """Mean and s.e. of the chapter's metrics in one experiment, grouped ``by``."""
+    return summarise(results[results.experiment == experiment], METRICS, by=by)
+
+
+def examples(cfg: Config) -> dict[str, CausalDataset]:
+    """Replicate 1 of each kind of notes: respiratory, compact respiratory, and cardiac."""
+    seed = cfg.seeds[0]
+    return {
+        "respiratory, normal": simulate("respiratory", cfg.n, seed, annotated=cfg.annotated),
+        "respiratory, compact": simulate("respiratory", cfg.n, seed, style="compact"),
+        "cardiac, normal": simulate("cardiac", cfg.n, seed, annotated=cfg.annotated),
+    }
+
+
+def data_readings(examples: Mapping[str, CausalDataset]) -> dict[str, Any]:
+    """What the data section glues: each simulator's treated share, effect, risk-benefit
+    correlation and columns, and the first note of each kind of notes."""
+    out: dict[str, Any] = {}
+    for key, name in [("resp", "respiratory, normal"), ("card", "cardiac, normal")]:
+        ds = examples[name]
+        benefit = -ds.tau
+        out[f"{key}_treated"] = float(100 * ds.T.mean())
+        out[f"{key}_ate"] = float(ds.tau.mean())
+        out[f"{key}_share_benefit"] = 100 * float(np.mean(benefit > 0))
+        out[f"{key}_corr"] = float(np.corrcoef(ds.mu0, benefit)[0, 1])
+        out[f"{key}_tabular"] = ", ".join(ds.X.columns)
+        out[f"{key}_facts"] = ", ".join(ds.annotations.columns)
+    for key, name in [("normal", "respiratory, normal"), ("compact", "respiratory, compact"),
+                      ("cardiac", "cardiac, normal")]:
+        out[f"note_{key}"] = Md("```text\n" + examples[name].text[0] + "\n```")
+    return out
+
+
+def recoverability(examples: Mapping[str, CausalDataset], seed: int) -> dict[str, Any]:
+    """How well each annotated fact can be read off the notes (the table and its readings)."""
+    from ..text.recoverability import fact_recoverability
+
+    recover = []
+    for name, ds in examples.items():
+        facts = ds.modalities["records"][list(ds.annotations.columns)]  # every record's truth
+        table = fact_recoverability(ds.text, facts, random_state=seed)
+        table.insert(0, "notes", name)
+        recover.append(table)
+    recover = pd.concat(recover, ignore_index=True)
+    wide = recover.pivot(index="fact", columns="notes", values="auc")
+    wide = wide[[c for c in examples if c in wide.columns]]
+    mean_auc = recover.groupby("notes")["auc"].mean()
+    normal, compact = mean_auc["respiratory, normal"], mean_auc["respiratory, compact"]
+    return {
+        "recover_table": wide.round(3).astype(object).where(wide.notna(), "–"),
+        "auc_normal": float(normal),
+        "auc_compact": float(compact),
+        "auc_cardiac": float(mean_auc["cardiac, normal"]),
+        "auc_min": float(recover["auc"].min()),
+        "auc_max": float(recover["auc"].max()),
+        "compact_harder": "lower than" if compact < normal else "not lower than",
+    }
+
+
+def order(learners: Sequence[str]) -> list[str]:
+    """The rows of the main comparison: the learners, then the two reference rankings."""
+    return [*learners, *REFERENCE_STYLES]
+
+
+def palette(learners: Sequence[str]) -> dict[str, Any]:
+    """One colour per learner label; black for the true-effect ranking, grey for random."""
+    from ..plots import learner_palette
+
+    colors = learner_palette([label(k) for k in order(learners)])
+    colors[label("true effect")], colors[label("random")] = (0, 0, 0), (0.55, 0.55, 0.55)
+    return colors
+
+
+def main_table(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]:
+    """The main comparison on both simulators (``main_table``) and each mean, by glue name
+    (``resp_<learner>_<metric>``, ``card_<learner>_<metric>``)."""
+    main = summary_of(results, "main", ["simulator", "learner"])
+    rows = [name for name in order(learners) if name in set(main.learner)]
+    columns = {"pehe": "√PEHE", "policy": "policy benefit", "autoc": "AUTOC"}
+    blocks = []
+    for simulator in SIMULATORS:
+        s = main[main.simulator == simulator].set_index("learner").reindex(rows)
+        block = metric_table(s, columns, index=[label(k) for k in rows])
+        block.columns = pd.MultiIndex.from_tuples([(simulator, c) for c in block.columns])
+        blocks.append(block)
+    table = pd.concat(blocks, axis=1)
+    table.index.name = "learner"
+    out: dict[str, Any] = {"main_table": table}
+    means = main.set_index(["simulator", "learner"])
+    for simulator, key in [("respiratory", "resp"), ("cardiac", "card")]:
+        for name in rows:
+            for metric in METRICS:
+                value = means.loc[(simulator, name), f"{metric}_mean"]
+                out[f"{key}_{name.replace(' ', '_')}_{metric}"] = float(value)
+    return out
+
+
+def curves_figure(results: pd.DataFrame, learners: Sequence[str]) -> Any:
+    """Policy benefit by treatment budget beyond a random order, one panel per simulator."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import legend_right
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
+    sub = results[results.experiment == "main"]
+    colors = palette(learners)
+    names = [name for name in order(learners) if name in set(sub.learner)]
+    for ax, simulator in zip(axes, SIMULATORS, strict=True):
+        def mean_curve(name: str, simulator: str = simulator) -> np.ndarray:
+            rows = sub[(sub.simulator == simulator) & (sub.learner == name)]
+            return np.mean(np.stack(rows.curve.to_numpy()), axis=0)
+
+        baseline = mean_curve("random")
+        for name in names:
+            ax.plot(100 * CURVE_BUDGETS, mean_curve(name) - baseline,
+                    REFERENCE_STYLES.get(name, "-"), color=colors[label(name)],
+                    label=label(name), lw=2.2 if name.startswith("aace") else 1.4)
+        ax.set_title(simulator)
+        ax.set_xlabel("patients treated (% of test patients)")
+        ax.set_ylabel("benefit beyond a random order")
+    legend_right(axes[1])
+    fig.suptitle("Benefit captured by each ranking as the treatment budget grows", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def budget_readings(results: pd.DataFrame, cfg: Config) -> tuple[Any, dict[str, Any]]:
+    """AACE as the annotated share grows: the figure and the numbers the prose glues."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import legend_right
+
+    budget = summary_of(results, "budget", ["knob_annotated", "learner"])
+    budget = budget.sort_values("knob_annotated")
+    budget = budget[budget.learner == "aace"]
+    refs = summary_of(results, "main", ["simulator", "learner"])
+    refs = refs[refs.simulator == "respiratory"].set_index("learner")
+    colors = palette(cfg.learners)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (metric, title) in zip(axes, PANELS, strict=True):
+        x = 100 * budget.knob_annotated.to_numpy()
+        ax.errorbar(x, budget[f"{metric}_mean"], yerr=budget[f"{metric}_se"].fillna(0),
+                    marker="o", color=colors[label("aace")], label=label("aace"), capsize=3)
+        for name, ls in [("oracle", ":"), ("risk_based", "--"), ("dr_learner", "-."),
+                         ("tarnet", "-."), ("t_learner", "-."), ("true effect", ":")]:
+            if name in refs.index and np.isfinite(refs.loc[name, f"{metric}_mean"]):
+                ax.axhline(refs.loc[name, f"{metric}_mean"], ls=ls, lw=1.2,
+                           color=colors.get(label(name), "grey"), label=label(name))
+        ax.set_xscale("log")
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.set_xlabel("annotated records (% of all records)")
+        ax.set_title(title)
+    legend_right(axes[1])
+    fig.tight_layout()
+    b = budget.set_index("knob_annotated")
+    lo, hi = min(cfg.annotated_fractions), max(cfg.annotated_fractions)
+    risk = float(refs.loc["risk_based", "policy_mean"]) if "risk_based" in refs.index else np.nan
+    beats = [f for f in cfg.annotated_fractions if b.loc[f, "policy_mean"] > risk]
+    return fig, {
+        "budget_lo": 100 * lo,
+        "budget_hi": 100 * hi,
+        "budget_lo_pehe": float(b.loc[lo, "pehe_mean"]),
+        "budget_hi_pehe": float(b.loc[hi, "pehe_mean"]),
+        "budget_lo_policy": float(b.loc[lo, "policy_mean"]),
+        "budget_hi_policy": float(b.loc[hi, "policy_mean"]),
+        "budget_beats_risk": Md(f"from {100 * min(beats):g} % of records annotated upwards"
+                                if beats else "at none of the budgets tried"),
+    }
+
+
+def selection_readings(results: pd.DataFrame, cfg: Config) -> dict[str, Any]:
+    """Uniform vs covariate-driven annotation, with and without annotation weights."""
+    sel = summary_of(results, "selection", ["knob_annotation_selection", "learner"])
+    sel = sel[sel.learner.isin(list(SELECTION_LEARNERS))]
+    index = pd.MultiIndex.from_arrays(
+        [sel.knob_annotation_selection, [label(k) for k in sel.learner]],
+        names=["annotation", "learner"])
+    table = metric_table(sel, {"pehe": "√PEHE", "policy": "policy benefit", "autoc": "AUTOC"},
+                         index=index)
+    out: dict[str, Any] = {"selection_table": table}
+    means = sel.set_index(["knob_annotation_selection", "learner"])
+    for kind in ("uniform", "covariates"):
+        for name in SELECTION_LEARNERS:
+            out[f"sel_{kind}_{name}"] = float(means.loc[(kind, name), "pehe_mean"])
+    cov = results[(results.experiment == "selection")
+                  & (results.knob_annotation_selection == "covariates")]
+    gain, gain_se = paired_difference(cov, "aace", "aace_weighted", "pehe")
+    paired = " ± {se} (paired over replicates)"
+    out["sel_verdict"] = Md(verdict(
+        -gain, gain_se, higher="raises √PEHE by {size}" + paired,
+        lower="lowers √PEHE by {size}" + paired,
+        within="changes √PEHE by {diff} ± {se}, within two standard errors of no change",
+        above="changes √PEHE by {diff} (one replicate)",
+        below="changes √PEHE by {diff} (one replicate)",
+    ))
+    out["selection_fraction"] = 100 * cfg.selection_fraction
+    return out
+
+
+def confounding_readings(results: pd.DataFrame, cfg: Config) -> tuple[Any, dict[str, Any]]:
+    """Effect error and policy benefit as confounding grows: the figure and the readings."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import legend_right, mean_se_lines
+
+    conf = summary_of(results, "confounding", ["knob_confounding", "learner"])
+    names = [k for k in [*cfg.stress_learners, *REFERENCE_STYLES] if k in set(conf.learner)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (metric, title) in zip(axes, PANELS, strict=True):
+        mean_se_lines(ax, conf, "knob_confounding", metric, names, labels=LABELS,
+                      palette=palette(cfg.learners), styles=REFERENCE_STYLES)
+        ax.set_xlabel("confounding strength γ")
+        ax.set_title(title)
+    legend_right(axes[1])
+    fig.tight_layout()
+    means = conf.set_index(["knob_confounding", "learner"])
+    g_max, g_min = max(cfg.confounding_levels), min(cfg.confounding_levels)
+    seed = cfg.seeds[0]
+    out: dict[str, Any] = {
+        "conf_max": g_max,
+        "conf_min": g_min,
+        "treated_at_min": 100 * float(simulate("respiratory", cfg.n, seed,
+                                               confounding=g_min).T.mean()),
+        "treated_at_max": 100 * float(simulate("respiratory", cfg.n, seed,
+                                               confounding=g_max).T.mean()),
+    }
+    for name in cfg.stress_learners:
+        out[f"conf_max_{name}_policy"] = float(means.loc[(g_max, name), "policy_mean"])
+    return fig, out
+
+
+def representation_readings(results: pd.DataFrame, cfg: Config) -> dict[str, Any]:
+    """MiniLM vs TF-IDF on normal and compact notes: the table and the readings."""
+    rep = summary_of(results, "representation", ["knob_style", "representation", "learner"])
+    rep = rep[rep.learner.isin(cfg.stress_learners)]
+    index = pd.MultiIndex.from_arrays(
+        [rep.knob_style, rep.representation.map({"minilm": "MiniLM", "tfidf": "TF-IDF + SVD"}),
+         [label(k) for k in rep.learner]], names=["notes", "representation", "learner"])
+    out: dict[str, Any] = {
+        "rep_table": metric_table(rep, {"pehe": "√PEHE", "policy": "policy benefit"},
+                                  index=index)}
+    means = rep.set_index(["knob_style", "representation", "learner"])
+    for style in ("normal", "compact"):
+        for rep_name in REPRESENTATIONS:
+            key = f"rep_{style}_{rep_name}"
+            out[f"{key}_aace"] = float(means.loc[(style, rep_name, "aace"), "pehe_mean"])
+            if "oracle" in cfg.stress_learners:  # the floor each representation sets
+                out[f"{key}_oracle"] = float(means.loc[(style, rep_name, "oracle"), "pehe_mean"])
+    return out
+
+
+def baselines(learners: Sequence[str]) -> list[str]:
+    """The learners AACE is judged against: those that use neither annotations nor the truth
+    (per their registry entries), in the given order."""
+    from ..learners import spec
+
+    return [k for k in learners
+            if not {"annotations", "tau"} & set(spec(k).fit_inputs)]
+
+
+def verdicts(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]:
+    """The closing section: AACE against each baseline on both simulators, and the risk-based
+    ranking's share of the ceiling."""
+    means = summary_of(results, "main", ["simulator", "learner"]).set_index(
+        ["simulator", "learner"])
+    out: dict[str, Any] = {}
+    for simulator, key in [("respiratory", "resp"), ("cardiac", "card")]:
+        s = means.loc[simulator]
+        aace_p = s.loc["aace", "policy_mean"]
+        main_sim = results[(results.experiment == "main") & (results.simulator == simulator)]
+        parts = []
+        for name in baselines(learners):
+            diff, se = paired_difference(main_sim, "aace", name, "policy")
+            parts.append(verdict(
+                diff, se, higher="beats", lower="loses to",
+                within="is within two standard errors of", above="is above", below="is below",
+                subject=label(name), versus=(aace_p, s.loc[name, "policy_mean"])))
+        out[f"{key}_verdict"] = Md("; ".join(parts) if parts else "has no baseline here")
+        top = s.loc["true effect", "policy_mean"]
+        out[f"{key}_share_of_ceiling"] = float(100 * aace_p / top) if top > 0 else np.nan
+        if "oracle" in s.index:
+            out[f"{key}_oracle_gap"] = float(s.loc["aace", "pehe_mean"]
+                                             - s.loc["oracle", "pehe_mean"])
+            out[f"{key}_oracle_share"] = float(100 * s.loc["oracle", "policy_mean"] / top)
+        cf = (s.loc["aace", "pehe_mean"] - s.loc["aace_no_crossfit", "pehe_mean"]
+              if "aace_no_crossfit" in s.index else np.nan)
+        out[f"{key}_crossfit"] = Md(
+            "not compared" if not np.isfinite(cf)
+            else f"cross-fitting lowers √PEHE by {-cf:.3f}" if cf < 0
+            else f"cross-fitting does not lower √PEHE here ({cf:+.3f})")
+    if "risk_based" in learners:
+        readings = []
+        for simulator in SIMULATORS:
+            s = means.loc[simulator]
+            readings.append(
+                f"on the {simulator} records it captures "
+                f"{100 * s.loc['risk_based', 'policy_mean'] / s.loc['true effect', 'policy_mean']:.0f} %"
+                f" of the ceiling (AUTOC {s.loc['risk_based', 'autoc_mean']:.3f}, against "
+                f"{s.loc['aace', 'autoc_mean']:.3f} for AACE)")
+        out["risk_reading"] = Md("; ".join(readings) + ".")
+    else:
+        out["risk_reading"] = Md("(not run at this profile).")
+    return out
