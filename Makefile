@@ -9,7 +9,11 @@ PYTHON_BOOT ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
-STUDY := $(PY) -m ehrcausal.study
+STUDY := $(PY) -m ehrcausal.runner
+# nbval re-executes the executed chapters (book/chapters/, written by `$(STUDY) run`) and compares
+# every output with the stored one; tests/nbval_sanitize.cfg masks only timings, progress bars,
+# dates, addresses, temporary paths and commit hashes, never numbers of results.
+NBVAL := $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # `make study` knobs: profile (smoke, default, paper), device (auto, cpu, cuda), parallel chapters.
 PROFILE ?= default
@@ -81,12 +85,12 @@ book: setup vendor  ## main job: every chapter at the `default` profile, then th
 # ---------------------------------------------------------------------------------------------
 # Tests (CI: .ci/run). Data come from $$EHRCAUSAL_DATA (see data/README.md).
 # ---------------------------------------------------------------------------------------------
-test: setup vendor browser  ## lint, unit tests, nbval, smoke study + book, real-browser render tests
+test: setup vendor browser  ## lint, unit tests, smoke study, nbval on its chapters, book, render tests
 	@echo "== lint"; time $(PY) -m ruff check src tests benchmarks
 	@echo "== unit tests"; time $(PY) -m pytest -m "not book" tests
-	@echo "== nbval (notebooks at their smoke defaults)"; time $(PY) -m pytest --nbval-lax \
-	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
 	@echo "== study (smoke profile)"; time $(STUDY) run --profile smoke --jobs $(JOBS) --no-progress
+	@echo "== nbval (re-execute the executed chapters, compare every output)"; \
+	  time EHRCAUSAL_PROFILE=smoke $(NBVAL) book/chapters/*.ipynb
 	@echo "== book"; time $(STUDY) build
 	@echo "== render tests (chromium)"; time $(PY) -m pytest -m book tests/test_book_render.py
 
@@ -96,8 +100,8 @@ lint: setup  ## ruff
 unit: setup  ## unit tests only
 	$(PY) -m pytest -m "not book" tests
 
-nbval: setup  ## execute every notebook under nbval
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+nbval: setup  ## re-execute the executed chapters and compare every output (after `make study`)
+	EHRCAUSAL_PROFILE=$(PROFILE) $(NBVAL) book/chapters/*.ipynb
 
 clean:  ## remove build outputs, executed chapters and the manifest (keeps .venv, book/_vendor)
 	rm -rf _build book/_generated .study-cache .pytest_cache .ruff_cache

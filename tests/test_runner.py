@@ -9,6 +9,7 @@ these tests take a few seconds each.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -462,3 +463,117 @@ def test_module_entry_points_run_the_cli(
     assert exit_info.value.code == 2
     assert "no profile 'nope'" in capsys.readouterr().err
 
+
+# ------------------------------------------------------------------------------------------
+# nbval: re-executing a published chapter reproduces every output
+# ------------------------------------------------------------------------------------------
+SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
+
+
+def sanitize(text: str) -> str:
+    """``text`` as nbval sees it after the project's sanitizers."""
+    import re
+
+    from nbval.plugin import get_sanitize_patterns
+
+    patterns = get_sanitize_patterns(SANITIZE.read_text(encoding="utf-8"))
+    assert len(patterns) >= 10  # every "regex:" line was paired with its "replace:" line
+    for regex, replace in patterns:
+        text = re.sub(regex, replace, text)
+    return text
+
+
+def test_sanitizers_mask_what_varies_and_keep_results() -> None:
+    pytest.importorskip("nbval")
+    bars = (
+        "work: 100%|##########| 30/30 [00:00<00:00, 478.37it/s]\n"
+        "minilm: 300 note [00:02, 120.40note/s]\n"
+        "fits:   0%|          | 0/8 [00:00<?, ?it/s]\n"
+    )
+    # what a leave=False bar leaves once nbval has resolved its carriage returns: blanks + \r
+    cleared = "                                             \r"
+    assert sanitize(bars + "UserWarning: keep me\n" + cleared) == "UserWarning: keep me\n"
+    assert sanitize("took 0.140 s; Wall time: 12 ms; 2.5 min") == (
+        "took DURATION; Wall time: DURATION; DURATION"
+    )
+    assert sanitize("at 2026-11-30T13:24:04 and 2026-11-30 13:24:04.711565, 13:24:05") == (
+        "at DATETIME and DATETIME, TIME"
+    )
+    assert sanitize("<object object at 0x7f2e13ba73d0>") == "<object object at 0xADDRESS>"
+    assert sanitize("scratch /tmp/tmpbppi3zel/x.npy done") == "scratch TMPPATH done"
+    assert sanitize("commit 0123abc456-dirty") == "commit COMMIT"
+    # Results are never masked: floats, integers, tables, a 64-digit content hash.
+    results = (
+        "0.1847370313496033 -1.5e-05 np.float64(0.25) 12345678 n=300 √PEHE 0.512 ± 0.031\n"
+        "<td>0.734</td><td>1017</td> " + "ab12" * 16
+    )
+    assert sanitize(results) == results
+
+
+def seeded_cells(leak: bool) -> list[tuple[str, str, list[str]]]:
+    """A stand-in chapter: seeded draws, a progress bar, a timing, a date, an address, a glue."""
+    work = (
+        "import datetime, tempfile, time\n"
+        "import numpy as np\n"
+        "from myst_nb import glue\n"
+        "from tqdm import tqdm\n"
+        "start = time.perf_counter()\n"
+        "x = np.random.default_rng(seed).normal(size=n)\n"
+        "print('draws', x.tolist())\n"
+        "for _ in tqdm(range(20), desc='work'):\n"
+        "    time.sleep(0.001)\n"
+        "print(f'took {time.perf_counter() - start:.4f} s')\n"
+        "print('finished at', datetime.datetime.now(), object())\n"
+        "with tempfile.TemporaryDirectory() as scratch:\n"
+        "    print('scratch', scratch)\n"
+        "glue('mean', float(x.mean()), display=False)\n"
+        "x.sum()\n"
+    )
+    cells = [("code", "seed = 0\nn = 3\n", ["parameters"]), ("code", work, [])]
+    if leak:
+        cells.append(("code", "print(np.random.rand())  # unseeded: differs on every run", []))
+    return cells
+
+
+def test_nbval_reproduces_a_seeded_chapter_and_catches_an_unseeded_draw(
+    repo: StudyPaths, tmp_path: Path
+) -> None:
+    """The `make test` nbval stage in miniature: publish with the runner, re-execute with nbval.
+
+    The seeded chapter passes although its bar, timing, date, address and temporary path differ
+    between the two runs; the same chapter with one unseeded draw fails at exactly that cell.
+    """
+    import subprocess
+    import xml.etree.ElementTree as ET
+
+    pytest.importorskip("nbval")
+    pytest.importorskip("papermill")
+    write_notebook(repo.notebooks / "seeded.ipynb", seeded_cells(leak=False))
+    write_notebook(repo.notebooks / "leaky.ipynb", seeded_cells(leak=True))
+    (repo.params / "smoke.yml").write_text("seeded: {n: 4}\nleaky: {n: 4}\n")
+    results = run_chapters(repo, ["seeded", "leaky"], profile="smoke", jobs=2, progress=False)
+    assert [r.status for r in results] == ["ok", "ok"], [r.describe_failure() for r in results]
+
+    ini = tmp_path / "nbval.ini"
+    ini.write_text("[pytest]\n")
+    report = tmp_path / "nbval.xml"
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(repo.root),
+            "-p", "no:cacheprovider", "-q", "--nbval", "--nbval-current-env",
+            "--nbval-sanitize-with", str(SANITIZE), f"--junitxml={report}",
+            "book/chapters/seeded.ipynb", "book/chapters/leaky.ipynb",
+        ],
+        cwd=repo.root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    cases = {
+        (case.get("classname", "") + "::" + case.get("name", "")): case.find("failure") is None
+        for case in ET.parse(report).getroot().iter("testcase")
+    }
+    failed = sorted(name for name, ok in cases.items() if not ok)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # parameters, injected parameters and the work cell pass in both; the leaked draw fails.
+    assert len(cases) == 3 + 4 and len(failed) == 1, proc.stdout
+    assert "leaky" in failed[0] and "Cell 3" in failed[0], failed
+    assert "Cell outputs differ" in proc.stdout and "np.random.rand()" in proc.stdout
