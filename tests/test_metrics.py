@@ -303,7 +303,7 @@ def test_toc_curve_bad_grid(q: list[float]) -> None:
 # DR scores, nuisances, R-loss, DR risk
 # ---------------------------------------------------------------------------------------------
 
-# Leave-one-out cross-fitting (n_splits = n) with mean models is computable by hand.
+# Leave-one-out cross-fitting (cv = n) with mean models is computable by hand.
 LOO_Y = np.array([3.0, 1.0, 2.0, 0.0])
 LOO_T = np.array([1, 1, 0, 0])
 LOO_X = np.arange(4.0)
@@ -318,9 +318,8 @@ def test_dr_scores_leave_one_out_by_hand() -> None:
         LOO_Y,
         LOO_T,
         LOO_X,
-        n_splits=4,
-        model_y=DummyRegressor(),
-        model_t=DummyClassifier(strategy="prior"),
+        cv=4,
+        nuisance=(DummyRegressor(), DummyClassifier(strategy="prior")),
     )
     np.testing.assert_allclose(psi, [6.0, -4.0, -4.0, 6.0])
 
@@ -332,9 +331,8 @@ def test_dr_scores_clip_by_hand() -> None:
         LOO_Y,
         LOO_T,
         LOO_X,
-        n_splits=4,
-        model_y=DummyRegressor(),
-        model_t=DummyClassifier(strategy="prior"),
+        cv=4,
+        nuisance=(DummyRegressor(), DummyClassifier(strategy="prior")),
         clip=0.4,
     )
     np.testing.assert_allclose(psi, [5.0, -3.0, -3.0, 5.0])
@@ -342,7 +340,7 @@ def test_dr_scores_clip_by_hand() -> None:
 
 def test_dr_scores_mean_close_to_ate_in_rct() -> None:
     d = _simulate_rct(4000, seed=11)
-    psi = dr_scores(d["Y"], d["T"], d["X"], n_splits=3, random_state=0)
+    psi = dr_scores(d["Y"], d["T"], d["X"], cv=3, random_state=0)
     assert psi.shape == (4000,)
     assert abs(psi.mean() - d["tau"].mean()) < 0.1
     # the scores also rank: the DR-estimated AUTOC of the true effect is clearly positive
@@ -370,22 +368,22 @@ def test_dr_scores_random_state_reaches_models_and_folds() -> None:
     _SeedRecorder.seen = []
     d = _simulate_rct(120, seed=5)
     user_model = _SeedRecorder(random_state=None)
-    dr_scores(d["Y"], d["T"], d["X"], n_splits=3, model_y=user_model, random_state=42)
+    dr_scores(d["Y"], d["T"], d["X"], cv=3, nuisance=(user_model, "gbm_default"), random_state=42)
     assert _SeedRecorder.seen == [42] * 6  # two arms x three folds
     assert user_model.random_state is None  # the user's model is cloned, not modified
     # the folds follow random_state: out-of-fold means differ between splits
-    models = {"model_y": DummyRegressor(), "model_t": DummyClassifier(strategy="prior")}
-    a = dr_scores(d["Y"], d["T"], d["X"], n_splits=3, random_state=1, **models)
-    b = dr_scores(d["Y"], d["T"], d["X"], n_splits=3, random_state=1, **models)
-    c = dr_scores(d["Y"], d["T"], d["X"], n_splits=3, random_state=2, **models)
+    models = {"nuisance": (DummyRegressor(), DummyClassifier(strategy="prior"))}
+    a = dr_scores(d["Y"], d["T"], d["X"], cv=3, random_state=1, **models)
+    b = dr_scores(d["Y"], d["T"], d["X"], cv=3, random_state=1, **models)
+    c = dr_scores(d["Y"], d["T"], d["X"], cv=3, random_state=2, **models)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
 
 def test_nuisance_estimates_match_dr_scores() -> None:
     d = _simulate_rct(300, seed=6)
-    models = {"model_y": LinearRegression(), "model_t": LogisticRegression()}
-    nuis = nuisance_estimates(d["Y"], d["T"], d["X"], n_splits=3, random_state=3, **models)
+    models = {"nuisance": (LinearRegression(), LogisticRegression())}
+    nuis = nuisance_estimates(d["Y"], d["T"], d["X"], cv=3, random_state=3, **models)
     assert set(nuis) == {"m", "e", "mu0", "mu1"}
     for value in nuis.values():
         assert value.shape == (300,)
@@ -393,7 +391,7 @@ def test_nuisance_estimates_match_dr_scores() -> None:
     # same folds and models as dr_scores: the AIPW formula on them gives the same scores
     e, mu0, mu1, y, t = nuis["e"], nuis["mu0"], nuis["mu1"], d["Y"], d["T"]
     psi = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
-    expected = dr_scores(y, t, d["X"], n_splits=3, random_state=3, **models)
+    expected = dr_scores(y, t, d["X"], cv=3, random_state=3, **models)
     np.testing.assert_allclose(psi, expected)
     # m estimates E[Y | X] = mu0 + 0.5 tau out of fold: closer to it than the constant mean
     target = d["mu0"] + 0.5 * d["tau"]
@@ -406,7 +404,7 @@ def test_nuisance_estimates_clip_extreme_propensity() -> None:
     X = rng.normal(size=(200, 1))
     T = (X[:, 0] > 0).astype(int)  # deterministic assignment: raw propensities near 0 and 1
     Y = X[:, 0] + T
-    e = nuisance_estimates(Y, T, X, n_splits=2)["e"]
+    e = nuisance_estimates(Y, T, X, cv=2)["e"]
     assert e.min() == pytest.approx(0.01) and e.max() == pytest.approx(0.99)
 
 
@@ -434,8 +432,8 @@ def test_r_loss_and_dr_risk_prefer_true_effect() -> None:
     assert r_loss(y, t, tau, m, e) < r_loss(y, t, zero, m, e)
     assert dr_risk(y, t, tau, d["mu0"], d["mu1"], e) < dr_risk(y, t, zero, d["mu0"], d["mu1"], e)
     # cross-fitted nuisances
-    models = {"model_y": LinearRegression(), "model_t": LogisticRegression()}
-    nuis = nuisance_estimates(y, t, d["X"], n_splits=2, **models)
+    models = {"nuisance": (LinearRegression(), LogisticRegression())}
+    nuis = nuisance_estimates(y, t, d["X"], cv=2, **models)
     assert r_loss(y, t, tau, nuis["m"], nuis["e"]) < r_loss(y, t, zero, nuis["m"], nuis["e"])
     assert dr_risk(y, t, tau, nuis["mu0"], nuis["mu1"], nuis["e"]) < dr_risk(
         y, t, zero, nuis["mu0"], nuis["mu1"], nuis["e"]
@@ -453,7 +451,15 @@ def test_r_loss_and_dr_risk_reject_propensity_0_or_1(bad_e: float) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"n_splits": 1}, "n_splits"), ({"n_splits": 2.5}, "n_splits"), ({"clip": 0.0}, "clip")],
+    [
+        ({"cv": 1}, "cv must be an integer >= 2"),
+        ({"cv": 2.5}, "cv must be an integer"),
+        ({"cv": 5}, "cv must be an integer in \\[1, 4\\]"),
+        ({"clip": 0.0}, "clip"),
+        ({"clip": 0.5}, "clip"),
+        ({"cv": 2, "nuisance": "svm"}, "unknown model kind 'svm'"),
+        ({"cv": 2, "nuisance": (DummyRegressor(), DummyRegressor())}, "predict_proba"),
+    ],
 )
 def test_dr_scores_bad_options(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -463,7 +469,9 @@ def test_dr_scores_bad_options(kwargs: dict, match: str) -> None:
 def test_dr_scores_fold_without_an_arm() -> None:
     # one treated unit: leaving it out leaves a training set with no treated units
     with pytest.raises(ValueError, match="T=1"):
-        dr_scores([1.0, 2, 3, 4], [1, 0, 0, 0], LOO_X, n_splits=4, model_y=DummyRegressor())
+        dr_scores(
+            [1.0, 2, 3, 4], [1, 0, 0, 0], LOO_X, cv=4, nuisance=(DummyRegressor(), "gbm_default")
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ Model selection without the truth
     * :func:`dr_risk` -- squared error against the AIPW (doubly robust) pseudo-outcome
       (Kennedy 2023, "Towards optimal doubly robust estimation of heterogeneous causal effects",
       EJS; Saito & Yasui 2020, "Counterfactual cross-validation", ICML).
-    * :func:`nuisance_estimates`, :func:`dr_scores` -- the cross-fitted nuisances they need.
+    * :func:`nuisance_estimates`, :func:`dr_scores` -- the cross-fitted nuisances they need
+      (both run :func:`ehrcausal.nuisance.cross_fit`; :func:`dr_scores` is
+      :func:`ehrcausal.nuisance.dr_scores`, re-exported here).
 
 Prediction
     * :func:`auc`, :func:`auc_by_class` -- area under the ROC curve (one-vs-rest per class).
@@ -50,29 +52,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from numbers import Integral, Real
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 from scipy.stats import kendalltau, rankdata
-from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import KFold
 
-from ehrcausal.validation import (
+from .nuisance import Nuisance, aipw_scores, cross_fit, dr_scores
+from .runtime import check_seed
+from .validation import (
     ArrayLike,
     as_1d,
     as_2d,
     check_fit_inputs,
+    check_int,
+    check_number,
     check_propensity,
     check_same_length,
     check_treatment,
 )
-
-from .runtime import check_seed
 
 __all__ = [
     "pehe",
@@ -142,78 +141,6 @@ def _check_fraction_grid(q: ArrayLike | None, n: int) -> np.ndarray:
             f"(min {grid.min():.3g}, max {grid.max():.3g})"
         )
     return grid
-
-
-def _aipw(
-    y: np.ndarray, t: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, e: np.ndarray
-) -> np.ndarray:
-    """AIPW pseudo-outcome mu1 - mu0 + T (Y - mu1) / e - (1 - T) (Y - mu0) / (1 - e)."""
-    return mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
-
-
-def _fresh_model(model: Any, default: Any, random_state: int | None) -> Any:
-    """An unfitted clone of ``model`` (or ``default``) with ``random_state`` set when it has one."""
-    est = clone(default if model is None else model)
-    if "random_state" in est.get_params(deep=False):
-        est.set_params(random_state=random_state)
-    return est
-
-
-def _positive_class_proba(model: Any, x: np.ndarray) -> np.ndarray:
-    if hasattr(model, "predict_proba"):
-        classes = list(getattr(model, "classes_", [0, 1]))
-        return np.asarray(model.predict_proba(x))[:, classes.index(1)]
-    return np.asarray(model.predict(x), dtype=float)
-
-
-def _cross_fit(
-    y: np.ndarray,
-    t: np.ndarray,
-    x: np.ndarray,
-    *,
-    n_splits: int,
-    model_y: Any,
-    model_t: Any,
-    random_state: int | None,
-    fit_m: bool,
-) -> dict[str, np.ndarray]:
-    """K-fold cross-fitted nuisances: ``mu0``, ``mu1``, raw ``e`` and optionally ``m``.
-
-    For each fold the models are fitted on the other folds and predict on the held-out fold:
-    the outcome model separately on the control and treated units of the training folds
-    (``mu0``, ``mu1``) and, if ``fit_m``, on all of them (``m`` = E[Y | X]); the propensity
-    model on all training units. Predictions are unclipped.
-    """
-    if isinstance(n_splits, bool) or not isinstance(n_splits, Integral):
-        raise ValueError(f"n_splits must be an integer, got {n_splits!r}")
-    n = len(y)
-    if not 2 <= n_splits <= n:
-        raise ValueError(
-            f"n_splits must be between 2 and the number of units ({n}), got {n_splits}"
-        )
-    default_y = HistGradientBoostingRegressor(random_state=random_state)
-    default_t = HistGradientBoostingClassifier(random_state=random_state)
-    keys = ["mu0", "mu1", "e"] + (["m"] if fit_m else [])
-    out = {k: np.empty(n, dtype=float) for k in keys}
-    folds = KFold(n_splits=int(n_splits), shuffle=True, random_state=random_state)
-    for fold, (train, test) in enumerate(folds.split(x)):
-        t_train = t[train]
-        for arm in (0, 1):
-            if not np.any(t_train == arm):
-                raise ValueError(
-                    f"the training folds of fold {fold} contain no units with T={arm}; "
-                    "use fewer n_splits or more data"
-                )
-        for arm, key in ((0, "mu0"), (1, "mu1")):
-            rows = train[t_train == arm]
-            model = _fresh_model(model_y, default_y, random_state).fit(x[rows], y[rows])
-            out[key][test] = model.predict(x[test])
-        model = _fresh_model(model_t, default_t, random_state).fit(x[train], t_train)
-        out["e"][test] = _positive_class_proba(model, x[test])
-        if fit_m:
-            model = _fresh_model(model_y, default_y, random_state).fit(x[train], y[train])
-            out["m"][test] = model.predict(x[test])
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,11 +282,8 @@ def policy_value(
     n = len(curve) - 1
     if budget is None:
         return float(np.mean(curve[1:]))
-    if isinstance(budget, bool) or not isinstance(budget, Real) or not math.isfinite(budget):
-        raise ValueError(f"budget must be a number in [0, 1] or None, got {budget!r}")
-    if not 0.0 <= budget <= 1.0:
-        raise ValueError(f"budget must be a fraction in [0, 1], got {budget}")
-    k = int(math.floor(float(budget) * n + 0.5))
+    fraction = check_number(budget, "budget", 0.0, 1.0)
+    k = int(math.floor(fraction * n + 0.5))
     return float(curve[k])
 
 
@@ -381,11 +305,8 @@ def policy_risk(tau_hat: ArrayLike, Y: ArrayLike, T: ArrayLike, threshold: float
     y = as_1d(Y, "Y")
     t = check_treatment(T)
     check_same_length(tau_hat=est, Y=y, T=t)
-    if isinstance(threshold, bool) or not isinstance(threshold, Real):
-        raise ValueError(f"threshold must be a real number, got {threshold!r}")
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold must be finite, got {threshold}")
-    treat = est > threshold
+    cut = check_number(threshold, "threshold", -np.inf, np.inf, low_open=True, high_open=True)
+    treat = est > cut
     p_treat = float(np.mean(treat))
     cell1 = (t == 1) & treat
     cell0 = (t == 0) & ~treat
@@ -457,95 +378,42 @@ def qini(tau: ArrayLike, score: ArrayLike, q: ArrayLike | None = None) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def dr_scores(
-    Y: ArrayLike,
-    T: ArrayLike,
-    X: ArrayLike,
-    *,
-    n_splits: int = 5,
-    model_y: Any = None,
-    model_t: Any = None,
-    clip: float = 0.01,
-    random_state: int | None = 0,
-) -> np.ndarray:
-    r"""Cross-fitted AIPW (doubly robust) scores for the CATE.
-
-    .. math::
-        \psi_i = \hat\mu_1(X_i) - \hat\mu_0(X_i)
-                 + \frac{T_i (Y_i - \hat\mu_1(X_i))}{\hat e(X_i)}
-                 - \frac{(1 - T_i)(Y_i - \hat\mu_0(X_i))}{1 - \hat e(X_i)}
-
-    with :math:`\hat e` clipped to ``[clip, 1 - clip]``. Nuisances are cross-fitted with
-    ``n_splits``-fold :class:`~sklearn.model_selection.KFold` (shuffled, ``random_state``): the
-    outcome model is fitted per arm on the training folds, the propensity model on all training
-    units, and both predict on the held-out fold (Kennedy 2023; Yadlowsky et al. 2021 use these
-    scores in place of the unknown effect, e.g. ``autoc(dr_scores(Y, T, X), score)``).
-    :math:`E[\psi_i \mid X_i] = \tau(X_i)` if either nuisance is correct.
-
-    Args:
-        Y, T, X: outcome ``(n,)``, binary treatment ``(n,)``, covariates ``(n, d)``.
-        n_splits: number of folds (at least 2).
-        model_y: regressor for the outcome (default
-            :class:`~sklearn.ensemble.HistGradientBoostingRegressor`); cloned per fit.
-        model_t: classifier for the propensity (default
-            :class:`~sklearn.ensemble.HistGradientBoostingClassifier`); cloned per fit.
-        clip: propensity clipping level in ``(0, 0.5)``.
-        random_state: seed for the folds and for every model that has a ``random_state``.
-    """
-    y, t, x = check_fit_inputs(Y, T, X, min_per_arm=0)
-    if isinstance(clip, bool) or not isinstance(clip, Real) or not 0.0 < clip < 0.5:
-        raise ValueError(f"clip must be a number in (0, 0.5), got {clip!r}")
-    nuis = _cross_fit(
-        y,
-        t,
-        x,
-        n_splits=n_splits,
-        model_y=model_y,
-        model_t=model_t,
-        random_state=random_state,
-        fit_m=False,
-    )
-    e = np.clip(nuis["e"], clip, 1.0 - clip)
-    return _aipw(y, t, nuis["mu0"], nuis["mu1"], e)
-
-
 def nuisance_estimates(
     Y: ArrayLike,
     T: ArrayLike,
     X: ArrayLike,
     *,
-    n_splits: int = 5,
-    model_y: Any = None,
-    model_t: Any = None,
+    cv: int = 5,
+    nuisance: Nuisance = "gbm_default",
     random_state: int | None = 0,
 ) -> dict[str, np.ndarray]:
     r"""Cross-fitted nuisances for :func:`r_loss` and :func:`dr_risk`.
 
-    Uses the same cross-fitting (folds, models, ``random_state``) as :func:`dr_scores`; ``m`` is
-    an out-of-fold regression of ``Y`` on ``X`` with the outcome model, as in Nie & Wager (2021).
-    ``model_y``/``model_t`` default to the same gradient-boosting models as in :func:`dr_scores`.
+    :func:`ehrcausal.nuisance.cross_fit` with the folds (plain shuffled ``cv``-fold), models and
+    ``random_state`` of :func:`dr_scores`, plus :math:`\hat m(x) = E[Y \mid X = x]`, an
+    out-of-fold regression of ``Y`` on ``X`` with the outcome model, as in Nie & Wager (2021)
+    (Chernozhukov et al. 2018 for cross-fitting). ``nuisance`` is as in :func:`dr_scores`: a
+    kind of :func:`ehrcausal.nuisance.make_model`, an unfitted estimator, or a pair
+    ``(outcome regressor, propensity classifier)``.
 
     Returns:
         ``{'m': E[Y|X], 'e': P(T=1|X) clipped to [0.01, 0.99], 'mu0': E[Y|X,T=0],
         'mu1': E[Y|X,T=1]}``, each an array of length ``n`` of out-of-fold predictions.
     """
     y, t, x = check_fit_inputs(Y, T, X, min_per_arm=0)
-    nuis = _cross_fit(
+    check_int(cv, "cv", 2)
+    fitted = cross_fit(
         y,
         t,
         x,
-        n_splits=n_splits,
-        model_y=model_y,
-        model_t=model_t,
+        nuisance=nuisance,
+        cv=cv,
+        stratify=False,
+        clip=_NUISANCE_CLIP,
+        marginal=True,
         random_state=random_state,
-        fit_m=True,
     )
-    return {
-        "m": nuis["m"],
-        "e": np.clip(nuis["e"], _NUISANCE_CLIP, 1.0 - _NUISANCE_CLIP),
-        "mu0": nuis["mu0"],
-        "mu1": nuis["mu1"],
-    }
+    return {"m": fitted.m, "e": fitted.e, "mu0": fitted.mu0, "mu1": fitted.mu1}
 
 
 def r_loss(
@@ -593,7 +461,7 @@ def dr_risk(
     m1 = as_1d(mu1_hat, "mu1_hat")
     e = check_propensity(e_hat, "e_hat")
     check_same_length(Y=y, T=t, tau_hat=est, mu0_hat=m0, mu1_hat=m1, e_hat=e)
-    psi = _aipw(y, t, m0, m1, e)
+    psi = aipw_scores(y, t, m0, m1, e)
     return float(np.mean((psi - est) ** 2))
 
 
@@ -702,9 +570,7 @@ def calibration_table(y_true: ArrayLike, proba: ArrayLike, n_bins: int = 10) -> 
     p = as_1d(proba, "proba")
     _check_probability(p, "proba")
     check_same_length(y_true=y, proba=p)
-    if isinstance(n_bins, bool) or not isinstance(n_bins, Integral) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    n_bins = int(n_bins)
+    n_bins = check_int(n_bins, "n_bins", 1)
     bins = np.minimum(np.floor(p * n_bins).astype(int), n_bins - 1)
     count = np.bincount(bins, minlength=n_bins)
     pred_sum = np.bincount(bins, weights=p, minlength=n_bins)
@@ -743,16 +609,9 @@ def _rank_auc(indicator: np.ndarray, score: np.ndarray) -> float:
 
 
 def _check_bootstrap_args(n_boot: int, alpha: float) -> tuple[int, float]:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, Integral) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, Real)
-        or not math.isfinite(alpha)
-        or not 0.0 < alpha < 1.0
-    ):
-        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
-    return int(n_boot), float(alpha)
+    n_boot = check_int(n_boot, "n_boot", 1)
+    alpha = check_number(alpha, "alpha", 0.0, 1.0, low_open=True, high_open=True)
+    return n_boot, alpha
 
 
 def bootstrap_ci(
