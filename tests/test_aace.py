@@ -1,4 +1,6 @@
-"""Tests of the AACE learners, the risk-based policy, the oracle and the model factory.
+"""Tests of the AACE learners, the risk-based policy and the oracle.
+
+The model factory and the cross-fitting engine they use are tested in ``test_nuisance.py``.
 
 The synthetic generator below mimics the AACE setting on arrays: five binary expert facts and
 two binary tabular confounders span the annotation space; the representation phi is a noisy
@@ -16,14 +18,13 @@ from sklearn.base import clone
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 import ehrcausal.learners.aace as aace_module  # noqa: F401  (registers the learners)
 from ehrcausal.learners import make
 from ehrcausal.learners.aace import AACE, Oracle, RiskBased
-from ehrcausal.learners.sklearn_models import MODEL_SPECS, fit_weighted, make_model
 from ehrcausal.metrics import autoc, pehe
+from ehrcausal.nuisance import aipw_scores
+from ehrcausal.runtime import child_seeds
 
 N_FACTS, N_TAB, EMB_DIM = 5, 2, 16
 
@@ -106,90 +107,6 @@ def _scores(est, d) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# the model factory
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("spec", MODEL_SPECS)
-def test_make_model_kinds(spec):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(60, 3))
-    y = X[:, 0] + 0.1 * rng.normal(size=60)
-    reg = make_model(spec, "regressor", 3)
-    clf = make_model(spec, "classifier", 3)
-    assert hasattr(clf, "predict_proba")
-    assert reg.fit(X, y).predict(X).shape == (60,)
-    proba = clf.fit(X, (y > 0).astype(int)).predict_proba(X)
-    assert proba.shape == (60, 2)
-    for model in (reg, clf):
-        seeds = [v for k, v in model.get_params(deep=True).items() if k.endswith("random_state")]
-        assert all(s == 3 for s in seeds)
-    # the regressors fit the signal, the classifiers separate the classes
-    assert np.corrcoef(reg.predict(X), y)[0, 1] > 0.8
-    assert np.mean(proba[y > 0, 1]) > np.mean(proba[y <= 0, 1]) + 0.3
-
-
-def test_make_model_specs_are_as_documented():
-    ridge = make_model("ridge", "regressor", 0)
-    assert isinstance(ridge, Pipeline) and isinstance(ridge.steps[0][1], StandardScaler)
-    np.testing.assert_allclose(ridge.steps[-1][1].alphas, np.logspace(-3, 3, 13))
-    gbm = make_model("gbm", "classifier", 5)
-    assert (gbm.max_iter, gbm.learning_rate, gbm.early_stopping, gbm.random_state) == (
-        200, 0.05, False, 5,
-    )
-    forest = make_model("forest", "regressor", 2)
-    assert (forest.n_estimators, forest.min_samples_leaf, forest.random_state) == (100, 5, 2)
-    assert make_model("linear", "classifier", None).C >= 1e4
-
-
-def test_make_model_instance_is_cloned_and_seeded():
-    proto = RandomForestRegressor(n_estimators=7)
-    model = make_model(proto, "regressor", 11)
-    assert model is not proto
-    assert model.random_state == 11 and model.n_estimators == 7
-    assert proto.random_state is None  # the caller's object is untouched
-    nested = make_model(make_pipeline(StandardScaler(), LogisticRegression()), "classifier", 4)
-    assert nested.steps[-1][1].random_state == 4
-
-
-def test_make_model_rejects_bad_specs():
-    with pytest.raises(ValueError, match="unknown model spec 'svm'.*ridge, linear, gbm, forest"):
-        make_model("svm", "regressor", 0)
-    with pytest.raises(ValueError, match="kind"):
-        make_model("ridge", "transformer", 0)
-    with pytest.raises(ValueError, match="not a regressor"):
-        make_model(LogisticRegression(), "regressor", 0)
-    with pytest.raises(ValueError, match="predict_proba"):
-        make_model(LinearRegression(), "classifier", 0)
-    with pytest.raises(ValueError, match="scikit-learn estimator"):
-        make_model(42, "regressor", 0)
-
-
-def test_fit_weighted_routes_weights_through_pipeline():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 2))
-    y = X @ [1.0, -2.0] + rng.normal(size=40)
-    w = rng.integers(0, 4, size=40).astype(float)
-    # integer weights == repeating rows, for OLS inside a pipeline (scaling does not matter)
-    weighted = fit_weighted(make_pipeline(StandardScaler(), LinearRegression()), X, y, w)
-    reps = np.repeat(np.arange(40), w.astype(int))
-    repeated = make_pipeline(StandardScaler(), LinearRegression()).fit(X[reps], y[reps])
-    unweighted = make_pipeline(StandardScaler(), LinearRegression()).fit(X, y)
-    Xq = rng.normal(size=(10, 2))
-    np.testing.assert_allclose(weighted.predict(Xq), repeated.predict(Xq), rtol=1e-8)
-    assert not np.allclose(weighted.predict(Xq), unweighted.predict(Xq))
-    # nested pipelines too
-    nested = Pipeline([("outer", make_pipeline(StandardScaler(), LinearRegression()))])
-    np.testing.assert_allclose(
-        fit_weighted(nested, X, y, w).predict(Xq), repeated.predict(Xq), rtol=1e-8
-    )
-    with pytest.raises(ValueError, match="sample_weight must have shape"):
-        fit_weighted(LinearRegression(), X, y, w[:-1])
-    with pytest.raises(ValueError, match="non-negative"):
-        fit_weighted(LinearRegression(), X, y, -w)
-
-
-# ---------------------------------------------------------------------------------------------
 # protocol and registry
 # ---------------------------------------------------------------------------------------------
 
@@ -243,14 +160,52 @@ def test_protocol(small):
         assert clone(p).get_params() == p.get_params()
 
 
-def test_annotations_as_dataframe_and_val_mask_ignored(small):
+def test_annotations_as_dataframe(small):
     base = fit_learner(AACE(nuisance="ridge", cv=2, random_state=0), small).effect(small["phi"])
     frame = pd.DataFrame(small["annotations"], columns=[f"fact{i}" for i in range(N_FACTS)])
     est = AACE(nuisance="ridge", cv=2, random_state=0).fit(
-        small["Y"], small["T"], X=small["phi"], annotations=frame, confounders=small["C"],
-        val_mask=np.arange(400) < 100,
+        small["Y"], small["T"], X=small["phi"], annotations=frame, confounders=small["C"]
     )
     np.testing.assert_allclose(est.effect(small["phi"]), base)
+
+
+def test_val_mask_and_unknown_fit_arguments_are_rejected(small):
+    # nothing here is early-stopped: a validation mask is refused like any unknown argument
+    Y, T, X = small["Y"], small["T"], small["phi"]
+    mask = np.arange(400) < 100
+    with pytest.raises(ValueError, match="unexpected fit argument.*val_mask.*annotations"):
+        AACE(nuisance="ridge", cv=2).fit(Y, T, X=X, annotations=small["annotations"],
+                                         val_mask=mask)
+    with pytest.raises(ValueError, match="unexpected fit argument.*val_mask"):
+        RiskBased().fit(Y, T, X=X, val_mask=mask)
+    with pytest.raises(ValueError, match="unexpected fit argument.*'weights'.*tau"):
+        Oracle().fit(Y, T, X=X, tau=small["tau"], weights=mask)
+    assert not hasattr(RiskBased(), "fitted_")
+
+
+def test_pseudo_outcomes_are_out_of_fold_aipw(small):
+    # every annotated row's psi uses the nuisance models of the one fold that held it out
+    est = fit_learner(AACE(nuisance="linear", cv=3, random_state=0), small)
+    rows = small["annotated"]
+    A = np.hstack([small["annotations"], small["C"]])[rows]
+    y, t = small["Y"][rows], small["T"][rows]
+    psi = np.full(len(y), np.nan)
+    for (train, test), models in zip(est.folds_, est.nuisance_models_, strict=True):
+        assert not np.intersect1d(train, test).size
+        e = np.clip(models["propensity"].predict_proba(A[test])[:, 1], 0.05, 0.95)
+        psi[test] = aipw_scores(
+            y[test], t[test], models["mu0"].predict(A[test]), models["mu1"].predict(A[test]), e
+        )
+        # stratified folds: each held-out fold keeps the treated share
+        assert abs(t[test].mean() - t.mean()) < 0.05
+    np.testing.assert_allclose(est.pseudo_outcomes_, psi)
+    # the folds and the models get independent child seeds of the nuisance seed
+    seed_nuis = child_seeds(0, 3)[0]
+    model_seed = child_seeds(seed_nuis, 2)[1]
+    forest = fit_learner(AACE(nuisance="forest", cv=2, random_state=0), small)
+    assert {m.random_state for fold in forest.nuisance_models_ for m in fold.values()} == {
+        model_seed
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,9 +418,9 @@ def test_bad_input(small):
     with pytest.raises(ValueError, match="0 control \\(T=0\\) unit\\(s\\)"):
         est.fit(Y, T, X=X, annotations=one_arm)
 
-    with pytest.raises(ValueError, match="unknown model spec 'xgb'; known specs: ridge"):
+    with pytest.raises(ValueError, match="unknown model kind 'xgb'; known kinds: ridge"):
         AACE(nuisance="xgb").fit(Y, T, X=X, annotations=ann)
-    with pytest.raises(ValueError, match="unknown model spec"):
+    with pytest.raises(ValueError, match="unknown model kind"):
         RiskBased(model="nope").fit(Y, T, X=X)
     with pytest.raises(ValueError, match="confounders"):
         est.fit(Y, T, X=X, annotations=ann, confounders=C[:-2])

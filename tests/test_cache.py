@@ -124,3 +124,18 @@ def test_atomic_write_and_stable_hash(tmp_path):
     assert json.loads(target.read_text()) == {"k": 1}
     assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
     assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
+
+
+def test_result_cache_round_trip_damage_and_disabled(tmp_path: Path) -> None:
+    results = cache.ResultCache(tmp_path, namespace="fits")
+    assert results.get({"a": 1}) is None
+    results.put({"a": 1}, {"pehe": 0.25, "curve": [1.0, 2.0]})
+    assert results.get({"a": 1}) == {"pehe": 0.25, "curve": [1.0, 2.0]}
+    assert results.get({"a": 2}) is None
+    (record,) = (tmp_path / "fits").glob("*.json")
+    assert leftovers(tmp_path / "fits") == []  # written atomically, nothing left behind
+    record.write_text("{not json")
+    assert results.get({"a": 1}) is None  # a damaged record is recomputed, not an error
+    disabled = cache.ResultCache(None)
+    disabled.put({"a": 1}, 1)
+    assert disabled.get({"a": 1}) is None

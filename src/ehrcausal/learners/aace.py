@@ -28,8 +28,10 @@ needs :math:`\phi` alone.
     The public AACE code fits the nuisances and evaluates :math:`\psi` on the same rows
     (``cv=1`` here); ``cv >= 2`` cross-fits them (Chernozhukov et al. 2018, "Double/debiased
     machine learning", Econometrics Journal), which removes the own-observation overfitting
-    bias. ``annotation_weighting=True`` corrects for annotation that depends on observed
-    covariates and treatment by inverse-probability-of-annotation weights.
+    bias; both run the package's nuisance engine (:func:`ehrcausal.nuisance.cross_fit`,
+    :func:`ehrcausal.nuisance.aipw_scores`). ``annotation_weighting=True`` corrects for
+    annotation that depends on observed covariates and treatment by
+    inverse-probability-of-annotation weights.
 
 :class:`RiskBased`
     The usual clinical baseline: predict the outcome under control from :math:`\phi` and treat the
@@ -46,21 +48,18 @@ better, so a beneficial treatment has a negative effect and a policy treats in a
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from ..metrics import _aipw
+from ..nuisance import Nuisance, aipw_scores, cross_fit, fit_weighted, make_model, predict_treated
 from ..runtime import check_seed, child_seeds
-from ..validation import as_1d, as_2d, check_features, check_int, check_same_length
+from ..validation import as_1d, as_2d, check_features, check_int, check_number, check_same_length
 from .base import CATELearner, store_params
 from .registry import register
-from .sklearn_models import fit_weighted, make_model
 
 __all__ = ["AACE", "RiskBased", "Oracle"]
 
@@ -68,15 +67,6 @@ __all__ = ["AACE", "RiskBased", "Oracle"]
 # ---------------------------------------------------------------------------------------------
 # validation helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_real(value: Any, name: str, low: float, high: float, *, closed_high: bool) -> float:
-    ok = isinstance(value, Real) and not isinstance(value, bool)
-    ok = ok and low < value and (value <= high if closed_high else value < high)
-    if not ok:
-        interval = f"({low:g}, {high:g}{']' if closed_high else ')'}"
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
-    return float(value)
 
 
 def _check_annotations(annotations: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,12 +103,6 @@ def _check_annotations(annotations: Any, n: int) -> tuple[np.ndarray, np.ndarray
     return values, ~missing.all(axis=1)
 
 
-def _proba1(model: BaseEstimator, X: np.ndarray) -> np.ndarray:
-    """P(class 1 | X) from a fitted binary classifier."""
-    col = list(model.classes_).index(1)
-    return model.predict_proba(X)[:, col]
-
-
 # ---------------------------------------------------------------------------------------------
 # the AACE steps as functions
 # ---------------------------------------------------------------------------------------------
@@ -144,61 +128,9 @@ def annotation_weights(
     if annotated.all():
         return np.ones(int(annotated.sum())), None
     model = fit_weighted(make_model("ridge", "classifier", random_state), Z, annotated.astype(int))
-    pi = np.clip(_proba1(model, Z[annotated]), clip, 1.0)
+    pi = np.clip(predict_treated(model, Z[annotated]), clip, 1.0)
     w = 1.0 / pi
     return w / w.mean(), model
-
-
-def dr_pseudo_outcomes(
-    Y: np.ndarray,
-    T: np.ndarray,
-    A: np.ndarray,
-    weights: np.ndarray,
-    *,
-    nuisance: str | BaseEstimator,
-    cv: int,
-    clip: float,
-    random_state: int,
-) -> tuple[np.ndarray, np.ndarray, list[dict[str, BaseEstimator]]]:
-    r"""AIPW pseudo-outcomes :math:`\psi_i` in annotation space, cross-fitted when ``cv >= 2``.
-
-    With ``cv >= 2`` the rows are split into ``cv`` folds (:class:`StratifiedKFold` on ``T``,
-    shuffled); the propensity :math:`\hat e` and the outcome models
-    :math:`\hat\mu_0`, :math:`\hat\mu_1` (one per arm) are fitted on the other folds with
-    ``weights`` and evaluated on the held-out fold. With ``cv == 1`` they are fitted and
-    evaluated on the same rows. :math:`\hat e` is clipped to ``[clip, 1 - clip]``.
-    ``random_state`` gives two child seeds, one for the folds and one for every model, so a
-    model's seed does not depend on the split.
-
-    Returns:
-        ``(psi, clipped e, fitted models per fold as dicts with keys propensity, mu0, mu1)``.
-    """
-    n = len(Y)
-    fold_seed, model_seed = child_seeds(random_state, 2)
-    if cv == 1:
-        folds = [(np.arange(n), np.arange(n))]
-    else:
-        splitter = StratifiedKFold(n_splits=cv, shuffle=True, random_state=fold_seed)
-        folds = list(splitter.split(A, T))
-    psi = np.empty(n)
-    e = np.empty(n)
-    models: list[dict[str, BaseEstimator]] = []
-    for train, test in folds:
-        fold = {
-            "propensity": fit_weighted(
-                make_model(nuisance, "classifier", model_seed), A[train], T[train], weights[train]
-            )
-        }
-        mu = []
-        for arm in (0, 1):
-            rows = train[T[train] == arm]
-            reg = make_model(nuisance, "regressor", model_seed)
-            fold[f"mu{arm}"] = fit_weighted(reg, A[rows], Y[rows], weights[rows])
-            mu.append(fold[f"mu{arm}"].predict(A[test]))
-        e[test] = np.clip(_proba1(fold["propensity"], A[test]), clip, 1.0 - clip)
-        psi[test] = _aipw(Y[test], T[test], mu[0], mu[1], e[test])
-        models.append(fold)
-    return psi, e, models
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,9 +175,10 @@ class AACE(_PhiRegression):
 
     Parameters
     ----------
-    nuisance : str or estimator, default="forest"
+    nuisance : str, estimator or pair, default="forest"
         Model family of :math:`e` (classifier) and :math:`\mu_0, \mu_1` (regressors), see
-        :func:`~ehrcausal.learners.sklearn_models.make_model`. Random forests are the default
+        :func:`~ehrcausal.nuisance.make_model`; a pair ``(outcome, propensity)`` sets them
+        apart. Random forests are the default
         because their out-of-fold propensities stay calibrated on a few hundred annotated
         records; boosted trees ("gbm") overfit the propensity there, and the resulting extreme
         inverse weights make the pseudo-outcomes heavy-tailed.
@@ -278,6 +211,7 @@ class AACE(_PhiRegression):
     annotation_weights_ : (n_annotated,) weights used (ones when ``annotation_weighting`` is off).
     n_annotated_ : number of annotated rows.
     nuisance_models_ : list (one dict per fold) of the fitted ``propensity``, ``mu0``, ``mu1``.
+    folds_ : list of the ``(train, test)`` indices (into the annotated rows) of every fold.
     annotation_model_ : fitted annotation model, or None.
     """
 
@@ -285,7 +219,7 @@ class AACE(_PhiRegression):
 
     def __init__(
         self,
-        nuisance: str | BaseEstimator = "forest",
+        nuisance: Nuisance = "forest",
         final: str | BaseEstimator = "ridge",
         cv: int = 5,
         propensity_clip: float = 0.05,
@@ -303,7 +237,7 @@ class AACE(_PhiRegression):
         X: Any,
         annotations: Any,
         confounders: Any = None,
-        val_mask: Any = None,
+        **fit_params: Any,
     ) -> AACE:
         """Fit on outcomes ``Y``, treatment ``T``, representation ``X`` = phi (n, d).
 
@@ -312,12 +246,12 @@ class AACE(_PhiRegression):
                 unannotated record.
             confounders: optional (n, m) tabular confounders, appended to the annotations to
                 form the annotation space (observed for every record).
-            val_mask: accepted for uniformity with the other learners (the experiment loop
-                passes it to every learner) and ignored: nothing here is early-stopped.
+
+        Any other keyword (e.g. ``val_mask``: nothing here is early-stopped) is refused with a
+        ValueError; the registry entry's ``fit_inputs`` lists the inputs this learner takes.
         """
-        return super().fit(
-            Y, T, X=X, annotations=annotations, confounders=confounders, val_mask=val_mask
-        )
+        self._reject_unknown(fit_params, ("annotations", "confounders"))
+        return super().fit(Y, T, X=X, annotations=annotations, confounders=confounders)
 
     def _fit(
         self,
@@ -327,11 +261,12 @@ class AACE(_PhiRegression):
         *,
         annotations: Any,
         confounders: Any = None,
-        val_mask: Any = None,
     ) -> None:
         cv = check_int(self.cv, "cv", 1)
-        clip = _check_real(self.propensity_clip, "propensity_clip", 0.0, 0.5, closed_high=False)
-        a_clip = _check_real(self.annotation_clip, "annotation_clip", 0.0, 1.0, closed_high=True)
+        clip = check_number(
+            self.propensity_clip, "propensity_clip", 0.0, 0.5, low_open=True, high_open=True
+        )
+        a_clip = check_number(self.annotation_clip, "annotation_clip", 0.0, 1.0, low_open=True)
         n = len(Y)
         space, annotated = _check_annotations(annotations, n)  # annotation space A
         covariates = [X]
@@ -362,23 +297,31 @@ class AACE(_PhiRegression):
             )
         else:
             weights, self.annotation_model_ = np.ones(n_ann), None
-        psi, e, models = dr_pseudo_outcomes(
-            Y[annotated],
+        # independent seeds for the folds and for every nuisance model, so a model's seed does
+        # not depend on the split
+        fold_seed, model_seed = child_seeds(seed_nuis, 2)
+        y_s = Y[annotated]
+        nuis = cross_fit(
+            y_s,
             t_s,
             space[annotated],
-            weights,
             nuisance=self.nuisance,
             cv=cv,
+            stratify=True,
+            sample_weight=weights,
             clip=clip,
-            random_state=seed_nuis,
+            random_state=fold_seed,
+            model_random_state=model_seed,
         )
+        psi = aipw_scores(y_s, t_s, nuis.mu0, nuis.mu1, nuis.e)
         self._fit_final(self.final, X[annotated], psi, weights, seed_final)
         self.pseudo_outcomes_ = psi
-        self.propensity_ = e
+        self.propensity_ = nuis.e
         self.annotated_ = annotated
         self.annotation_weights_ = weights
         self.n_annotated_ = n_ann
-        self.nuisance_models_ = models
+        self.nuisance_models_ = nuis.models
+        self.folds_ = nuis.folds
 
 
 class RiskBased(_PhiRegression):
@@ -403,7 +346,7 @@ class RiskBased(_PhiRegression):
     Parameters
     ----------
     model : str or estimator, default="ridge"
-        Regressor family, see :func:`~ehrcausal.learners.sklearn_models.make_model`.
+        Regressor family, see :func:`~ehrcausal.nuisance.make_model`.
     lower_is_better : bool, default=True
         Direction of the outcome.
     random_state : int or None
@@ -424,11 +367,12 @@ class RiskBased(_PhiRegression):
     ) -> None:
         store_params(self, locals())
 
-    def fit(self, Y: Any, T: Any, *, X: Any, val_mask: Any = None) -> RiskBased:
-        """Fit the control-outcome model; ``val_mask`` is accepted and ignored."""
-        return super().fit(Y, T, X=X, val_mask=val_mask)
+    def fit(self, Y: Any, T: Any, *, X: Any, **fit_params: Any) -> RiskBased:
+        """Fit the control-outcome model on the control units; any other keyword is refused."""
+        self._reject_unknown(fit_params)
+        return super().fit(Y, T, X=X)
 
-    def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, *, val_mask: Any = None) -> None:
+    def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray) -> None:
         if not isinstance(self.lower_is_better, bool | np.bool_):
             raise ValueError(f"lower_is_better must be True or False, got {self.lower_is_better!r}")
         control = T == 0
@@ -456,7 +400,7 @@ class Oracle(_PhiRegression):
     Parameters
     ----------
     final : str or estimator, default="ridge"
-        Regressor family, see :func:`~ehrcausal.learners.sklearn_models.make_model`.
+        Regressor family, see :func:`~ehrcausal.nuisance.make_model`.
     random_state : int or None
         Seed of the model.
     """
@@ -466,19 +410,16 @@ class Oracle(_PhiRegression):
     def __init__(self, final: str | BaseEstimator = "ridge", random_state: int | None = None):
         store_params(self, locals())
 
-    def fit(
-        self, Y: Any, T: Any, *, X: Any, tau: Any = None, val_mask: Any = None
-    ) -> Oracle:
-        """Fit on the true effect ``tau`` (n,); ``Y``, ``T`` are validated, ``val_mask`` ignored."""
+    def fit(self, Y: Any, T: Any, *, X: Any, tau: Any = None, **fit_params: Any) -> Oracle:
+        """Fit on the true effect ``tau`` (n,); ``Y``, ``T`` are validated; no other keyword."""
+        self._reject_unknown(fit_params, ("tau",))
         if tau is None:
             raise ValueError(
                 "Oracle.fit needs the true effect: pass tau=... (available on simulated data only)"
             )
-        return super().fit(Y, T, X=X, tau=tau, val_mask=val_mask)
+        return super().fit(Y, T, X=X, tau=tau)
 
-    def _fit(
-        self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, *, tau: Any, val_mask: Any = None
-    ) -> None:
+    def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, *, tau: Any) -> None:
         target = as_1d(tau, "tau")
         check_same_length(Y=Y, tau=target)
         self._fit_final(self.final, X, target, None, check_seed(self.random_state))

@@ -10,12 +10,13 @@ One wrapper, :class:`EconMLLearner`, exposes six EconML estimators, chosen by ``
 - ``"causal_forest"``: ``econml.dml.CausalForestDML`` (Athey, Tibshirani & Wager 2019,
   Annals of Statistics).
 
-Every nuisance and final model is a scikit-learn random forest made by one factory
-(:func:`_make_forest`) from the wrapper's ``n_estimators``, ``min_samples_leaf``, ``max_depth``,
-``n_jobs`` and ``random_state``; ``random_state`` is also passed to EconML's own
-``random_state`` arguments (cross-fitting folds, the causal forest), so a fixed integer makes a
-fit reproducible. The thin subclasses :class:`SLearner`, :class:`TLearner`, :class:`XLearner`,
-:class:`DRLearner`, :class:`RLearner` and :class:`CausalForest` fix ``method``.
+Every nuisance and final model is a scikit-learn random forest made by the package's one
+factory, :func:`ehrcausal.nuisance.make_model` (kind ``"forest"``), from the wrapper's
+``n_estimators``, ``min_samples_leaf``, ``max_depth``, ``n_jobs`` and ``random_state``;
+``random_state`` is also passed to EconML's own ``random_state`` arguments (cross-fitting
+folds, the causal forest), so a fixed integer makes a fit reproducible. The thin
+subclasses :class:`SLearner`, :class:`TLearner`, :class:`XLearner`, :class:`DRLearner`,
+:class:`RLearner` and :class:`CausalForest` fix ``method``.
 
 EconML is imported when a learner is fitted, not when this module is imported.
 """
@@ -30,32 +31,13 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
+from ..nuisance import make_model
 from .base import CATELearner, store_params
 
 #: the values ``EconMLLearner(method=...)`` accepts
 METHODS: tuple[str, ...] = ("s", "t", "x", "dr", "r", "causal_forest")
 #: methods whose fitted models give the potential outcomes mu0(x), mu1(x)
 OUTCOME_METHODS: tuple[str, ...] = ("s", "t")
-
-
-def _make_forest(
-    kind: str,
-    *,
-    n_estimators: int,
-    min_samples_leaf: int,
-    max_depth: int | None,
-    n_jobs: int | None,
-    random_state: Any,
-) -> RandomForestRegressor | RandomForestClassifier:
-    """The one factory of nuisance and final models: a random forest regressor or classifier."""
-    cls = {"regressor": RandomForestRegressor, "classifier": RandomForestClassifier}[kind]
-    return cls(
-        n_estimators=n_estimators,
-        min_samples_leaf=min_samples_leaf,
-        max_depth=max_depth,
-        n_jobs=n_jobs,
-        random_state=random_state,
-    )
 
 
 @contextmanager
@@ -157,13 +139,14 @@ class EconMLLearner(CATELearner):
             raise ValueError(f"propensity_clip must lie in [0, 0.5), got {self.propensity_clip!r}")
 
     def _forest(self, kind: str) -> RandomForestRegressor | RandomForestClassifier:
-        return _make_forest(
-            kind,
+        return make_model(
+            "forest",
+            kind,  # type: ignore[arg-type]
+            self.random_state,
             n_estimators=self.n_estimators,
             min_samples_leaf=self.min_samples_leaf,
             max_depth=self.max_depth,
             n_jobs=self.n_jobs,
-            random_state=self.random_state,
         )
 
     def _make_estimator(self) -> Any:

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from ..nuisance import make_model, predict_treated
 from ..runtime import child_seeds
 from .base import store_params
 from .multioutcome import MultiOutcomeLearner, OutcomeTask
 from .registry import register
-from .sklearn_models import make_model
 
 __all__ = ["MetaLearnerMC", "KINDS"]
 
@@ -90,7 +90,7 @@ class MetaLearnerMC(MultiOutcomeLearner):
     Parameters
     ----------
     kind : "s", "t" or "x".
-    base : a spec of :func:`~ehrcausal.learners.sklearn_models.make_model` ("ridge", "linear",
+    base : a spec of :func:`~ehrcausal.nuisance.make_model` ("ridge", "linear",
         "gbm", "forest") or a scikit-learn estimator (cloned). An estimator serves one role
         only: the X-learner on class outcomes needs classifiers and regressors, so give it a
         spec name.
@@ -167,7 +167,7 @@ class MetaLearnerMC(MultiOutcomeLearner):
         if self.kind != "x":
             mu0, mu1 = self._outcomes_one(X)
             return mu1 - mu0
-        g = self.propensity_model_.predict_proba(X)[:, 1][:, None]
+        g = predict_treated(self.propensity_model_, X)[:, None]
         tau0 = self.effect_models_[0].predict(X)
         tau1 = self.effect_models_[1].predict(X)
         tau = g * tau0 + (1.0 - g) * tau1
@@ -183,7 +183,7 @@ class MetaLearnerMC(MultiOutcomeLearner):
         if self.kind != "x":
             raise ValueError("only the X-learner (kind='x') fits a propensity model")
         x = check_features(X, self.n_features_in_)
-        return self._estimator_for(spec.name).propensity_model_.predict_proba(x)[:, 1]
+        return predict_treated(self._estimator_for(spec.name).propensity_model_, x)
 
 for _kind in ("s", "t", "x"):
     register(

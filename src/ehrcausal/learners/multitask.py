@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nuisance import make_model, predict_treated
 from ..runtime import child_seeds, resolve_device, torch_seed
 from ..validation import check_int
 from .base import store_params
 from .multioutcome import MultiOutcomeLearner, OutcomeTask, TaskSpec
 from .neural import validation_split
 from .registry import register
-from .sklearn_models import make_model
 from .training import TrainingHistory, train_module
 
 __all__ = [
@@ -552,7 +552,7 @@ class XMultiTask(_SharedTrunkLearner):
     def _sample_weights(self, task: OutcomeTask, seed: int) -> np.ndarray:
         model = _fit_propensity(task.X, task.T, seed)
         self.propensity_models_[task.name] = model
-        weights = ipw_weights(task.T, self._clip(model.predict_proba(task.X)[:, 1]))
+        weights = ipw_weights(task.T, self._propensity(model, task.X))
         if self._released:
             # released code, defect 1: the IPW weights are overwritten by ones
             weights = np.ones_like(weights)
@@ -560,9 +560,9 @@ class XMultiTask(_SharedTrunkLearner):
             weights = np.ones_like(weights)
         return weights
 
-    def _clip(self, e: np.ndarray) -> np.ndarray:
-        c = _check_clip(self.propensity_clip)
-        return np.clip(e, c, 1.0 - c)
+    def _propensity(self, model: Any, X: np.ndarray) -> np.ndarray:
+        """Clipped P(T = 1 | x) of a fitted propensity model."""
+        return predict_treated(model, X, clip=_check_clip(self.propensity_clip))
 
     def propensity(self, X: Any, task: str | None = None) -> np.ndarray:
         """Clipped propensity ``e_k(x) = P(T = 1 | x)`` of ``task``."""
@@ -570,7 +570,7 @@ class XMultiTask(_SharedTrunkLearner):
 
         spec = self._resolve_task(task)
         x = check_features(X, self.n_features_in_)
-        return self._clip(self.propensity_models_[spec.name].predict_proba(x)[:, 1])
+        return self._propensity(self.propensity_models_[spec.name], x)
 
     # -- stage 2 --
     def _head_output(self, net, phi, k, arm, stage):
@@ -606,7 +606,7 @@ class XMultiTask(_SharedTrunkLearner):
 
     def _task_effect(self, X: np.ndarray, name: str) -> np.ndarray:
         k = self.task_index_[name]
-        e = self._clip(self.propensity_models_[name].predict_proba(X)[:, 1])[:, None]
+        e = self._propensity(self.propensity_models_[name], X)[:, None]
         tau0, tau1 = self._heads(self.effect_net_, X, k, 2)
         if self._released:
             m0, m1 = self._model_outcomes(X, name)
@@ -726,8 +726,8 @@ class DCNPD(MultiOutcomeLearner):
         )
         self.spec_ = task.spec
         self.propensity_model_ = _fit_propensity(task.X, task.T, s_prop)
-        c = _check_clip(self.propensity_clip)
-        e = np.clip(self.propensity_model_.predict_proba(task.X)[:, 1], c, 1 - c)
+        clip = _check_clip(self.propensity_clip)
+        e = predict_treated(self.propensity_model_, task.X, clip=clip)
         self.dropout_rates_ = propensity_dropout_rate(e, float(self.gamma))
         self.x_mean_ = task.X[tr].mean(axis=0)
         sd = task.X[tr].std(axis=0)
