@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data import IHDP_REALIZATIONS
 from ..data.dataset import CausalDataset
+from ..validation import check_int
 from .base import ChapterConfig, fit_inputs, learner_names, replicate_seeds, run_cached
 from .report import Md, summarise, verdict, within_two_se
 
@@ -74,9 +76,6 @@ class Config(ChapterConfig):
     learners: Any
 
     def __post_init__(self) -> None:
-        from ..data import IHDP_REALIZATIONS
-        from ..validation import check_int
-
         self.n_realizations = check_int(
             self.n_realizations, "n_realizations", low=1, high=IHDP_REALIZATIONS
         )

@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..data.dataset import CausalDataset
 from ..metrics import ate_error, auc_by_class, nn_pehe, pehe
+from ..validation import check_int
 from .base import ChapterConfig, fit_inputs, grid, learner_names, parse_list, run_cached
 from .report import Md, ci, metric_table, paired_difference, summarise, verdict
 
@@ -89,8 +90,6 @@ class Config(ChapterConfig):
     size_learners: Any
 
     def __post_init__(self) -> None:
-        from ..validation import check_int
-
         super().__post_init__()
         self.n = check_int(self.n, "n", low=60)
         self.learners = learner_names(self.learners, ["multi_outcome"], "learners")
