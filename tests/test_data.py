@@ -84,14 +84,14 @@ def test_env_variable_overrides_only_when_it_holds_the_data_set(ihdp_dir, monkey
 
 
 def test_shipped_files_match_the_published_checksums(ihdp_dir):
-    from ehrcausal.data._paths import sha256
+    from ehrcausal.cache import file_digest
     from ehrcausal.data.ihdp import N_REALIZATIONS, _checksums
 
     files = sorted(p.name for p in (ihdp_dir / "ihdp_npci").glob("*.csv"))
     assert len(files) == N_REALIZATIONS and set(files) == set(_checksums())
     readme = (ihdp_dir / "README.md").read_text()
     for name, digest in _checksums().items():
-        assert sha256(ihdp_dir / "ihdp_npci" / name) == digest, name
+        assert file_digest(ihdp_dir / "ihdp_npci" / name) == digest, name
         assert f"{digest}  {name}" in readme, name
 
 

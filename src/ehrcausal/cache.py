@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .checkout import project_root
 
 __all__ = [
     "canonical_json",
@@ -135,8 +136,6 @@ def default_cache_dir() -> Path:
     env = os.environ.get("EHRCAUSAL_CACHE")
     if env:
         return Path(env).expanduser()
-    from .data._paths import project_root
-
     root = project_root()
     return (root if root is not None else Path.cwd()) / "data" / "cache"
 

@@ -16,21 +16,13 @@ tried and ``data/README.md``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from ..checkout import project_root
+
 ENV_VAR = "EHRCAUSAL_DATA"
 README = "data/README.md"
-
-
-def project_root(start: Path | None = None) -> Path | None:
-    """The nearest ancestor of ``start`` (default: cwd) that holds ``_config.yml`` and ``data/``."""
-    here = (start or Path.cwd()).resolve()
-    for p in (here, *here.parents):
-        if (p / "_config.yml").is_file() and (p / "data").is_dir():
-            return p
-    return None
 
 
 def repository_data_dirs() -> list[Path]:
@@ -67,12 +59,3 @@ def dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
         f"data/{name}/ (see {README}); to use another copy set {ENV_VAR} to the folder that "
         f"contains {name}/ or pass data_dir=."
     )
-
-
-def sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 digest of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

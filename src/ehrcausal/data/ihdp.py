@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..cache import file_digest
 from ..validation import check_int
-from ._paths import README, dataset_dir, sha256
+from ._paths import README, dataset_dir
 from .dataset import CausalDataset
 from .splits import IHDP_FRACTIONS, protocol_split
 
@@ -83,7 +84,7 @@ def load_ihdp(
             f"The repository ships all {N_REALIZATIONS} files in data/{FOLDER}/ (see {README}); "
             f"public source: {PUBLIC_SOURCE}."
         )
-    digest = sha256(path)
+    digest = file_digest(path)
     expected = _checksums()[path.name]
     if verify and digest != expected:
         raise ValueError(

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checkout import project_root
+
 __all__ = ["MANIFEST_JSON", "MANIFEST_MD", "StudyPaths", "find_root"]
 
 MANIFEST_JSON = "manifest.json"
@@ -74,8 +76,5 @@ def find_root(start: Path | None = None) -> Path:
 
     Falls back to ``start`` itself when no ancestor qualifies.
     """
-    here = (start or Path.cwd()).resolve()
-    for p in (here, *here.parents):
-        if (p / "_config.yml").is_file() and (p / "notebooks").is_dir():
-            return p
-    return here
+    root = project_root(start, marker="notebooks")
+    return root if root is not None else (start or Path.cwd()).resolve()
