@@ -162,7 +162,8 @@ def test_results_table_sits_beside_the_published_numbers():
     assert table.index.name == "learner"
     assert table.loc["tarnet", "√PEHE out-of-sample"] == "1.00\u00a0±\u00a00.10"
     assert table.loc["ols", "published √PEHE in\u00a0/\u00a0out"] == "2.40 / 2.50"
-    assert table.loc["tarnet", "seconds per fit"] == 2.0
+    assert "seconds per fit" not in table.columns  # run-to-run noise stays out of compared tables
+    assert ihdp.fit_times(summary) == "tarnet 2.0\u00a0s, ols 0.0\u00a0s"
     ref = ihdp.SHALIT_2017.set_index("published method")
     assert ref.loc["CFR Wass", "ref_pehe_out"] == 0.76 and pd.isna(ref.loc["BART", "learner"])
 
