@@ -83,7 +83,7 @@ book: setup vendor  ## main job: every chapter at the `default` profile, then th
 	@echo "book: _build/html/index.html"
 
 # ---------------------------------------------------------------------------------------------
-# Tests (CI: .ci/run). Data come from $$EHRCAUSAL_DATA (see data/README.md).
+# Tests (CI: .ci/run). The IHDP data ship in data/ (see data/README.md); nothing to set.
 # ---------------------------------------------------------------------------------------------
 test: setup vendor browser  ## lint, unit tests, smoke study, nbval on its chapters, book, render tests
 	@echo "== lint"; time $(PY) -m ruff check src tests benchmarks
