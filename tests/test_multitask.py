@@ -18,14 +18,13 @@ from ehrcausal.learners.multitask import (
     DCNPD,
     MultiOutcomeTARNet,
     XMultiTask,
-    _alternating_batches,
     binary_entropy_bits,
     ipw_loss,
     ipw_weights,
     propensity_dropout_rate,
 )
 from ehrcausal.learners.registry import make
-from ehrcausal.learners.training import train_module
+from ehrcausal.learners.training import alternating_batches, train_module
 
 NAMES = (
     "xmultitask",
@@ -327,7 +326,7 @@ def test_dcnpd_uses_its_propensity_dropout_and_alternating_batches(cls):
     e = np.clip(est.propensity_model_.predict_proba(X)[:, 1], 0.05, 0.95)
     np.testing.assert_allclose(est.dropout_rates_, 1 - 0.5 - binary_entropy_bits(e) / 2)
     t = np.array([1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0])
-    batches = _alternating_batches(t, 2)(len(t), torch.Generator().manual_seed(0))
+    batches = alternating_batches(t, 2)(len(t), torch.Generator().manual_seed(0))
     arms = [set(t[b.numpy()]) for b in batches]
     assert all(len(a) == 1 for a in arms)
     assert [a.pop() for a in arms[:4]] == [1, 0, 1, 0]
@@ -421,7 +420,7 @@ def test_bad_tasks_and_inference(cls, cont):
         XMultiTask(outcome="ordinal", **TINY).fit(Y, T, X=X)
     with pytest.raises(ValueError, match="variant must be one of"):
         XMultiTask(variant="paper", **TINY).fit(Y, T, X=X)
-    with pytest.raises(ValueError, match="n_classes must be None or an integer >= 2"):
+    with pytest.raises(ValueError, match="n_classes must be an integer >= 2, got 1"):
         XMultiTask(n_classes=1, **TINY).fit(Y, T, X=X)
     with pytest.raises(ValueError, match="shape \\(n,\\) or \\(n, D\\)"):
         XMultiTask(outcome="continuous", **TINY).fit(Yc[:, :, None], Tc, X=Xc)
@@ -440,3 +439,26 @@ def test_bad_tasks_and_inference(cls, cont):
         fitted.predict_outcomes(X)
     with pytest.raises(ValueError, match="4 columns; the model was fitted on 5"):
         fitted.effect(X[:, :4], task="a")
+
+
+@pytest.mark.parametrize(
+    ("name", "param", "value", "match"),
+    [
+        ("xmultitask", "n_classes", 4.0, r"n_classes must be an integer, got 4.0"),
+        ("xmultitask", "n_layers", 0, r"n_layers must be an integer >= 1, got 0"),
+        ("xmultitask", "dropout", 1.0, r"dropout must be a number in \[0, 1\), got 1.0"),
+        ("xmultitask", "propensity_clip", 0.5, r"propensity_clip must be a number in \[0, 0.5\)"),
+        ("mc_tarnet", "n_head_layers", -1, r"n_head_layers must be an integer >= 0, got -1"),
+        ("mc_tarnet", "n_head_layers", 1.5, r"n_head_layers must be an integer, got 1.5"),
+        ("dcn_pd", "n_tower_layers", 0, r"n_tower_layers must be an integer >= 1, got 0"),
+        ("dcn_pd", "n_shared_layers", 2.0, r"n_shared_layers must be an integer, got 2.0"),
+        ("dcn_pd", "gamma", -0.1, r"gamma must be a number in \[0, 1\], got -0.1"),
+        ("dcn_pd", "propensity_clip", -0.01, r"propensity_clip must be a number in \[0, 0.5\)"),
+    ],
+)
+def test_network_parameters_are_checked(cls, name, param, value, match):
+    Y, T, X, _ = cls
+    est = make(name, **{**TINY, param: value})
+    with pytest.raises(ValueError, match=match):
+        est.fit(Y, T, X=X)
+    assert not hasattr(est, "fitted_")

@@ -33,7 +33,14 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from ..runtime import check_seed, child_seeds
-from ..validation import as_2d, check_arms, check_features, check_same_length, check_treatment
+from ..validation import (
+    as_2d,
+    check_arms,
+    check_features,
+    check_int,
+    check_same_length,
+    check_treatment,
+)
 from .base import CATELearner
 
 OUTCOMES = ("class", "continuous")
@@ -228,9 +235,8 @@ class MultiOutcomeLearner(CATELearner):
     def _check_base_params(self) -> None:
         if self.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}")
-        n = self.n_classes
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2):
-            raise ValueError(f"n_classes must be None or an integer >= 2, got {n!r}")
+        if self.n_classes is not None:
+            check_int(self.n_classes, "n_classes", 2)
 
     def _unpack_task(self, name: str, value: Any, kind: str | None) -> tuple[Any, Any, Any, str]:
         from ..data.dataset import CausalDataset

@@ -29,13 +29,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nuisance import make_model, predict_treated
-from ..runtime import child_seeds, resolve_device, torch_seed
-from ..validation import check_int
+from ..runtime import child_seeds, resolve_device
+from ..validation import check_features, check_int, check_number
 from .base import store_params
 from .multioutcome import MultiOutcomeLearner, OutcomeTask, TaskSpec
-from .neural import validation_split
 from .registry import register
-from .training import TrainingHistory, train_module
+from .torch_scaffold import (
+    Standardiser,
+    TorchParams,
+    check_torch_params,
+    predict_chunked,
+    train_network,
+    validation_split,
+)
+from .training import TrainingHistory, alternating_batches, permuted_batches
 
 __all__ = [
     "ipw_loss",
@@ -49,7 +56,6 @@ __all__ = [
     "DCNPD",
 ]
 
-_PREDICT_CHUNK = 8192
 VARIANTS = ("described", "released")
 
 
@@ -95,8 +101,7 @@ def propensity_dropout_rate(e: np.ndarray, gamma: float = 1.0) -> np.ndarray:
 
     Units with a propensity near 0 or 1 (low entropy, little overlap) get more dropout.
     """
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    gamma = check_number(gamma, "gamma", 0.0, 1.0)
     return 1.0 - gamma / 2.0 - binary_entropy_bits(e) / 2.0
 
 
@@ -112,56 +117,9 @@ def _fit_propensity(X: np.ndarray, T: np.ndarray, seed: int):
     return make_model("ridge", "classifier", seed).fit(X, T)
 
 
-def _check_positive_int(obj: Any, *names: str) -> None:
-    for name in names:
-        check_int(getattr(obj, name), name, 1)
-
-
-def _check_common_torch(obj: Any) -> None:
-    _check_positive_int(obj, "hidden", "epochs", "batch_size", "patience")
-    if not 0.0 <= float(obj.val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {obj.val_fraction}")
-    if not float(obj.lr) > 0:
-        raise ValueError(f"lr must be positive, got {obj.lr}")
-    if float(obj.weight_decay) < 0:
-        raise ValueError(f"weight_decay must be non-negative, got {obj.weight_decay}")
-
-
-def _check_clip(clip: float) -> float:
-    if not 0.0 <= float(clip) < 0.5:
-        raise ValueError(f"propensity_clip must be in [0, 0.5), got {clip}")
-    # a clip of 0 still keeps propensities inside the open interval (0, 1)
-    return max(float(clip), 1e-6)
-
-
-def _permuted_batches(batch_size: int, min_size: int = 1) -> Callable:
-    """Shuffled consecutive chunks; a last chunk below ``min_size`` joins the previous one."""
-
-    def sample(n: int, generator: torch.Generator) -> list[torch.Tensor]:
-        perm = torch.randperm(n, generator=generator)
-        chunks = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
-        if len(chunks) > 1 and len(chunks[-1]) < min_size:
-            chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
-        return chunks
-
-    return sample
-
-
-def _alternating_batches(t_train: np.ndarray, batch_size: int) -> Callable:
-    """Epochs of alternating treated and control batches (DCN-PD's training schedule)."""
-    arms = [torch.as_tensor(np.flatnonzero(t_train == a)) for a in (1, 0)]
-
-    def sample(n: int, generator: torch.Generator) -> list[torch.Tensor]:
-        per_arm = []
-        for rows in arms:
-            perm = rows[torch.randperm(len(rows), generator=generator)]
-            per_arm.append([perm[i : i + batch_size] for i in range(0, len(perm), batch_size)])
-        out = []
-        for i in range(max(len(b) for b in per_arm)):
-            out += [b[i] for b in per_arm if i < len(b)]
-        return out
-
-    return sample
+def _propensity_clip(clip: Any) -> float:
+    """The checked ``propensity_clip`` in [0, 0.5), at least 1e-6 so that e stays in (0, 1)."""
+    return max(check_number(clip, "propensity_clip", 0.0, 0.5, high_open=True), 1e-6)
 
 
 # ---- networks -------------------------------------------------------------------------------
@@ -250,18 +208,23 @@ class _SharedTrunkLearner(MultiOutcomeLearner):
     n_head_layers = 0
     _extra_fit_params: tuple[str, ...] = ("val_mask",)
 
-    def _check_params(self) -> None:
-        _check_common_torch(self)
-        _check_positive_int(self, "n_layers")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+    def _check_params(self) -> tuple[TorchParams, dict[str, Any]]:
+        """The checked training parameters and the keyword arguments of :class:`MultiTaskNet`."""
+        params = check_torch_params(self)
+        net_kwargs = {
+            "hidden": params.hidden,
+            "n_layers": check_int(self.n_layers, "n_layers", 1),
+            "dropout": check_number(self.dropout, "dropout", 0.0, 1.0, high_open=True),
+            "n_head_layers": check_int(self.n_head_layers, "n_head_layers", 0),
+        }
+        return params, net_kwargs
 
     def _sample_weights(self, task: OutcomeTask, seed: int) -> np.ndarray:
         return np.ones(len(task.T))
 
     def _fit_tasks(self, tasks: dict[str, OutcomeTask], seed: int, **fit_params: Any) -> None:
         self._reject_unknown(fit_params, self._extra_fit_params)
-        self._check_params()
+        self._params, self._net_kwargs = self._check_params()
         self.device_ = resolve_device(self.device)
         n_tasks = len(tasks)
         seeds = child_seeds(seed, 2 * n_tasks + 2)
@@ -270,31 +233,28 @@ class _SharedTrunkLearner(MultiOutcomeLearner):
         self.task_index_ = {name: k for k, name in enumerate(tasks)}
         parts = []
         offset = 0
-        self.y_mean_, self.y_scale_, self.sample_weights_ = {}, {}, {}
+        self.y_scalers_, self.sample_weights_ = {}, {}
         for (name, task), s_split, s_nuis in zip(
             tasks.items(), split_seeds, nuisance_seeds, strict=True
         ):
             params = self._task_params(fit_params, name, n_tasks)
             tr, va = validation_split(
-                task.T, float(self.val_fraction), s_split, params.get("val_mask")
+                task.T, self._params.val_fraction, s_split, params.get("val_mask")
             )
             target = task.targets()
-            if task.spec.outcome == "continuous":
-                mean = target[tr].mean(axis=0)
-                sd = target[tr].std(axis=0)
-                scale = np.where(sd > 1e-12, sd, 1.0)
-            else:
-                mean, scale = np.zeros(target.shape[1]), np.ones(target.shape[1])
-            self.y_mean_[name], self.y_scale_[name] = mean, scale
+            scaler = (
+                Standardiser.fit(target, tr)
+                if task.spec.outcome == "continuous"
+                else Standardiser.identity(target.shape[1])
+            )
+            self.y_scalers_[name] = scaler
             self.sample_weights_[name] = self._sample_weights(task, s_nuis)
-            parts.append((task, (target - mean) / scale, tr + offset, va + offset))
+            parts.append((task, scaler.transform(target), tr + offset, va + offset))
             offset += len(task.T)
         X_all = np.concatenate([p[0].X for p in parts])
         train_idx = np.concatenate([p[2] for p in parts])
         val_idx = np.concatenate([p[3] for p in parts])
-        self.x_mean_ = X_all[train_idx].mean(axis=0)
-        sd = X_all[train_idx].std(axis=0)
-        self.x_scale_ = np.where(sd > 1e-12, sd, 1.0)
+        self.x_scaler_ = Standardiser.fit(X_all, train_idx)
         k_max = max(s.n_outputs for s in self._specs)
         targets = np.zeros((len(X_all), k_max))
         row = 0
@@ -303,7 +263,7 @@ class _SharedTrunkLearner(MultiOutcomeLearner):
             row += len(tgt)
         dev = torch.device(self.device_)
         self._data = {
-            "x": torch.as_tensor(self._scale_x(X_all), dtype=torch.float32, device=dev),
+            "x": torch.as_tensor(self.x_scaler_.transform(X_all), dtype=torch.float32, device=dev),
             "t": torch.as_tensor(np.concatenate([p[0].T for p in parts]), device=dev),
             "task": torch.as_tensor(
                 np.concatenate([np.full(len(p[0].T), k) for k, p in enumerate(parts)]), device=dev
@@ -326,38 +286,29 @@ class _SharedTrunkLearner(MultiOutcomeLearner):
             )
             self._after_stage1(tasks)
         finally:
-            del self._data, self._train_idx, self._val_idx
+            del self._data, self._train_idx, self._val_idx, self._params, self._net_kwargs
 
     def _train_net(
         self, dims: list[int], loss_fn: Callable, seed: int
     ) -> tuple[MultiTaskNet, TrainingHistory]:
         head_dims = [k for k in dims for _ in (0, 1)]
-        with torch_seed(seed):
-            net = MultiTaskNet(
-                self.n_features_in_,
-                head_dims,
-                hidden=int(self.hidden),
-                n_layers=int(self.n_layers),
-                dropout=float(self.dropout),
-                n_head_layers=int(self.n_head_layers),
-            ).to(self.device_)
-            hist = train_module(
-                net,
-                loss_fn,
-                self._data,
-                self._train_idx,
-                self._val_idx,
-                epochs=int(self.epochs),
-                batch_size=int(self.batch_size),
-                lr=float(self.lr),
-                weight_decay=float(self.weight_decay),
-                patience=int(self.patience),
-                seed=seed,
-                desc=type(self).__name__,
-                # BatchNorm needs two samples per batch in training mode
-                batch_sampler=_permuted_batches(int(self.batch_size), min_size=2),
-            )
-        return net, hist
+
+        def build() -> MultiTaskNet:
+            return MultiTaskNet(self.n_features_in_, head_dims, **self._net_kwargs)
+
+        return train_network(
+            build,
+            loss_fn,
+            self._data,
+            self._train_idx,
+            self._val_idx,
+            params=self._params,
+            seed=seed,
+            device=self.device_,
+            desc=type(self).__name__,
+            # BatchNorm needs two samples per batch in training mode
+            batch_sampler=permuted_batches(self._params.batch_size, min_size=2),
+        )
 
     def _after_stage1(self, tasks: dict[str, OutcomeTask]) -> None:
         """Hook for a second stage (X-MultiTask)."""
@@ -365,9 +316,6 @@ class _SharedTrunkLearner(MultiOutcomeLearner):
     @property
     def _specs(self) -> list[TaskSpec]:
         return list(self.tasks_.values())
-
-    def _scale_x(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.x_mean_) / self.x_scale_
 
     # -- losses --
     def _stage_kind(self, spec: TaskSpec, stage: int) -> str:
@@ -410,17 +358,15 @@ class _SharedTrunkLearner(MultiOutcomeLearner):
     # -- inference --
     def _heads(self, net: MultiTaskNet, X: np.ndarray, k: int, stage: int) -> list[np.ndarray]:
         """Outputs of the two heads of task ``k`` (after the stage's output transform)."""
-        xs = self._scale_x(X)
-        out: list[list[np.ndarray]] = [[], []]
-        net.eval()
-        with torch.no_grad():
-            for i in range(0, len(xs), _PREDICT_CHUNK):
-                xb = torch.as_tensor(xs[i : i + _PREDICT_CHUNK], dtype=torch.float32)
-                phi = net(xb.to(self.device_))
-                for arm in (0, 1):
-                    o = self._head_output(net, phi, k, arm, stage)
-                    out[arm].append(o.cpu().numpy().astype(float))
-        return [np.concatenate(o) for o in out]
+
+        def both_arms(xb: torch.Tensor) -> dict[str, torch.Tensor]:
+            phi = net(xb)
+            return {f"mu{arm}": self._head_output(net, phi, k, arm, stage) for arm in (0, 1)}
+
+        out = predict_chunked(
+            both_arms, self.x_scaler_.transform(X), device=self.device_, modules=[net]
+        )
+        return [out["mu0"], out["mu1"]]
 
     def _model_outcomes(self, X: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Stage-1 outcomes on the model scale: class probabilities or standardised outcomes."""
@@ -432,12 +378,12 @@ class _SharedTrunkLearner(MultiOutcomeLearner):
 
     def _task_outcomes(self, X: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
         m0, m1 = self._model_outcomes(X, name)
-        mean, scale = self.y_mean_[name], self.y_scale_[name]
-        return m0 * scale + mean, m1 * scale + mean
+        scaler = self.y_scalers_[name]
+        return scaler.inverse_transform(m0), scaler.inverse_transform(m1)
 
     def _task_effect(self, X: np.ndarray, name: str) -> np.ndarray:
         m0, m1 = self._model_outcomes(X, name)
-        return (m1 - m0) * self.y_scale_[name]
+        return self.y_scalers_[name].scale_difference(m1 - m0)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -482,7 +428,8 @@ class XMultiTask(_SharedTrunkLearner):
        the imputed effects live, so the per-class effects sum to zero. The effect is
        ``tau(x) = e(x) tau0(x) + (1 - e(x)) tau1(x)``.
 
-    ``variant="released"`` reproduces the public code with its two defects (STUDY.md 3.2):
+    ``variant="released"`` reproduces the public code with its two defects (the X-MultiTask
+    chapter, ``notebooks/xmultitask_surgery.ipynb``, shows them):
 
     * **defect 1** -- the IPW weights are overwritten by ones: stage 1 is unweighted and
       ``ipw`` has no effect (``sample_weights_`` are all ones);
@@ -539,11 +486,12 @@ class XMultiTask(_SharedTrunkLearner):
     def _released(self) -> bool:
         return self.variant == "released"
 
-    def _check_params(self) -> None:
-        super()._check_params()
+    def _check_params(self) -> tuple[TorchParams, dict[str, Any]]:
+        checked = super()._check_params()
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        _check_clip(self.propensity_clip)
+        _propensity_clip(self.propensity_clip)
+        return checked
 
     def _fit_tasks(self, tasks: dict[str, OutcomeTask], seed: int, **fit_params: Any) -> None:
         self.propensity_models_ = {}
@@ -562,12 +510,10 @@ class XMultiTask(_SharedTrunkLearner):
 
     def _propensity(self, model: Any, X: np.ndarray) -> np.ndarray:
         """Clipped P(T = 1 | x) of a fitted propensity model."""
-        return predict_treated(model, X, clip=_check_clip(self.propensity_clip))
+        return predict_treated(model, X, clip=_propensity_clip(self.propensity_clip))
 
     def propensity(self, X: Any, task: str | None = None) -> np.ndarray:
         """Clipped propensity ``e_k(x) = P(T = 1 | x)`` of ``task``."""
-        from ..validation import check_features
-
         spec = self._resolve_task(task)
         x = check_features(X, self.n_features_in_)
         return self._propensity(self.propensity_models_[spec.name], x)
@@ -613,7 +559,7 @@ class XMultiTask(_SharedTrunkLearner):
             tau = e * tau0 * (m1 - m0)  # tau0 = softmax over one output = 1
         else:
             tau = e * tau0 + (1.0 - e) * tau1
-        return tau * self.y_scale_[name]
+        return self.y_scalers_[name].scale_difference(tau)
 
 
 class MultiOutcomeTARNet(_SharedTrunkLearner):
@@ -652,12 +598,6 @@ class MultiOutcomeTARNet(_SharedTrunkLearner):
         device: str = "auto",
     ) -> None:
         store_params(self, locals())
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        v = self.n_head_layers
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
-            raise ValueError(f"n_head_layers must be a non-negative integer, got {v!r}")
 
 
 # ---- DCN-PD ---------------------------------------------------------------------------------
@@ -709,45 +649,43 @@ class DCNPD(MultiOutcomeLearner):
     ) -> None:
         store_params(self, locals())
 
-    def _check_params(self) -> None:
-        _check_common_torch(self)
-        _check_positive_int(self, "n_shared_layers", "n_tower_layers")
-        if not 0.0 <= float(self.gamma) <= 1.0:
-            raise ValueError(f"gamma must lie in [0, 1], got {self.gamma}")
-        _check_clip(self.propensity_clip)
+    def _check_params(self) -> tuple[TorchParams, dict[str, Any]]:
+        """The checked training parameters and the keyword arguments of :class:`DCNPDNet`."""
+        params = check_torch_params(self)
+        net_kwargs = {
+            "hidden": params.hidden,
+            "n_shared_layers": check_int(self.n_shared_layers, "n_shared_layers", 1),
+            "n_tower_layers": check_int(self.n_tower_layers, "n_tower_layers", 1),
+        }
+        check_number(self.gamma, "gamma", 0.0, 1.0)
+        _propensity_clip(self.propensity_clip)
+        return params, net_kwargs
 
     def _fit_one(self, task: OutcomeTask, seed: int, **fit_params: Any) -> None:
         self._reject_unknown(fit_params, ("val_mask",))
-        self._check_params()
+        params, net_kwargs = self._check_params()
         self.device_ = resolve_device(self.device)
         s_split, s_prop, s_net = child_seeds(seed, 3)
-        tr, va = validation_split(
-            task.T, float(self.val_fraction), s_split, fit_params.get("val_mask")
-        )
+        tr, va = validation_split(task.T, params.val_fraction, s_split, fit_params.get("val_mask"))
         self.spec_ = task.spec
         self.propensity_model_ = _fit_propensity(task.X, task.T, s_prop)
-        clip = _check_clip(self.propensity_clip)
+        clip = _propensity_clip(self.propensity_clip)
         e = predict_treated(self.propensity_model_, task.X, clip=clip)
         self.dropout_rates_ = propensity_dropout_rate(e, float(self.gamma))
-        self.x_mean_ = task.X[tr].mean(axis=0)
-        sd = task.X[tr].std(axis=0)
-        self.x_scale_ = np.where(sd > 1e-12, sd, 1.0)
+        self.x_scaler_ = Standardiser.fit(task.X, tr)
         target = task.targets()
-        if task.spec.outcome == "continuous":
-            self.y_mean_ = target[tr].mean(axis=0)
-            sd_y = target[tr].std(axis=0)
-            self.y_scale_ = np.where(sd_y > 1e-12, sd_y, 1.0)
-        else:
-            self.y_mean_, self.y_scale_ = np.zeros(target.shape[1]), np.ones(target.shape[1])
+        self.y_scaler_ = (
+            Standardiser.fit(target, tr)
+            if task.spec.outcome == "continuous"
+            else Standardiser.identity(target.shape[1])
+        )
         dev = torch.device(self.device_)
         data = {
-            "x": torch.as_tensor(
-                (task.X - self.x_mean_) / self.x_scale_, dtype=torch.float32, device=dev
-            ),
+            "x": torch.as_tensor(self.x_scaler_.transform(task.X), dtype=torch.float32, device=dev),
             "t": torch.as_tensor(task.T, device=dev),
             "p": torch.as_tensor(self.dropout_rates_, dtype=torch.float32, device=dev),
             "target": torch.as_tensor(
-                (target - self.y_mean_) / self.y_scale_, dtype=torch.float32, device=dev
+                self.y_scaler_.transform(target), dtype=torch.float32, device=dev
             ),
         }
         kind = "ce" if task.spec.outcome == "class" else "mse"
@@ -763,54 +701,38 @@ class DCNPD(MultiOutcomeLearner):
             loss = losses.mean()
             return loss, loss.detach()
 
-        with torch_seed(s_net):
-            net = DCNPDNet(
-                task.X.shape[1],
-                task.spec.n_outputs,
-                int(self.hidden),
-                int(self.n_shared_layers),
-                int(self.n_tower_layers),
-            ).to(dev)
-            self.history_ = train_module(
-                net,
-                loss_fn,
-                data,
-                tr,
-                va,
-                epochs=int(self.epochs),
-                batch_size=int(self.batch_size),
-                lr=float(self.lr),
-                weight_decay=float(self.weight_decay),
-                patience=int(self.patience),
-                seed=s_net,
-                desc="DCNPD",
-                batch_sampler=_alternating_batches(task.T[tr], int(self.batch_size)),
-            )
-        self.network_ = net
+        self.network_, self.history_ = train_network(
+            lambda: DCNPDNet(task.X.shape[1], task.spec.n_outputs, **net_kwargs),
+            loss_fn,
+            data,
+            tr,
+            va,
+            params=params,
+            seed=s_net,
+            device=self.device_,
+            desc="DCNPD",
+            batch_sampler=alternating_batches(task.T[tr], params.batch_size),
+        )
 
     def _model_outputs(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xs = (X - self.x_mean_) / self.x_scale_
-        out: list[list[np.ndarray]] = [[], []]
-        self.network_.eval()
-        with torch.no_grad():
-            for i in range(0, len(xs), _PREDICT_CHUNK):
-                xb = torch.as_tensor(xs[i : i + _PREDICT_CHUNK], dtype=torch.float32).to(
-                    self.device_
-                )
-                for arm in (0, 1):
-                    out[arm].append(self.network_(xb, arm).cpu().numpy().astype(float))
-        o0, o1 = (np.concatenate(o) for o in out)
+        def both_arms(xb: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {f"mu{arm}": self.network_(xb, arm) for arm in (0, 1)}
+
+        out = predict_chunked(
+            both_arms, self.x_scaler_.transform(X), device=self.device_, modules=[self.network_]
+        )
+        o0, o1 = out["mu0"], out["mu1"]
         if self.spec_.outcome == "class":
             return _softmax(o0), _softmax(o1)
         return o0, o1
 
     def _outcomes_one(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m0, m1 = self._model_outputs(X)
-        return m0 * self.y_scale_ + self.y_mean_, m1 * self.y_scale_ + self.y_mean_
+        return self.y_scaler_.inverse_transform(m0), self.y_scaler_.inverse_transform(m1)
 
     def _effect_one(self, X: np.ndarray) -> np.ndarray:
         m0, m1 = self._model_outputs(X)
-        return (m1 - m0) * self.y_scale_
+        return self.y_scaler_.scale_difference(m1 - m0)
 
 
 _TORCH_MULTI = {"family": "multi_outcome", "budget": ("epochs", "device"), "fit_inputs": ("val_mask",)}

@@ -19,7 +19,8 @@ different seeds on the same data (a deep ensemble), which lowers the variance of
 Covariates and outcomes are standardised on the training rows; the effect is
 tau(x) = sd(Y) [h_1(Phi(x)) - h_0(Phi(x))]. Early stopping monitors the factual squared error
 on a validation split (``val_mask`` in ``fit``, else a seeded, treatment-stratified
-``val_fraction`` of the rows).
+``val_fraction`` of the rows). Parameter checks, the split, the standardisation, seeded
+training and chunked prediction come from :mod:`~ehrcausal.learners.torch_scaffold`.
 """
 
 from __future__ import annotations
@@ -29,155 +30,114 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils.validation import check_is_fitted
 
-from ..runtime import check_seed, child_seeds, resolve_device, torch_seed
+from ..runtime import check_seed, child_seeds, resolve_device
+from ..validation import check_features, check_int, check_number
 from .base import CATELearner, store_params
 from .ipm import IPMS
 from .nets import TwoHeadNet
-from .training import TrainingHistory, train_module
-
-_PREDICT_CHUNK = 8192
-
-
-def validation_split(
-    T: np.ndarray, val_fraction: float, seed: int, val_mask: Any = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training and validation row indices: from ``val_mask`` or a stratified random split."""
-    n = len(T)
-    if val_mask is not None:
-        mask = np.asarray(val_mask)
-        if mask.dtype != bool or mask.shape != (n,):
-            raise ValueError(f"val_mask must be a boolean array of length {n}, got {mask.shape}")
-        tr, va = np.flatnonzero(~mask), np.flatnonzero(mask)
-    else:
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        rng = np.random.default_rng(seed)
-        va_parts = []
-        for arm in (0, 1):
-            rows = np.flatnonzero(T == arm)
-            k = int(round(val_fraction * len(rows)))
-            va_parts.append(rng.choice(rows, size=k, replace=False))
-        va = np.sort(np.concatenate(va_parts))
-        tr = np.setdiff1d(np.arange(n), va)
-    for arm in (0, 1):
-        if (T[tr] == arm).sum() < 1:
-            raise ValueError(f"the training part has no unit with T={arm}; use a smaller validation")
-    return tr, va
+from .torch_scaffold import (
+    Standardiser,
+    check_torch_params,
+    predict_chunked,
+    train_network,
+    validation_split,
+)
+from .training import TrainingHistory
 
 
 class NeuralCATELearner(CATELearner):
-    """Shared machinery of the torch learners; subclasses define ``_loss`` and the network."""
+    """Shared machinery of the torch learners; subclasses define ``_loss`` and the network.
+
+    The scaffold (:mod:`~ehrcausal.learners.torch_scaffold`) checks the parameters, splits
+    off the validation rows, standardises on the training rows, trains each ensemble member
+    under its own seed and predicts in chunks.
+    """
 
     models_outcomes = True
     _propensity_head = False
     #: unit-norm representation; TARNet and CFR make it a parameter, DragonNet keeps it off
     normalize_rep = False
 
-    # parameters every neural learner has (sklearn reads them from each subclass __init__)
-    def _common(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "hidden",
-                "n_rep_layers",
-                "head_hidden",
-                "n_head_layers",
-                "dropout",
-                "epochs",
-                "batch_size",
-                "lr",
-                "weight_decay",
-                "val_fraction",
-                "patience",
-                "n_ensemble",
-                "device",
-                "random_state",
-                "verbose",
-            )
-        }
+    def _check_params(self) -> None:
+        """Parameters of the loss; subclasses check theirs (the network's are checked in fit)."""
 
     def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, **fit_params: Any) -> None:
         self._reject_unknown(fit_params, ("val_mask",))
-        p = self._common()
-        for name in ("epochs", "batch_size", "hidden", "head_hidden", "patience"):
-            if int(p[name]) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {p[name]}")
-        seed = check_seed(p["random_state"])
-        self.device_ = resolve_device(p["device"])
-        tr, va = validation_split(T, p["val_fraction"], seed, fit_params.get("val_mask"))
-        # standardise on the training rows
-        self.x_mean_ = X[tr].mean(axis=0)
-        sd = X[tr].std(axis=0)
-        self.x_scale_ = np.where(sd > 1e-12, sd, 1.0)
-        self.y_mean_ = float(Y[tr].mean())
-        self.y_scale_ = float(Y[tr].std()) or 1.0
+        params = check_torch_params(self)
+        head_hidden = check_int(self.head_hidden, "head_hidden", 1)
+        n_rep_layers = check_int(self.n_rep_layers, "n_rep_layers", 1)
+        n_head_layers = check_int(self.n_head_layers, "n_head_layers", 1)
+        dropout = check_number(self.dropout, "dropout", 0.0, 1.0, high_open=True)
+        n_members = check_int(self.n_ensemble, "n_ensemble", 1)
+        self._check_params()
+        seed = check_seed(self.random_state)
+        self.device_ = resolve_device(self.device)
+        tr, va = validation_split(T, params.val_fraction, seed, fit_params.get("val_mask"))
+        self.x_scaler_ = Standardiser.fit(X, tr)
+        self.y_scaler_ = Standardiser.fit(Y, tr)
         self.treated_share_ = float(T[tr].mean())
         dev = torch.device(self.device_)
         data = {
-            "x": torch.as_tensor(self._scale_x(X), dtype=torch.float32, device=dev),
-            "y": torch.as_tensor((Y - self.y_mean_) / self.y_scale_, dtype=torch.float32, device=dev),
+            "x": torch.as_tensor(self.x_scaler_.transform(X), dtype=torch.float32, device=dev),
+            "y": torch.as_tensor(self.y_scaler_.transform(Y), dtype=torch.float32, device=dev),
             "t": torch.as_tensor(T, dtype=torch.float32, device=dev),
         }
-        n_members = int(p["n_ensemble"])
-        if n_members < 1:
-            raise ValueError(f"n_ensemble must be a positive integer, got {p['n_ensemble']}")
+
+        def build() -> TwoHeadNet:
+            return TwoHeadNet(
+                X.shape[1],
+                hidden=params.hidden,
+                n_rep_layers=n_rep_layers,
+                head_hidden=head_hidden,
+                n_head_layers=n_head_layers,
+                dropout=dropout,
+                normalize_rep=bool(self.normalize_rep),
+                propensity_head=self._propensity_head,
+            )
+
         # member 0 uses the seed itself, so n_ensemble=1 is exactly the single network
         seeds = [seed] + child_seeds(seed, n_members - 1)
         self.networks_, self.histories_ = [], []
         for k, member_seed in enumerate(seeds):
-            with torch_seed(member_seed):
-                net = TwoHeadNet(
-                    X.shape[1],
-                    hidden=int(p["hidden"]),
-                    n_rep_layers=int(p["n_rep_layers"]),
-                    head_hidden=int(p["head_hidden"]),
-                    n_head_layers=int(p["n_head_layers"]),
-                    dropout=float(p["dropout"]),
-                    normalize_rep=bool(self.normalize_rep),
-                    propensity_head=self._propensity_head,
-                ).to(dev)
-                hist = train_module(
-                    net,
-                    self._loss,
-                    data,
-                    tr,
-                    va,
-                    epochs=int(p["epochs"]),
-                    batch_size=int(p["batch_size"]),
-                    lr=float(p["lr"]),
-                    weight_decay=float(p["weight_decay"]),
-                    decay_params=net.head_parameters(),
-                    patience=int(p["patience"]),
-                    seed=member_seed,
-                    progress=bool(p["verbose"]),
-                    desc=f"{type(self).__name__} {k + 1}/{n_members}",
-                )
+            net, hist = train_network(
+                build,
+                self._loss,
+                data,
+                tr,
+                va,
+                params=params,
+                seed=member_seed,
+                device=self.device_,
+                desc=f"{type(self).__name__} {k + 1}/{n_members}",
+                decay=TwoHeadNet.head_parameters,
+                progress=bool(self.verbose),
+            )
             self.networks_.append(net)
             self.histories_.append(hist)
         self.history_: TrainingHistory = self.histories_[0]
 
-    def _scale_x(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.x_mean_) / self.x_scale_
-
     def _forward(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        xs = self._scale_x(X)
-        outs: dict[str, list[np.ndarray]] = {}
-        with torch.no_grad():
-            for i in range(0, len(xs), _PREDICT_CHUNK):
-                xb = torch.as_tensor(xs[i : i + _PREDICT_CHUNK], dtype=torch.float32)
-                members = [net(xb.to(self.device_)) for net in self.networks_]
-                for k in ("mu0", "mu1", "e_logit"):
-                    if k in members[0]:
-                        mean = torch.stack([m[k] for m in members]).mean(dim=0)
-                        outs.setdefault(k, []).append(mean.cpu().numpy().astype(float))
-        return {k: np.concatenate(v) for k, v in outs.items()}
+        """Outputs averaged over the ensemble members (standardised outcome scale)."""
+
+        def members_mean(xb: torch.Tensor) -> dict[str, torch.Tensor]:
+            members = [net(xb) for net in self.networks_]
+            return {
+                k: torch.stack([m[k] for m in members]).mean(dim=0)
+                for k in ("mu0", "mu1", "e_logit")
+                if k in members[0]
+            }
+
+        return predict_chunked(
+            members_mean, self.x_scaler_.transform(X), device=self.device_, modules=self.networks_
+        )
 
     def _predict_outcomes(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._forward(X)
         return (
-            out["mu0"] * self.y_scale_ + self.y_mean_,
-            out["mu1"] * self.y_scale_ + self.y_mean_,
+            self.y_scaler_.inverse_transform(out["mu0"]),
+            self.y_scaler_.inverse_transform(out["mu1"]),
         )
 
     # --- loss pieces -------------------------------------------------------------------
@@ -295,12 +255,12 @@ class CFR(_RepresentationBalancing):
     ) -> None:
         store_params(self, locals())
 
-    def _fit(self, Y, T, X, **fit_params):
+    def _check_params(self) -> None:
         if self.ipm not in IPMS:
             raise ValueError(f"ipm must be one of {sorted(IPMS)}, got {self.ipm!r}")
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be non-negative, got {self.alpha}")
-        super()._fit(Y, T, X, **fit_params)
+        check_number(self.alpha, "alpha", 0.0)
+        if self.ipm_param is not None:
+            check_number(self.ipm_param, "ipm_param", 0.0, low_open=True)
 
     def _ipm_term(self, phi, t):
         if self.alpha == 0:
@@ -347,6 +307,10 @@ class DragonNet(NeuralCATELearner):
     ) -> None:
         store_params(self, locals())
 
+    def _check_params(self) -> None:
+        check_number(self.alpha, "alpha", 0.0)
+        check_number(self.beta, "beta", 0.0)
+
     def _loss(self, net, batch):
         out = net(batch["x"])
         t, y = batch["t"], batch["y"]
@@ -362,10 +326,6 @@ class DragonNet(NeuralCATELearner):
 
     def propensity(self, X: Any) -> np.ndarray:
         """Estimated propensity g(x) = P(T = 1 | x) from the propensity head."""
-        from sklearn.utils.validation import check_is_fitted
-
-        from ..validation import check_features
-
         check_is_fitted(self, "fitted_")
         x = check_features(X, self.n_features_in_)
         return 1.0 / (1.0 + np.exp(-self._forward(x)["e_logit"]))

@@ -5,6 +5,10 @@ after each epoch, keeps the best weights and stops after ``patience`` epochs wit
 improvement (early stopping on a validation split; with no validation rows it trains for
 all epochs and keeps the last weights). It is deterministic for a seed: the
 shuffling generator and torch's initialisation are both seeded.
+
+The batch schedules (:func:`permuted_batches`, the default, and :func:`alternating_batches`)
+live here too; building, seeding, standardising and predicting are in
+:mod:`ehrcausal.learners.torch_scaffold`.
 """
 
 from __future__ import annotations
@@ -36,9 +40,43 @@ class TrainingHistory:
         return len(self.train_loss)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    perm = torch.randperm(n, generator=generator)
-    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+def permuted_batches(batch_size: int, min_size: int = 1) -> BatchSampler:
+    """The default epoch: a seeded permutation of the training rows cut into ``batch_size`` chunks.
+
+    A last chunk smaller than ``min_size`` joins the previous one (``min_size=2`` for networks
+    with BatchNorm, which needs two samples per batch in training mode).
+    """
+
+    def sample(n: int, generator: torch.Generator) -> list[torch.Tensor]:
+        perm = torch.randperm(n, generator=generator)
+        chunks = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+        if len(chunks) > 1 and len(chunks[-1]) < min_size:
+            chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+        return chunks
+
+    return sample
+
+
+def alternating_batches(t_train: np.ndarray, batch_size: int) -> BatchSampler:
+    """Epochs of alternating treated and control batches (DCN-PD's schedule, Alaa et al. 2017).
+
+    Each arm's training rows (``t_train`` is the treatment of the training rows) are permuted
+    and cut into ``batch_size`` chunks; the epoch takes a treated chunk, then a control chunk,
+    and so on, so every batch holds a single arm.
+    """
+    arms = [torch.as_tensor(np.flatnonzero(np.asarray(t_train) == a)) for a in (1, 0)]
+
+    def sample(n: int, generator: torch.Generator) -> list[torch.Tensor]:
+        per_arm = []
+        for rows in arms:
+            perm = rows[torch.randperm(len(rows), generator=generator)]
+            per_arm.append([perm[i : i + batch_size] for i in range(0, len(perm), batch_size)])
+        out = []
+        for i in range(max(len(b) for b in per_arm)):
+            out += [b[i] for b in per_arm if i < len(b)]
+        return out
+
+    return sample
 
 
 def train_module(
@@ -84,6 +122,7 @@ def train_module(
             {"params": rest, "weight_decay": 0.0},
         ]
     opt = torch.optim.Adam(groups, lr=lr)
+    sampler = permuted_batches(batch_size) if batch_sampler is None else batch_sampler
     gen = torch.Generator().manual_seed(int(seed))
     hist = TrainingHistory()
     best_state: dict[str, torch.Tensor] | None = {
@@ -96,10 +135,7 @@ def train_module(
         module.train()
         total = 0.0
         seen = 0
-        if batch_sampler is None:
-            epoch_batches = _batches(n_train, batch_size, gen)
-        else:
-            epoch_batches = batch_sampler(n_train, gen)
+        epoch_batches = sampler(n_train, gen)
         for idx in epoch_batches:
             idx = idx.to(device)
             batch = {k: v[idx] for k, v in tr.items()}
