@@ -257,3 +257,167 @@ def test_every_cate_learner_follows_the_protocol(small, name):
     else:
         with pytest.raises(NotImplementedError):
             est.predict_outcomes(X)
+
+
+# ---- the torch scaffold and the parameter checks of every torch learner ----------------------
+TORCH = [n for n in available() if spec(n).torch]
+
+
+def _torch_params(name: str, **extra) -> dict:
+    p = {"epochs": 2, "hidden": 8, "batch_size": 16, "device": "cpu", **extra}
+    if spec(name).family == "multi_outcome":
+        p["outcome"] = "continuous"
+    else:
+        p.setdefault("n_ensemble", 1)
+    return p
+
+
+def test_torch_learners_are_the_expected_ones():
+    assert set(NEURAL) < set(TORCH)
+    assert {"xmultitask", "xmultitask_released", "dcn_pd", "mc_tarnet"} < set(TORCH)
+
+
+BAD_TORCH_PARAMS = [
+    ("epochs", 2.5, r"epochs must be an integer, got 2.5"),  # once truncated to 2 by TARNet
+    ("epochs", 2.0, r"epochs must be an integer, got 2.0"),
+    ("epochs", 0, r"epochs must be an integer >= 1, got 0"),
+    ("epochs", True, r"epochs must be an integer, got True"),
+    ("batch_size", 0, r"batch_size must be an integer >= 1"),
+    ("hidden", 8.0, r"hidden must be an integer, got 8.0"),
+    ("patience", 0, r"patience must be an integer >= 1"),
+    ("lr", 0.0, r"lr must be a number in \(0, inf\), got 0.0"),
+    ("weight_decay", -1e-4, r"weight_decay must be a number in \[0, inf\)"),
+    ("val_fraction", 1.0, r"val_fraction must be a number in \[0, 1\), got 1.0"),
+    ("val_fraction", float("nan"), r"val_fraction must be a number in \[0, 1\)"),
+]
+
+
+@pytest.mark.parametrize("name", TORCH)
+@pytest.mark.parametrize(("param", "value", "match"), BAD_TORCH_PARAMS,
+                         ids=[f"{p}={v}" for p, v, _ in BAD_TORCH_PARAMS])
+def test_every_torch_learner_rejects_bad_training_parameters(small, name, param, value, match):
+    Y, T, X = small
+    est = make(name, random_state=0, **_torch_params(name, **{param: value}))
+    with pytest.raises(ValueError, match=match):
+        est.fit(Y, T, X=X)
+    assert not hasattr(est, "fitted_")
+
+
+@pytest.mark.parametrize("name", TORCH)
+def test_every_torch_learner_takes_numpy_integers(small, name):
+    Y, T, X = small
+    p = _torch_params(name, epochs=np.int64(3), batch_size=np.int32(16), patience=np.int64(1))
+    est = make(name, random_state=0, **p).fit(Y, T, X=X, val_mask=np.arange(len(Y)) % 4 == 0)
+    assert est.history_.n_epochs <= 3 and np.isfinite(est.effect(X)).all()
+
+
+# which learners take a validation mask is the registry's knowledge; the AACE family
+# (learners/aace.py) has its own protocol test in tests/test_aace.py
+NON_AACE = [n for n in available() if spec(n).family != "aace"]
+
+
+def _light_params(name: str) -> dict:
+    if spec(name).torch:
+        return _torch_params(name, epochs=6, patience=1)
+    if spec(name).family == "multi_outcome":
+        return {"outcome": "continuous", "base": "ridge"}
+    return {"n_estimators": 8} if "n_estimators" in spec(name).budget else {}
+
+
+@pytest.mark.parametrize("name", NON_AACE)
+def test_val_mask_is_used_by_who_declares_it_and_rejected_by_the_others(small, name):
+    Y, T, X = small
+    rows = np.arange(len(Y))
+    p = _light_params(name)
+    if "val_mask" not in spec(name).fit_inputs:
+        est = make(name, random_state=0, **p)
+        with pytest.raises(ValueError, match=r"unexpected fit argument\(s\) \['val_mask'\]"):
+            est.fit(Y, T, X=X, val_mask=rows % 4 == 0)
+        assert not hasattr(est, "fitted_")
+        return
+    a = make(name, random_state=0, **p).fit(Y, T, X=X, val_mask=rows % 4 == 0)
+    b = make(name, random_state=0, **p).fit(Y, T, X=X, val_mask=rows % 4 == 1)
+    # the masked rows are the early-stopping rows: monitored, and held out of training
+    assert np.isfinite(a.history_.val_loss).all()
+    assert not np.allclose(a.effect(X), b.effect(X))
+    # an all-False mask: no validation rows, exactly as val_fraction=0 (train on every row)
+    none = make(name, random_state=0, **p).fit(Y, T, X=X, val_mask=np.zeros(len(Y), bool))
+    zero = make(name, random_state=0, **{**p, "val_fraction": 0.0}).fit(Y, T, X=X)
+    assert np.isnan(none.history_.val_loss).all() and none.history_.n_epochs == p["epochs"]
+    np.testing.assert_array_equal(none.effect(X), zero.effect(X))
+
+
+def test_standardiser_uses_the_training_rows_only():
+    from ehrcausal.learners.torch_scaffold import Standardiser
+
+    v = np.array([[1.0, 5.0], [3.0, 5.0], [100.0, -7.0]])
+    s = Standardiser.fit(v, np.array([0, 1]))  # row 2 is a validation row
+    np.testing.assert_array_equal(s.mean, [2.0, 5.0])
+    np.testing.assert_array_equal(s.scale, [1.0, 1.0])  # sd 1; a constant column keeps scale 1
+    np.testing.assert_array_equal(s.transform(v), [[-1.0, 0.0], [1.0, 0.0], [98.0, -12.0]])
+    np.testing.assert_allclose(s.inverse_transform(s.transform(v)), v)
+    np.testing.assert_array_equal(s.scale_difference(np.array([[2.0, 3.0]])), [[2.0, 3.0]])
+    y = Standardiser.fit(np.array([0.0, 4.0, 8.0]))
+    assert float(y.mean) == 4.0 and float(y.scale) == pytest.approx(np.sqrt(32 / 3))
+    assert float(y.scale_difference(np.array([1.0]))[0]) == pytest.approx(np.sqrt(32 / 3))
+    ident = Standardiser.identity(3)
+    np.testing.assert_array_equal(ident.transform(v[:, :1] * np.ones(3)), v[:, :1] * np.ones(3))
+    with pytest.raises(ValueError, match="zero training rows"):
+        Standardiser.fit(v, np.array([], dtype=int))
+
+
+def test_validation_split_is_stratified_seeded_and_checks_the_mask():
+    from ehrcausal.learners.torch_scaffold import validation_split
+
+    T = np.array([0] * 60 + [1] * 40)
+    tr, va = validation_split(T, 0.25, seed=3)
+    assert (T[va] == 0).sum() == 15 and (T[va] == 1).sum() == 10  # 25 % of each arm
+    assert np.array_equal(np.sort(np.concatenate([tr, va])), np.arange(100))
+    tr2, va2 = validation_split(T, 0.25, seed=3)
+    np.testing.assert_array_equal(va, va2)
+    assert not np.array_equal(va, validation_split(T, 0.25, seed=4)[1])
+    mask = np.arange(100) % 5 == 0
+    tr, va = validation_split(T, 0.25, seed=3, val_mask=mask)  # the mask wins over the fraction
+    np.testing.assert_array_equal(va, np.flatnonzero(mask))
+    with pytest.raises(ValueError, match="val_mask must be a boolean array of length 100"):
+        validation_split(T, 0.25, 0, val_mask=mask.astype(int))
+    with pytest.raises(ValueError, match="val_mask must be a boolean array of length 100"):
+        validation_split(T, 0.25, 0, val_mask=mask[:50])
+    with pytest.raises(ValueError, match="no unit with T=1"):
+        validation_split(T, 0.25, 0, val_mask=T == 1)
+    with pytest.raises(ValueError, match=r"val_fraction must be a number in \[0, 1\)"):
+        validation_split(T, 1.0, 0)
+
+
+def test_predict_chunked_matches_one_pass_in_eval_mode_without_gradients():
+    from ehrcausal.learners.torch_scaffold import predict_chunked
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2))
+    net.train()
+    X = np.random.default_rng(0).normal(size=(10, 3))
+
+    def forward(xb):
+        out = net(xb)
+        assert not out.requires_grad  # no graph is recorded
+        return {"a": out, "b": out[:, 0]}
+
+    chunked = predict_chunked(forward, X, device="cpu", modules=[net], chunk_size=3)
+    assert not net.training  # put in evaluation mode: dropout is off, the result deterministic
+    whole = predict_chunked(forward, X, device="cpu", modules=[net], chunk_size=100)
+    assert chunked["a"].shape == (10, 2) and chunked["b"].shape == (10,)
+    assert chunked["a"].dtype == np.float64
+    np.testing.assert_allclose(chunked["a"], whole["a"], rtol=1e-6)
+    with torch.no_grad():
+        expected = net(torch.as_tensor(X, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(chunked["a"], expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
+        predict_chunked(forward, X, device="cpu", chunk_size=0)
+
+
+def test_check_torch_params_returns_typed_values():
+    from ehrcausal.learners.torch_scaffold import check_torch_params
+
+    p = check_torch_params(make("tarnet", epochs=np.int64(5), lr=1, val_fraction=0))
+    assert p.epochs == 5 and type(p.epochs) is int
+    assert p.lr == 1.0 and type(p.lr) is float and p.val_fraction == 0.0

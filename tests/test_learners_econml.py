@@ -205,22 +205,44 @@ def test_unknown_fit_argument_raises(name, small):
 
 
 @pytest.mark.parametrize("name", list(PEHE_TOL))
-def test_val_mask_is_accepted(name, small):
+def test_val_mask_is_rejected(name, small):
+    # no early stopping here: a validation mask would be silently ignored, so it is refused
     Y, T, X, _ = small
     val_mask = np.zeros(len(Y), dtype=bool)
     val_mask[::5] = True
-    est = make(name, random_state=0).fit(Y, T, X=X, val_mask=val_mask)
-    assert est.effect(X).shape == (len(Y),)
+    est = make(name, random_state=0)
+    with pytest.raises(ValueError, match=r"unexpected fit argument\(s\) \['val_mask'\]; \w+ accepts none"):
+        est.fit(Y, T, X=X, val_mask=val_mask)
+    assert not hasattr(est, "fitted_")
 
 
-def test_bad_parameters_raise(small):
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"cv": 1}, r"cv must be an integer >= 2, got 1"),
+        ({"cv": 3.0}, r"cv must be an integer, got 3.0"),
+        ({"cv": True}, r"cv must be an integer, got True"),
+        ({"n_estimators": 0}, r"n_estimators must be an integer >= 1, got 0"),
+        ({"n_estimators": 10.5}, r"n_estimators must be an integer, got 10.5"),
+        ({"min_samples_leaf": 0}, r"min_samples_leaf must be an integer >= 1"),
+        ({"max_depth": 0}, r"max_depth must be an integer >= 1"),
+        ({"propensity_clip": 0.7}, r"propensity_clip must be a number in \[0, 0.5\), got 0.7"),
+        ({"propensity_clip": 0.5}, r"propensity_clip must be a number in \[0, 0.5\)"),
+        ({"propensity_clip": -0.1}, r"propensity_clip must be a number in \[0, 0.5\)"),
+    ],
+)
+def test_bad_parameters_raise(small, params, match):
     Y, T, X, _ = small
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueError, match=match):
+        DRLearner(**params).fit(Y, T, X=X)
+
+
+def test_bad_method_raises(small):
+    Y, T, X, _ = small
+    with pytest.raises(ValueError, match="method must be one of"):
         EconMLLearner(method="bart").fit(Y, T, X=X)
-    with pytest.raises(ValueError, match="cv"):
-        DRLearner(cv=1).fit(Y, T, X=X)
-    with pytest.raises(ValueError, match="propensity_clip"):
-        DRLearner(propensity_clip=0.7).fit(Y, T, X=X)
+    # the lower bound of cv is inclusive: two folds are valid
+    assert DRLearner(cv=2, n_estimators=5, random_state=0).fit(Y, T, X=X).estimator_.cv == 2
 
 
 def test_dataframe_input_records_feature_names(small):

@@ -90,10 +90,15 @@ class CATELearner(BaseEstimator):
     def _predict_outcomes(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    @staticmethod
-    def _reject_unknown(fit_params: dict[str, Any], allowed: tuple[str, ...] = ()) -> None:
+    def _reject_unknown(self, fit_params: dict[str, Any], allowed: tuple[str, ...] = ()) -> None:
+        """Raise ``ValueError`` for fit keyword arguments outside ``allowed``.
+
+        ``allowed`` is what the learner declares as its registry ``fit_inputs``; a learner that
+        would ignore an input (e.g. ``val_mask`` without early stopping) rejects it instead.
+        """
         unknown = sorted(set(fit_params) - set(allowed))
         if unknown:
             raise ValueError(
-                f"unexpected fit argument(s) {unknown}; this learner accepts {list(allowed) or 'none'}"
+                f"unexpected fit argument(s) {unknown}; {type(self).__name__} accepts "
+                f"{list(allowed) or 'none'}"
             )

@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from ..nuisance import make_model
+from ..validation import check_int, check_number
 from .base import CATELearner, store_params
 
 #: the values ``EconMLLearner(method=...)`` accepts
@@ -104,9 +105,10 @@ class EconMLLearner(CATELearner):
 
     Notes
     -----
-    ``fit`` accepts ``val_mask`` (a boolean validation mask some callers pass to every learner)
-    and ignores it: these learners have no early stopping and train on every row given.
-    ``predict_outcomes`` is available for ``"s"`` and ``"t"`` only.
+    ``fit`` takes no extra input: a ``val_mask`` is rejected like any unknown argument (these
+    learners have no early stopping and train on every row given; the registry's
+    ``fit_inputs`` says which learners take one). ``predict_outcomes`` is available for ``"s"``
+    and ``"t"`` only.
     """
 
     method: str
@@ -133,10 +135,12 @@ class EconMLLearner(CATELearner):
     def _check_params(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {list(METHODS)}, got {self.method!r}")
-        if isinstance(self.cv, bool) or not isinstance(self.cv, int | np.integer) or self.cv < 2:
-            raise ValueError(f"cv must be an integer >= 2, got {self.cv!r}")
-        if not 0.0 <= float(self.propensity_clip) < 0.5:
-            raise ValueError(f"propensity_clip must lie in [0, 0.5), got {self.propensity_clip!r}")
+        check_int(self.n_estimators, "n_estimators", 1)
+        check_int(self.min_samples_leaf, "min_samples_leaf", 1)
+        if self.max_depth is not None:
+            check_int(self.max_depth, "max_depth", 1)
+        check_int(self.cv, "cv", 2)
+        check_number(self.propensity_clip, "propensity_clip", 0.0, 0.5, high_open=True)
 
     def _forest(self, kind: str) -> RandomForestRegressor | RandomForestClassifier:
         return make_model(
@@ -193,7 +197,7 @@ class EconMLLearner(CATELearner):
 
     # --- protocol -------------------------------------------------------------------------
     def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, **fit_params: Any) -> None:
-        self._reject_unknown(fit_params, ("val_mask",))
+        self._reject_unknown(fit_params)
         self._check_params()
         est = self._make_estimator()
         with _quiet_econml():

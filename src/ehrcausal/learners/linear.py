@@ -36,8 +36,7 @@ class OLSTLearner(CATELearner):
         self.random_state = random_state
 
     def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, **fit_params: Any) -> None:
-        # val_mask is accepted (callers pass it to every learner) and ignored: no tuning here.
-        self._reject_unknown(fit_params, ("val_mask",))
+        self._reject_unknown(fit_params)  # no extra fit input, not even val_mask (no tuning)
         self.model0_ = LinearRegression().fit(X[T == 0], Y[T == 0])
         self.model1_ = LinearRegression().fit(X[T == 1], Y[T == 1])
 

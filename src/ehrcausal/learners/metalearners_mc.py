@@ -127,8 +127,7 @@ class MetaLearnerMC(MultiOutcomeLearner):
         return model.predict(X)
 
     def _fit_one(self, task: OutcomeTask, seed: int, **fit_params: Any) -> None:
-        # val_mask is accepted (callers pass it to every learner) and ignored: no tuning here.
-        self._reject_unknown(fit_params, ("val_mask",))
+        self._reject_unknown(fit_params)  # no extra fit input, not even val_mask (no tuning)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         self.spec_ = task.spec
