@@ -139,16 +139,35 @@ def _registered_names() -> set[str]:
     return set(available())
 
 
+def _name_lists(tree: ast.AST, names: set[str]) -> list[tuple[int, list[str]]]:
+    """Literal lists, tuples, sets and dict keys of three or more registered learner names.
+
+    A pair (one learner against another in a paired comparison) is an experiment's design;
+    a group of three or more is a family, which only the registry may define.
+    """
+    found = []
+    for node in ast.walk(tree):
+        elts = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None)
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Dict)) and elts and len(elts) >= 3:
+            values = [e.value for e in elts if isinstance(e, ast.Constant)]
+            if len(values) == len(elts) and all(v in names for v in values):
+                found.append((node.lineno, values))
+    return found
+
+
+def test_name_list_finder_sees_lists_and_dict_keys_but_not_pairs():
+    names = {"a", "b", "c"}
+    tree = ast.parse('X = ("a", "b", "c")\nY = {"a": 1, "b": 2, "c": 3}\nZ = ["a", "b"]\n')
+    assert [line for line, _ in _name_lists(tree, names)] == [1, 2]
+
+
 def test_no_learner_name_list_outside_the_registry():
     """Which learners belong together is the registry's knowledge, not a literal in a module."""
     names = _registered_names()
     bad = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.List, ast.Tuple, ast.Set)) and len(node.elts) >= 2:
-                values = [e.value for e in node.elts if isinstance(e, ast.Constant)]
-                if len(values) == len(node.elts) and all(v in names for v in values):
-                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno} {values}")
+        for line, values in _name_lists(ast.parse(path.read_text()), names):
+            bad.append(f"{path.relative_to(ROOT)}:{line} {values}")
     assert not bad, "learner-name lists outside the registry:\n" + "\n".join(bad)
 
 

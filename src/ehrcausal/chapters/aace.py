@@ -71,8 +71,9 @@ LABELS = {
 }
 #: the reference rankings added to every setting (:func:`truth_rows`) and their line styles
 REFERENCE_STYLES = {"true effect": ":", "random": "--"}
-#: the annotation-selection experiment: plain AACE against AACE with annotation weights
-SELECTION_LEARNERS = {"aace": "aace", "aace_weighted": "aace_weighted"}
+#: the annotation-selection experiment: plain AACE against AACE with annotation weights (a
+#: paired comparison of two variants, not a family: families are the registry's)
+SELECTION_PAIR = ("aace", "aace_weighted")
 #: the two panels of the chapter's sweep figures: metric and title
 PANELS = [("pehe", "√PEHE (lower is better)"), ("policy", "policy benefit (higher is better)")]
 
@@ -372,7 +373,7 @@ def chapter_cells(cfg: Config) -> list[Cell]:
                         settings=[{"annotated": cfg.annotated}])
     cells += resp("budget", learners={"aace": "aace"},
                   settings=[{"annotated": f} for f in cfg.annotated_fractions])
-    cells += resp("selection", learners=SELECTION_LEARNERS,
+    cells += resp("selection", learners={name: name for name in SELECTION_PAIR},
                   settings=[{"annotated": cfg.selection_fraction, "annotation_selection": s}
                             for s in ("uniform", "covariates")])
     cells += resp("confounding", learners=stress,
@@ -578,7 +579,7 @@ def budget_readings(results: pd.DataFrame, cfg: Config) -> tuple[Any, dict[str, 
 def selection_readings(results: pd.DataFrame, cfg: Config) -> dict[str, Any]:
     """Uniform vs covariate-driven annotation, with and without annotation weights."""
     sel = summary_of(results, "selection", ["knob_annotation_selection", "learner"])
-    sel = sel[sel.learner.isin(list(SELECTION_LEARNERS))]
+    sel = sel[sel.learner.isin(SELECTION_PAIR)]
     index = pd.MultiIndex.from_arrays(
         [sel.knob_annotation_selection, [label(k) for k in sel.learner]],
         names=["annotation", "learner"])
@@ -587,7 +588,7 @@ def selection_readings(results: pd.DataFrame, cfg: Config) -> dict[str, Any]:
     out: dict[str, Any] = {"selection_table": table}
     means = sel.set_index(["knob_annotation_selection", "learner"])
     for kind in ("uniform", "covariates"):
-        for name in SELECTION_LEARNERS:
+        for name in SELECTION_PAIR:
             out[f"sel_{kind}_{name}"] = float(means.loc[(kind, name), "pehe_mean"])
     cov = results[(results.experiment == "selection")
                   & (results.knob_annotation_selection == "covariates")]

@@ -59,9 +59,9 @@ SHALIT_2017 = pd.DataFrame(
 _REF = SHALIT_2017.dropna(subset=["learner"]).set_index("learner")
 #: a realization whose true effects have a standard deviation above this has a "large scale"
 LARGE_SCALE_SD = 20.0
-#: the learners the headline compares with the published rows, and how the prose names them
-HEADLINE = {"tarnet": "TARNet", "cfr_wass": "CFR-Wass", "cfr_mmd": "CFR-MMD",
-            "ols": "the OLS T-learner", "causal_forest": "the causal forest"}
+#: the published rows the headline cites, in its order, and how the prose names them
+HEADLINE = {"TARNet": "TARNet", "CFR Wass": "CFR-Wass", "CFR MMD": "CFR-MMD",
+            "OLS-2": "the OLS T-learner", "Causal forest": "the causal forest"}
 METRICS = ["pehe_in", "pehe_out", "ate_in", "ate_out", "seconds"]
 
 
@@ -396,7 +396,9 @@ def readings(
     large = sd[sd > LARGE_SCALE_SD].index
     best_rows = results[results.learner == best["learner"]].set_index("replicate")["pehe_out"]
     headline = []
-    for name, label in HEADLINE.items():
+    ours_of = SHALIT_2017.set_index("published method")["learner"]
+    for method, label in HEADLINE.items():
+        name = ours_of[method]
         if name in s.index:
             ours, se_, theirs, words = _compare(s, name)
             headline.append(f"{label} reaches {ours:.2f} ± {se_:.2f} out of sample, {words} the "
