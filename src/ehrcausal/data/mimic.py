@@ -1,4 +1,4 @@
-"""MIMIC-III v1.4 cohort builder for the treatment-policy chapter (AACE).
+"""MIMIC-III v1.4 cohort builder for the treatment-policy chapter (AACE; see book/design.md).
 
 For users with credentialed PhysioNet access: point :func:`build_mimic_cohort` at the folder
 holding the published CSV tables (upper-case names, ``.csv`` or ``.csv.gz``, upper-case column

@@ -1,4 +1,4 @@
-"""MOVER EPIC EHR loader for the multitask surgical-decision chapter (X-MultiTask).
+"""MOVER EPIC EHR loader for the surgical-decision chapter (X-MultiTask; see book/design.md).
 
 MOVER, the *Medical Informatics Operating Room Vitals and Events Repository* (Samad et al.
 2023, JAMIA Open 6(4):ooad084, doi:10.1093/jamiaopen/ooad084; UC Irvine, access under a data
