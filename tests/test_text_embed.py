@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from ehrcausal.cache import stable_hash
 from ehrcausal.text import embeddings as embed_mod
 from ehrcausal.text.embeddings import MINILM_DIM, TfidfSVD, embed
 from ehrcausal.text.recoverability import fact_recoverability
@@ -51,6 +54,12 @@ def _no_load(device: str) -> None:
     raise AssertionError("the model was loaded although the cache should have answered")
 
 
+def _stored(path) -> tuple[np.ndarray, dict]:
+    """The embeddings of a cache entry and the key it was stored with (decoded)."""
+    with np.load(path, allow_pickle=False) as entry:
+        return entry["embeddings"], json.loads(str(entry["key"]))
+
+
 # ---------------------------------------------------------------------------- MiniLM
 
 
@@ -80,7 +89,7 @@ def test_minilm_cache_hit_skips_model_and_corrupt_file_recomputed(
     tmp_path, minilm_cpu: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = embed(SENTENCES, device="cpu", cache_dir=tmp_path, progress=False)
-    files = list((tmp_path / "embeddings").glob("*.npy"))
+    files = list((tmp_path / "embeddings").glob("*.npz"))
     assert len(files) == 1
     np.testing.assert_array_equal(first, minilm_cpu)
     assert not list((tmp_path / "embeddings").glob("*.tmp"))  # no temporary left behind
@@ -94,20 +103,22 @@ def test_minilm_cache_hit_skips_model_and_corrupt_file_recomputed(
     files[0].write_bytes(b"this is not a numpy file")
     redo = embed(SENTENCES, device="cpu", cache_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(redo, first)
-    np.testing.assert_array_equal(np.load(files[0]), first)
+    np.testing.assert_array_equal(_stored(files[0])[0], first)
 
     # a wrong-shaped array under the right key is recomputed too
-    np.save(files[0], np.zeros((2, 3), dtype=np.float32))
+    with np.load(files[0]) as entry:
+        key = entry["key"]
+    np.savez(files[0], embeddings=np.zeros((2, 3), dtype=np.float32), key=key)
     redo = embed(SENTENCES, device="cpu", cache_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(redo, first)
-    assert np.load(files[0]).shape == (len(SENTENCES), MINILM_DIM)
+    assert _stored(files[0])[0].shape == (len(SENTENCES), MINILM_DIM)
 
 
 def test_cache_key_depends_on_texts_and_order(tmp_path) -> None:
     a = embed(SENTENCES[:2], device="cpu", cache_dir=tmp_path, progress=False)
     b = embed(SENTENCES[1:3], device="cpu", cache_dir=tmp_path, progress=False)
     c = embed(SENTENCES[:2][::-1], device="cpu", cache_dir=tmp_path, progress=False)
-    assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 3
+    assert len(list((tmp_path / "embeddings").glob("*.npz"))) == 3
     assert not np.allclose(a, b)
     np.testing.assert_allclose(c, a[::-1], atol=1e-5)
     # joining texts differently must not collide ("ab" + "c" vs "a" + "bc")
@@ -121,7 +132,7 @@ def test_cache_disabled_writes_nothing_and_default_dir_used(
     embed(SENTENCES[:2], device="cpu", cache_dir=False, progress=False)
     assert list(tmp_path.iterdir()) == []
     embed(SENTENCES[:2], device="cpu", cache_dir=None, progress=False)
-    assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 1
+    assert len(list((tmp_path / "embeddings").glob("*.npz"))) == 1
 
 
 # ---------------------------------------------------------------------------- TF-IDF
@@ -143,13 +154,77 @@ def test_tfidf_cache_keyed_by_params(tmp_path, monkeypatch: pytest.MonkeyPatch) 
     a = embed(notes, "tfidf", n_components=8, cache_dir=tmp_path)
     b = embed(notes, "tfidf", n_components=12, cache_dir=tmp_path)
     assert a.shape == (80, 8) and b.shape == (80, 12)
-    assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 2
+    assert len(list((tmp_path / "embeddings").glob("*.npz"))) == 2
 
     def boom(self, X, y=None):
         raise AssertionError("TF-IDF refitted despite a cache hit")
 
     monkeypatch.setattr(TfidfSVD, "fit_transform", boom)
     np.testing.assert_array_equal(embed(notes, "tfidf", n_components=8, cache_dir=tmp_path), a)
+
+
+def test_cache_entry_carries_its_key(tmp_path) -> None:
+    notes = synthetic_notes(60, seed=10)
+    Z = embed(notes, "tfidf", n_components=8, random_state=2, cache_dir=tmp_path)
+    (path,) = (tmp_path / "embeddings").glob("*.npz")
+    arr, key = _stored(path)
+    np.testing.assert_array_equal(arr, Z)
+    assert key["model"] == "tfidf"
+    assert key["texts"] == embed_mod.texts_sha256(notes)
+    assert key["version"]["n_components"] == 8 and key["version"]["random_state"] == 2
+    assert "scikit_learn" in key["version"]
+    # the file name is derived from that very key
+    assert path.stem == stable_hash(key)
+
+
+def _write_bare_npy(path, arr: np.ndarray) -> None:
+    """An old-format entry: a bare .npy array (no key) under the entry's own file name."""
+    with open(path, "wb") as f:
+        np.save(f, arr)
+
+
+def _write_npz_without_key(path, arr: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, embeddings=arr)
+
+
+def _write_npz_other_key(path, arr: np.ndarray) -> None:
+    """A right-shaped entry stored for other notes (another SHA-256), under this file name."""
+    _, key = _stored(path)
+    key["texts"] = embed_mod.texts_sha256(["some", "other", "notes"])
+    with open(path, "wb") as f:
+        np.savez(f, embeddings=arr, key=np.array(json.dumps(key)))
+
+
+def _write_npz_other_version(path, arr: np.ndarray) -> None:
+    """Same notes, but computed with other representation parameters."""
+    _, key = _stored(path)
+    key["version"]["n_components"] = 99
+    with open(path, "wb") as f:
+        np.savez(f, embeddings=arr, key=np.array(json.dumps(key)))
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [_write_bare_npy, _write_npz_without_key, _write_npz_other_key, _write_npz_other_version],
+)
+def test_cache_entry_for_another_key_is_recomputed(tmp_path, forge) -> None:
+    """A well-formed, right-shaped entry (zeros) not made for this key is never returned."""
+    notes = synthetic_notes(60, seed=11)
+    real = embed(notes, "tfidf", n_components=8, cache_dir=False)
+    first = embed(notes, "tfidf", n_components=8, cache_dir=tmp_path)
+    np.testing.assert_array_equal(first, real)
+    (path,) = (tmp_path / "embeddings").iterdir()
+
+    forge(path, np.zeros_like(real))
+    got = embed(notes, "tfidf", n_components=8, cache_dir=tmp_path)
+    np.testing.assert_array_equal(got, real)  # the real embeddings, not the forged zeros
+    # ... and the entry was overwritten (atomically: no temporary left) with the right key
+    assert [p.name for p in (tmp_path / "embeddings").iterdir()] == [path.name]
+    arr, key = _stored(path)
+    np.testing.assert_array_equal(arr, real)
+    assert key["texts"] == embed_mod.texts_sha256(notes)
+    assert key["version"]["n_components"] == 8
 
 
 def test_tfidf_fit_then_transform_new_texts() -> None:

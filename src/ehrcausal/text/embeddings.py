@@ -14,10 +14,13 @@ note:
   (:class:`TfidfSVD`).
 
 Embedding many notes with a transformer costs minutes on a CPU, so :func:`embed` stores each
-result under ``<cache_dir>/embeddings/<key>.npy``, where the key hashes the model name, its
-version (package versions, or the TF-IDF parameters) and the notes themselves in order. Files
-are written through a temporary file and a rename, so an interrupted run never leaves a partial
-array; an unreadable or wrong-shaped file is recomputed and overwritten.
+result under ``<cache_dir>/embeddings/<hash>.npz``, where the hash is the SHA-256 of the cache
+key: the model name, its version (package versions, or the TF-IDF parameters) and the SHA-256
+of the notes in order. The entry holds the array *and* the key it was computed for (canonical
+JSON); a read compares that key with the requested one, so an entry without a key (an older
+format), with another key, unreadable, of the wrong shape or dtype, or not finite is a miss:
+recomputed and overwritten. Files are written through a temporary file and a rename
+(:func:`ehrcausal.cache.atomic_write_bytes`), so an interrupted run never leaves a partial entry.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import importlib.metadata
 import io
 import os
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..cache import atomic_write_bytes, default_cache_dir, stable_hash
+from ..cache import atomic_write_bytes, canonical_json, default_cache_dir, stable_hash
 from ..runtime import check_seed
 from ..validation import check_int
 
@@ -258,19 +262,42 @@ def _model_version(model: str, tfidf: TfidfSVD | None) -> dict[str, Any]:
     return {"scikit_learn": _version("scikit-learn"), **tfidf.get_params(), "sublinear_tf": True}
 
 
-def _cache_key(texts: list[str], model: str, tfidf: TfidfSVD | None) -> str:
-    ident = {"model": model, "version": _model_version(model, tfidf), "texts": texts_sha256(texts)}
-    return stable_hash(ident)
+def _cache_key(texts: list[str], model: str, tfidf: TfidfSVD | None) -> dict[str, Any]:
+    """Everything an embedding depends on: model name, model version and the notes' SHA-256."""
+    return {"model": model, "version": _model_version(model, tfidf), "texts": texts_sha256(texts)}
 
 
-def _read_cached(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
-    """The cached array, or None when absent, unreadable, of the wrong shape/dtype or not finite."""
+def _cache_path(root: Path, key: dict[str, Any]) -> Path:
+    """``<root>/embeddings/<stable_hash(key)>.npz``: the file name is derived from the key."""
+    return root / "embeddings" / f"{stable_hash(key)}.npz"
+
+
+def _read_cached(path: Path, key: dict[str, Any], shape: tuple[int, int]) -> np.ndarray | None:
+    """The cached array, or None (a miss) unless the entry is sound and was made for ``key``.
+
+    A miss: no file; not a readable ``.npz`` archive; no stored key (an older format) or a
+    stored key other than ``canonical_json(key)``; an array of another shape or dtype than
+    float32 ``shape``; a non-finite value.
+    """
     if not path.is_file():
         return None
     try:
-        arr = np.load(path, allow_pickle=False)
+        entry = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
+    if not isinstance(entry, np.lib.npyio.NpzFile):
+        return None  # a bare .npy array: no key stored with it
+    try:
+        if "key" not in entry.files or "embeddings" not in entry.files:
+            return None
+        stored = entry["key"]
+        if stored.shape != () or stored.dtype.kind != "U" or str(stored) != canonical_json(key):
+            return None
+        arr = entry["embeddings"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None  # a damaged member of the archive
+    finally:
+        entry.close()
     if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != np.float32:
         return None
     if not np.isfinite(arr).all():
@@ -278,10 +305,10 @@ def _read_cached(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     return arr
 
 
-def _write_cached(path: Path, arr: np.ndarray) -> None:
-    """``np.save`` into memory, then :func:`ehrcausal.cache.atomic_write_bytes` to ``path``."""
+def _write_cached(path: Path, key: dict[str, Any], arr: np.ndarray) -> None:
+    """The array and its key (canonical JSON) as an ``.npz`` in memory, written atomically."""
     buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
+    np.savez(buf, embeddings=arr, key=np.array(canonical_json(key)))
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -307,10 +334,12 @@ def embed(
     device : torch device for ``"minilm"`` (``"auto"`` = CUDA when present, else CPU);
         resolved by :func:`ehrcausal.runtime.resolve_device`. Unused by ``"tfidf"``.
     batch_size : notes per forward pass (``"minilm"``); notes are grouped by length.
-    cache_dir : folder of the cache (the array goes to ``<cache_dir>/embeddings/<key>.npy``);
-        ``None`` or ``True`` uses :func:`ehrcausal.cache.default_cache_dir`, ``False`` disables
-        caching. The key hashes the model name, its version and the notes in order; a hit
-        returns the stored array without loading the model.
+    cache_dir : folder of the cache (the array and its key go to
+        ``<cache_dir>/embeddings/<hash of the key>.npz``); ``None`` or ``True`` uses
+        :func:`ehrcausal.cache.default_cache_dir`, ``False`` disables caching. The key is the
+        model name, its version and the SHA-256 of the notes in order; a hit (an entry whose
+        stored key equals the requested one) returns the stored array without loading the
+        model; any other entry is recomputed and overwritten.
     progress : show a tqdm progress bar while encoding (``"minilm"``).
     n_components, random_state : dimension and SVD seed of ``"tfidf"``.
 
@@ -344,9 +373,10 @@ def embed(
         shape = (len(texts), n_components)
 
     path = None
+    key = _cache_key(texts, model, tfidf)
     if root is not None:
-        path = root / "embeddings" / f"{_cache_key(texts, model, tfidf)}.npy"
-        hit = _read_cached(path, shape)
+        path = _cache_path(root, key)
+        hit = _read_cached(path, key, shape)
         if hit is not None:
             return hit
 
@@ -358,7 +388,7 @@ def embed(
 
     if path is not None:
         try:
-            _write_cached(path, Z)
+            _write_cached(path, key, Z)
         except OSError as exc:
             warnings.warn(f"could not write the embedding cache {path}: {exc}", stacklevel=2)
     return Z
