@@ -6,6 +6,7 @@ comments); property tests check behaviour that must hold for any correct impleme
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Iterator
@@ -166,21 +167,25 @@ def test_policy_value_curve_by_hand() -> None:
     np.testing.assert_allclose(curve, [2.0, 5 / 3, 8 / 3, 10 / 3])
 
 
-def test_policy_value_curve_ties_broken_by_index() -> None:
-    # units 0 and 1 tie; unit 0 goes first: V(1) = (1 + 0 + 0)/3; unit 1 first would give 2/3
+def test_policy_value_curve_ties_by_hand() -> None:
+    # units 0 and 1 tie (mu1 = 1, 2): the first slot goes to either with probability 1/2, so
+    # V(1) = (1 + 2)/2 / 3 = 1/2 (tie-breaking by index gave 1/3, by reversed index 2/3)
     curve = policy_value_curve([0, 0, 0], [1, 2, 0], [1.0, 1.0, 0.0])
-    np.testing.assert_allclose(curve, [0.0, 1 / 3, 1.0, 1.0])
+    np.testing.assert_allclose(curve, [0.0, 0.5, 1.0, 1.0])
+    curve = policy_value_curve([0, 0, 0], [2, 1, 0], [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(curve, [0.0, 0.5, 1.0, 1.0])
 
 
-def test_policy_value_curve_ties_stable_on_long_input() -> None:
-    # 60 units, scores 0, 1, 0, 1, ...: the odd units (score 1) come first in index order
-    # 1, 3, 5, ...; with mu1 = index and mu0 = 0, V(k) = (1 + 3 + ... + (2k-1)) / 60 = k^2 / 60
-    # for k <= 30 (an unstable sort would permute the odd units and break this)
+def test_policy_value_curve_ties_on_long_input() -> None:
+    # 60 units, scores 0, 1, 0, 1, ...: the 30 odd units (score 1, mu1 = 1, 3, ..., 59, mean
+    # 30) form one group, so V(k) = 30 k / 60 = k / 2 for k <= 30; then the even units (mean
+    # 29) fill in: V(30 + j) = (900 + 29 j) / 60
     n = 60
     score = np.tile([0.0, 1.0], n // 2)
     curve = policy_value_curve(np.zeros(n), np.arange(n, dtype=float), score)
     k = np.arange(31)
-    np.testing.assert_allclose(curve[:31], k**2 / 60)
+    np.testing.assert_allclose(curve[:31], k / 2)
+    np.testing.assert_allclose(curve[30:], (900 + 29 * k) / 60)
 
 
 def test_policy_value_budgets_by_hand() -> None:
@@ -297,6 +302,166 @@ def test_autoc_oracle_beats_random_and_reverse_is_negative() -> None:
 def test_toc_curve_bad_grid(q: list[float]) -> None:
     with pytest.raises(ValueError, match="q"):
         toc_curve(TOC_TAU, TOC_SCORE, q=q)
+
+# ---------------------------------------------------------------------------------------------
+# ties in the ranking metrics: the expected value over uniformly random tie-breaking
+# ---------------------------------------------------------------------------------------------
+
+
+def _stable_sort_curve(mu0: np.ndarray, mu1: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The policy-value curve with ties broken by row index (the formula before ties counted)."""
+    order = np.argsort(-score, kind="stable")
+    treated = np.concatenate(([0.0], np.cumsum(mu1[order])))
+    control = np.concatenate(([0.0], np.cumsum(mu0[order])))
+    return (treated + (control[-1] - control)) / len(score)
+
+
+def _stable_sort_toc(tau: np.ndarray, score: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The TOC with ties broken by row index (the formula before ties counted)."""
+    n = len(tau)
+    k = np.clip(np.ceil(grid * n - 1e-9).astype(int), 1, n)
+    top = np.cumsum(tau[np.argsort(-score, kind="stable")])
+    return top[k - 1] / k - tau.mean()
+
+
+def _all_ranking_metrics(mu0: np.ndarray, mu1: np.ndarray, score: np.ndarray) -> dict:
+    """Every ranking metric of the module on one data set (tau = mu1 - mu0)."""
+    tau = mu1 - mu0
+    grid = np.array([0.1, 0.3, 0.5, 0.7, 1.0])
+    return {
+        "curve": policy_value_curve(mu0, mu1, score),
+        "value": policy_value(mu0, mu1, score),
+        "value_0.3": policy_value(mu0, mu1, score, budget=0.3),
+        "value_0.5": policy_value(mu0, mu1, score, budget=0.5),
+        "toc": toc_curve(tau, score)[1],
+        "toc_grid": toc_curve(tau, score, q=grid)[1],
+        "autoc": autoc(tau, score),
+        "autoc_grid": autoc(tau, score, q=grid),
+        "qini": qini(tau, score),
+        "qini_grid": qini(tau, score, q=grid),
+    }
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 1001])
+def test_untied_scores_give_the_stable_sort_results_bit_for_bit(n: int) -> None:
+    # continuous scores have no ties: counting ties must not change a single bit of any metric
+    rng = np.random.default_rng(n)
+    mu0, mu1, score = rng.normal(size=(3, n))
+    tau = mu1 - mu0
+    assert len(np.unique(score)) == n
+    grid = np.array([0.1, 0.3, 0.5, 0.7, 1.0])
+    full = np.arange(1, n + 1) / n
+    curve = _stable_sort_curve(mu0, mu1, score)
+    toc, toc_grid = _stable_sort_toc(tau, score, full), _stable_sort_toc(tau, score, grid)
+    got = _all_ranking_metrics(mu0, mu1, score)
+    expected = {
+        "curve": curve,
+        "value": float(np.mean(curve[1:])),
+        "value_0.3": float(curve[int(math.floor(0.3 * n + 0.5))]),
+        "value_0.5": float(curve[int(math.floor(0.5 * n + 0.5))]),
+        "toc": toc,
+        "toc_grid": toc_grid,
+        "autoc": float(np.mean(toc)),
+        "autoc_grid": float(np.mean(toc_grid)),
+        "qini": float(np.mean(full * toc)),
+        "qini_grid": float(np.mean(grid * toc_grid)),
+    }
+    for name, value in expected.items():
+        assert np.array_equal(got[name], value), name
+
+
+def test_constant_score_autoc_is_zero_whatever_the_row_order() -> None:
+    # the issue's example: a constant score used to get AUTOC +2.25 or -2.25 from the row order
+    # (top-k means of 9, 8, ... or of 0, 1, ... against the mean 4.5)
+    assert autoc(np.arange(10.0)[::-1], np.zeros(10)) == pytest.approx(0.0, abs=1e-12)
+    assert autoc(np.arange(10.0), np.zeros(10)) == pytest.approx(0.0, abs=1e-12)
+    assert qini(np.arange(10.0)[::-1], np.zeros(10)) == pytest.approx(0.0, abs=1e-12)
+    assert qini(np.arange(10.0), np.zeros(10)) == pytest.approx(0.0, abs=1e-12)
+    tau = np.random.default_rng(4).normal(size=50)
+    for constant in (0.0, -3.5):
+        score = np.full(50, constant)
+        np.testing.assert_allclose(toc_curve(tau, score)[1], 0.0, atol=1e-12)
+        assert autoc(tau, score) == pytest.approx(0.0, abs=1e-12)
+        assert qini(tau, score) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_constant_score_policy_value_is_a_random_share() -> None:
+    # a constant score treats a uniformly random share: every unit with probability k / n, so
+    # V(k) = mean(mu0) + (k / n) mean(tau); at budget q (q n whole) mean(mu0) + q mean(tau);
+    # averaged over k = 1..n: mean(mu0) + (n + 1) / (2 n) mean(tau)
+    rng = np.random.default_rng(5)
+    n = 40
+    mu0 = rng.normal(size=n)
+    mu1 = mu0 + 1.0 + rng.normal(size=n)
+    tau = mu1 - mu0
+    score = np.ones(n)
+    k = np.arange(n + 1)
+    np.testing.assert_allclose(
+        policy_value_curve(mu0, mu1, score), mu0.mean() + k / n * tau.mean(), rtol=0, atol=1e-12
+    )
+    for q in (0.0, 0.25, 0.5, 0.75, 1.0):
+        assert policy_value(mu0, mu1, score, budget=q) == pytest.approx(
+            mu0.mean() + q * tau.mean(), abs=1e-12
+        )
+    assert policy_value(mu0, mu1, score) == pytest.approx(
+        mu0.mean() + (n + 1) / (2 * n) * tau.mean(), abs=1e-12
+    )
+
+
+def test_toc_straddling_tie_by_hand() -> None:
+    # tau = (3, 1, 2, 0), score = (1, .5, .5, 0): units 1 and 2 tie; mean tau 1.5
+    # top-1: 3; top-2: (3 + (1 + 2)/2)/2 = 2.25; top-3: 6/3 = 2; top-4: 1.5
+    # TOC = (1.5, 0.75, 0.5, 0); AUTOC = 2.75/4; Qini = (1.5/4 + 0.75/2 + 0.5*3/4)/4 = 0.28125
+    # (ties by index would give top-2 = 2, TOC(1/2) = 0.5, AUTOC = 0.625)
+    tau, score = np.array([3.0, 1.0, 2.0, 0.0]), np.array([1.0, 0.5, 0.5, 0.0])
+    np.testing.assert_allclose(toc_curve(tau, score)[1], [1.5, 0.75, 0.5, 0.0])
+    assert autoc(tau, score) == pytest.approx(0.6875)
+    assert qini(tau, score) == pytest.approx(0.28125)
+    assert autoc(tau, score) == pytest.approx(autoc(tau[[0, 2, 1, 3]], score))
+
+
+def test_ranking_metrics_do_not_depend_on_row_order_with_ties() -> None:
+    rng = np.random.default_rng(6)
+    n = 90
+    mu0 = rng.normal(size=n)
+    mu1 = mu0 + rng.normal(size=n)
+    score = np.round(mu1 - mu0 + rng.normal(size=n), 0)  # a handful of levels, many ties
+    assert len(np.unique(score)) < n / 5
+    reference = _all_ranking_metrics(mu0, mu1, score)
+    for _ in range(20):
+        perm = rng.permutation(n)
+        got = _all_ranking_metrics(mu0[perm], mu1[perm], score[perm])
+        for name, value in reference.items():
+            np.testing.assert_allclose(got[name], value, rtol=0, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("n_singles", [0, 3])
+def test_ranking_metrics_with_two_tied_groups_match_brute_force(n_singles: int) -> None:
+    # a group of 3 and a group of 2 tied units (plus untied ones): the metrics must equal the
+    # average over every way of breaking the ties (3! * 2! = 12 strict orders, all equally likely)
+    rng = np.random.default_rng(7 + n_singles)
+    levels = [2.0] * 3 + [1.0] * 2 + [2.5, 1.5, 0.0][:n_singles]
+    perm = rng.permutation(len(levels))
+    score = np.array(levels)[perm]
+    n = len(score)
+    mu0 = rng.normal(size=n)
+    mu1 = mu0 + rng.normal(size=n)
+    got = _all_ranking_metrics(mu0, mu1, score)
+    groups = [np.flatnonzero(score == level) for level in (2.0, 1.0)]
+    totals: dict[str, np.ndarray] = {}
+    count = 0
+    for first in itertools.permutations(groups[0]):
+        for second in itertools.permutations(groups[1]):
+            strict = score.copy()
+            # break the ties by small steps that keep every unit inside its level's slot
+            strict[list(first)] += np.array([3e-3, 2e-3, 1e-3])
+            strict[list(second)] += np.array([2e-3, 1e-3])
+            for name, value in _all_ranking_metrics(mu0, mu1, strict).items():
+                totals[name] = totals.get(name, 0.0) + np.asarray(value)
+            count += 1
+    assert count == 12
+    for name, total in totals.items():
+        np.testing.assert_allclose(got[name], total / count, rtol=0, atol=1e-12, err_msg=name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ Policy and ranking
       Wager (2021, "Evaluating treatment prioritization rules via rank-weighted average treatment
       effects", arXiv:2111.07966). With the true effect as ``tau`` these are oracle metrics; with
       the cross-fitted doubly robust scores of :func:`dr_scores` they are estimates on real data.
+    * Ties: every ranking metric treats units with equal scores as one group and returns the
+      expected value over a uniformly random order within ties (so a tied group that straddles a
+      budget contributes the slots left times its mean); results never depend on row order, and
+      without ties they are the plain sorted cumulative sums.
 
 Model selection without the truth
     * :func:`r_loss` -- the R-learner loss of Nie & Wager (2021, "Quasi-oracle estimation of
@@ -125,9 +129,49 @@ def _check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) ->
         raise ValueError(f"{name_a} has shape {a.shape} but {name_b} has shape {b.shape}")
 
 
-def _order(score: np.ndarray) -> np.ndarray:
-    """Indices sorting ``score`` in descending order, ties broken by ascending index."""
-    return np.argsort(-score, kind="stable")
+def _expected_top_sums(score: np.ndarray, values: np.ndarray) -> np.ndarray:
+    r"""Expected sums of ``values`` over the top-``k`` units by ``score``, for ``k = 0..n``.
+
+    The one ranking primitive of the module: every ranking metric is built on it. Units are
+    ranked by ``score`` in descending order and tied scores form one group, ranked in a
+    uniformly random order. Let :math:`G_1, G_2, \dots` be the groups of equal score from the
+    highest down, :math:`g_j = |G_j|` and :math:`N_j = g_1 + \dots + g_j` (:math:`N_0 = 0`). A
+    budget :math:`k` with :math:`N_{j-1} < k \le N_j` takes all of :math:`G_1, \dots, G_{j-1}`
+    and :math:`k - N_{j-1}` units of the group :math:`G_j` that straddles the cut-off, each of
+    them with probability :math:`(k - N_{j-1}) / g_j`, so
+
+    .. math:: S(k) = E\Big[\sum_{i \in \text{top } k} v_i\Big]
+              = \sum_{l < j}\sum_{i \in G_l} v_i + (k - N_{j-1})\,\bar v_{G_j},
+
+    with :math:`\bar v_{G_j}` the group's mean: a linear interpolation of the cumulative sum
+    between the group's ends. This is the expected value over every way of breaking the ties
+    (McSherry & Najork 2008, "Computing information retrieval performance measures efficiently
+    in the presence of tied scores", ECIR; the convention of a ROC AUC counting a tie one half),
+    so the result does not depend on the order of the rows.
+
+    Within a group, units are summed in increasing order of ``values``, so :math:`S(N_j)` is
+    the same floating-point number for any row order. Without ties, :math:`S` is exactly the
+    cumulative sum of ``values`` sorted by descending ``score``: not a bit changes.
+
+    Returns:
+        Array of length ``n + 1``; ``S[0] = 0`` and ``S[n]`` is the sum of ``values``.
+    """
+    n = len(score)
+    order = np.argsort(-score, kind="stable")
+    ranked = score[order]
+    starts = np.flatnonzero(np.concatenate(([True], ranked[1:] != ranked[:-1])))
+    if len(starts) == n:  # no ties
+        return np.concatenate(([0.0], np.cumsum(values[order])))
+    order = np.lexsort((values, -score))  # within a tied group, by value: row order is moot
+    sums = np.concatenate(([0.0], np.cumsum(values[order])))
+    ends = np.append(starts[1:], n)
+    cuts = np.arange(1, n + 1)
+    group = np.searchsorted(starts, cuts, side="left") - 1  # starts[group] < cut <= ends[group]
+    inside = cuts < ends[group]  # the cut-off falls strictly inside a tied group
+    k, group = cuts[inside], group[inside]
+    lo, hi = starts[group], ends[group]
+    sums[k] = sums[lo] + (k - lo) / (hi - lo) * (sums[hi] - sums[lo])
+    return sums
 
 
 def _check_fraction_grid(q: ArrayLike | None, n: int) -> np.ndarray:
@@ -245,15 +289,25 @@ def nn_pehe(
 def policy_value_curve(mu0: ArrayLike, mu1: ArrayLike, score: ArrayLike) -> np.ndarray:
     r"""Value of treating the top-``k`` units by ``score``, for every budget ``k = 0..n``.
 
-    Units are sorted by ``score`` in descending order (ties broken stably by index), giving the
-    order :math:`(1), \dots, (n)`; then
+    Units are sorted by ``score`` in descending order, giving the order
+    :math:`(1), \dots, (n)`; then
 
     .. math:: V(k) = \frac1n\Big[\sum_{i \le k} \mu_1((i)) + \sum_{i > k} \mu_0((i))\Big]
+              = \frac1n\Big[\sum_{i=1}^n \mu_0(i) + \sum_{i \le k} \tau((i))\Big],
+              \quad \tau = \mu_1 - \mu_0,
 
     computed for all ``k`` at once with cumulative sums in :math:`O(n \log n)`. ``mu0`` and
     ``mu1`` are the (true or estimated) expected potential outcomes; larger values are better.
     This is the policy-value curve used with CATE rankings (cf. the policy risk of Shalit et al.
     2017, which is one minus a policy value).
+
+    Tied scores form one group treated in a uniformly random order: :math:`V(k)` is its
+    expected value over every way of breaking the ties. When the cut-off ``k`` falls inside a
+    tied group of :math:`g` units of which :math:`r` still get a slot, each of them is treated
+    with probability :math:`r / g`, so the group adds :math:`r` times its mean effect
+    (see ``_expected_top_sums``). A constant score treats a random share:
+    :math:`V(k) = \bar\mu_0 + \tfrac{k}{n}\bar\tau`. The curve does not depend on the order of
+    the rows; without ties it is the plain sorted cumulative sum.
 
     Returns:
         Array of length ``n + 1``; ``V[0]`` is the mean of ``mu0`` and ``V[n]`` the mean of ``mu1``.
@@ -262,9 +316,8 @@ def policy_value_curve(mu0: ArrayLike, mu1: ArrayLike, score: ArrayLike) -> np.n
     m1 = as_1d(mu1, "mu1")
     s = as_1d(score, "score")
     n = check_same_length(mu0=m0, mu1=m1, score=s)
-    order = _order(s)
-    treated_sum = np.concatenate(([0.0], np.cumsum(m1[order])))
-    control_sum = np.concatenate(([0.0], np.cumsum(m0[order])))
+    treated_sum = _expected_top_sums(s, m1)
+    control_sum = _expected_top_sums(s, m0)
     return (treated_sum + (control_sum[-1] - control_sum)) / n
 
 
@@ -276,7 +329,9 @@ def policy_value(
     With ``budget=None`` the value averaged over all budgets, :math:`\frac1n\sum_{k=1}^n V(k)`,
     with :math:`V` from :func:`policy_value_curve`. With ``budget`` a fraction in ``[0, 1]`` the
     value :math:`V(k)` at :math:`k = \operatorname{round}(\text{budget} \cdot n)` (halves rounded
-    up).
+    up). Ties in ``score`` count as in :func:`policy_value_curve` (the expected value over random
+    tie-breaking): a constant score gets :math:`\bar\mu_0 + \tfrac{k}{n}\bar\tau` at a budget and
+    :math:`\bar\mu_0 + \tfrac{n+1}{2n}\bar\tau` averaged over budgets.
     """
     curve = policy_value_curve(mu0, mu1, score)
     n = len(curve) - 1
@@ -328,9 +383,17 @@ def toc_curve(
     .. math:: TOC(q) = \frac{1}{\lceil qn \rceil}\sum_{i \le \lceil qn \rceil} \tau_{(i)}
               - \frac1n\sum_{i=1}^n \tau_i
 
-    where :math:`(1), \dots, (n)` sorts units by ``score`` in descending order (ties broken
-    stably by index). ``tau`` may be the true effect (oracle TOC) or cross-fitted doubly robust
-    scores from :func:`dr_scores` (the estimator of Yadlowsky et al.).
+    where :math:`(1), \dots, (n)` sorts units by ``score`` in descending order. ``tau`` may be
+    the true effect (oracle TOC) or cross-fitted doubly robust scores from :func:`dr_scores`
+    (the estimator of Yadlowsky et al.).
+
+    Tied scores form one group: the top-:math:`k` mean is its expected value over a uniformly
+    random order within ties, so a tied group that straddles :math:`k = \lceil qn \rceil`, with
+    :math:`g` units of which :math:`r` still fit, contributes :math:`r` times its mean effect
+    (each of its units is in the top :math:`k` with probability :math:`r / g`; see
+    ``_expected_top_sums``). This is the plug-in of the population TOC of Yadlowsky et al.,
+    :math:`E[\tau \mid F(S) \ge 1 - q] - E[\tau]`, when :math:`S` has atoms; a constant score
+    has :math:`TOC(q) = 0` for every ``q``. Without ties nothing changes.
 
     Args:
         tau: effects or DR scores ``(n,)``.
@@ -347,8 +410,8 @@ def toc_curve(
     # ceil(q n), guarded against q = k/n evaluating to k + tiny in floating point
     k = np.ceil(grid * n - 1e-9).astype(int)
     k = np.clip(k, 1, n)
-    top_sum = np.cumsum(effect[_order(s)])
-    toc = top_sum[k - 1] / k - effect.mean()
+    top_sum = _expected_top_sums(s, effect)
+    toc = top_sum[k] / k - effect.mean()
     return grid, toc
 
 
@@ -357,8 +420,11 @@ def autoc(tau: ArrayLike, score: ArrayLike, q: ArrayLike | None = None) -> float
 
     .. math:: AUTOC = \int_0^1 TOC(q)\,dq \approx \frac{1}{|Q|}\sum_{q \in Q} TOC(q)
 
-    with uniform weights over the grid ``Q`` (default ``k / n``, ``k = 1..n``). Positive when
-    the score ranks units with larger effects first, zero for a random ranking in expectation.
+    with uniform weights over the grid ``Q`` (default ``k / n``, ``k = 1..n``), the TOC of
+    :func:`toc_curve`. Positive when the score ranks units with larger effects first, zero for a
+    random ranking in expectation. Ties count as one group (the expected value over random
+    tie-breaking), so an uninformative constant score gets exactly 0 up to rounding, whatever
+    the order of the rows.
     """
     _, toc = toc_curve(tau, score, q)
     return float(np.mean(toc))
@@ -368,6 +434,9 @@ def qini(tau: ArrayLike, score: ArrayLike, q: ArrayLike | None = None) -> float:
     r"""Qini coefficient, the RATE with weight :math:`q` (Yadlowsky et al. 2021).
 
     .. math:: Qini = \int_0^1 q\,TOC(q)\,dq \approx \frac{1}{|Q|}\sum_{q \in Q} q\,TOC(q)
+
+    with the TOC of :func:`toc_curve` (ties count as one group, the expected value over random
+    tie-breaking; a constant score gets 0).
     """
     grid, toc = toc_curve(tau, score, q)
     return float(np.mean(grid * toc))
