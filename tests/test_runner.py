@@ -280,6 +280,7 @@ def test_device_is_injected_and_resolved(repo: StudyPaths) -> None:
         repo.notebooks / "alpha.ipynb",
         [("code", "device = 'cpu'", ["parameters"]), ("code", "print('device=' + device)", [])],
     )
+    (repo.params / "smoke.yml").write_text("alpha: {}\n")  # this notebook has no `n`
     (result,) = run_chapters(repo, profile="smoke", device="auto", progress=False)
     assert result.status == "ok"
     assert "device=auto" in outputs_text(repo.chapters / "alpha.ipynb")  # passed as given

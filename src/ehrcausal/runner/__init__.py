@@ -17,7 +17,9 @@ How a chapter is run
    values. They are overridden by ``notebooks/params/<profile>.yml`` (a mapping *chapter stem*
    -> *{name: value}*, or the file given with ``-f``), and ``device`` is added when
    ``--device`` is given. Only the overrides are injected: papermill adds an
-   ``injected-parameters`` cell after the ``parameters`` cell.
+   ``injected-parameters`` cell after the ``parameters`` cell. Every command checks the whole
+   parameters file first: a chapter that does not exist, a parameter its ``parameters`` cell
+   does not define, or a value not of the default's type is an ``error:`` line (exit status 2).
 2. **Cache** (:mod:`.plan`). The chapter's content hash is :func:`ehrcausal.cache.stable_hash`
    of the notebook's digest, the resolved parameters, the profile, the versions of the key
    packages and :func:`ehrcausal.cache.package_fingerprint` of the installed ``ehrcausal``
@@ -46,14 +48,24 @@ from .execute import ChapterResult, glued_scalar
 from .manifest import read_manifest, render_manifest_markdown, write_manifest_markdown
 from .params import (
     PROFILES,
+    ParameterError,
+    check_parameter,
     discover_chapters,
     load_params_file,
     notebook_parameters,
     profile_overrides,
     resolve_parameters,
+    validate_overrides,
 )
 from .paths import StudyPaths, find_root
-from .plan import ChapterTask, content_hash, is_current, package_versions, plan_chapters
+from .plan import (
+    ChapterTask,
+    checked_overrides,
+    content_hash,
+    is_current,
+    package_versions,
+    plan_chapters,
+)
 from .run import run_chapters
 
 __all__ = [
@@ -62,6 +74,10 @@ __all__ = [
     "find_root",
     "ChapterResult",
     "ChapterTask",
+    "ParameterError",
+    "check_parameter",
+    "validate_overrides",
+    "checked_overrides",
     "discover_chapters",
     "notebook_parameters",
     "load_params_file",

@@ -12,13 +12,13 @@ from .book import build_book
 from .manifest import read_manifest
 from .params import (
     PROFILES,
+    ParameterError,
     discover_chapters,
     injected_parameters,
-    profile_overrides,
     resolve_parameters,
 )
 from .paths import StudyPaths, find_root
-from .plan import is_current, plan_chapters
+from .plan import checked_overrides, is_current, plan_chapters
 from .run import run_chapters
 
 __all__ = ["PROG", "build_parser", "main"]
@@ -137,7 +137,7 @@ def _cmd_params(paths: StudyPaths, args: argparse.Namespace) -> int:
     import yaml
 
     (notebook,) = discover_chapters(paths.notebooks, [args.chapter])
-    _, per_chapter = profile_overrides(paths.params, args.profile, args.params_file)
+    _, per_chapter = checked_overrides(paths, args.profile, args.params_file)
     overrides = per_chapter.get(notebook.stem, {})
     if args.full:
         values = resolve_parameters(notebook, overrides, args.device)
@@ -174,7 +174,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Command-line entry point (``python -m ehrcausal.runner``); returns the exit status.
 
     0: success; 1: a chapter failed or the book did not build; 2: bad input (unknown profile
-    or chapter, unreadable parameters file, bad ``--jobs``/``--timeout``).
+    or chapter, unreadable parameters file, a parameter the notebook does not define or of the
+    wrong type, bad ``--jobs``/``--timeout``), one ``error:`` line per problem on stderr.
     """
     args = build_parser(prog).parse_args(argv)
     paths = StudyPaths.from_root(args.root or find_root())
@@ -196,6 +197,10 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             progress=args.progress,
             timeout=args.timeout,
         )
+    except ParameterError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ chapter stems to the values it overrides; ``--device`` adds ``device`` last.
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,10 +16,14 @@ from typing import Any
 
 __all__ = [
     "PROFILES",
+    "ParameterError",
     "discover_chapters",
     "read_notebook",
     "parameters_cell",
     "notebook_parameters",
+    "parameter_defaults",
+    "check_parameter",
+    "validate_overrides",
     "load_params_file",
     "profile_overrides",
     "resolve_parameters",
@@ -70,13 +75,12 @@ def parameters_cell(nb: Mapping[str, Any]) -> tuple[int, str] | None:
     return None
 
 
-def notebook_parameters(notebook: Path) -> dict[str, Any]:
-    """The defaults of a notebook's ``parameters`` cell, as Python values.
+class _Expression(str):
+    """The source text of a parameter default that is not a literal (its type is unknown)."""
 
-    Simple assignments (``n = 2``, ``learners: list[str] = ["ols"]``) are read with
-    :func:`ast.literal_eval`; a value that is not a literal is kept as its source text.
-    A notebook without a ``parameters`` cell has no defaults.
-    """
+
+def _parameter_values(notebook: Path) -> dict[str, Any]:
+    """The ``parameters`` cell's assignments; non-literal values as :class:`_Expression`."""
     found = parameters_cell(read_notebook(Path(notebook)))
     if found is None:
         return {}
@@ -101,14 +105,211 @@ def notebook_parameters(notebook: Path) -> dict[str, Any]:
                 try:
                     params[target.id] = ast.literal_eval(value)
                 except ValueError:
-                    params[target.id] = ast.get_source_segment(source, value)
+                    params[target.id] = _Expression(ast.get_source_segment(source, value) or "")
     return params
+
+
+def notebook_parameters(notebook: Path) -> dict[str, Any]:
+    """The defaults of a notebook's ``parameters`` cell, as Python values.
+
+    Simple assignments (``n = 2``, ``learners: list[str] = ["ols"]``) are read with
+    :func:`ast.literal_eval`; a value that is not a literal is kept as its source text.
+    A notebook without a ``parameters`` cell has no defaults.
+    """
+    return {
+        name: str(value) if isinstance(value, _Expression) else value
+        for name, value in _parameter_values(notebook).items()
+    }
+
+
+def parameter_defaults(notebook: Path) -> dict[str, Any]:
+    """Like :func:`notebook_parameters`, but a non-literal default (any type allowed) is ``None``.
+
+    This is what :func:`check_parameter` checks values against: ``None`` accepts anything.
+    """
+    return {
+        name: None if isinstance(value, _Expression) else value
+        for name, value in _parameter_values(notebook).items()
+    }
+
+
+class ParameterError(ValueError):
+    """Parameters that do not fit the notebooks' ``parameters`` cells: one line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+_SCALARS = (str, int, float)
+
+
+def _kind(value: Any) -> str:
+    """How a value of a parameters file reads in an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of the scalar ``default`` (ints count as floats)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def _list_items_fit(items: Sequence[Any], default: Any) -> bool:
+    """Items of a list value: scalars, of the type shared by the default's items (if any)."""
+    if not all(isinstance(x, _SCALARS) and not isinstance(x, bool) for x in items):
+        return False
+    sample = list(default) if isinstance(default, (list, tuple)) else []
+    kinds = {type(x) for x in sample}
+    if len(kinds) != 1:
+        return True
+    return all(_fits(x, sample[0]) for x in items)
+
+
+def _expected(default: Any) -> str:
+    """What a parameter whose notebook default is ``default`` accepts, in words."""
+    if isinstance(default, bool):
+        return "a boolean (true or false)"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        if "," in default:
+            return "a comma-separated string or a list"
+        return "a string"
+    if isinstance(default, (list, tuple)):
+        kinds = {type(x) for x in default}
+        items = f" of {_kind(next(iter(default))).split(' ', 1)[1]}s" if len(kinds) == 1 else ""
+        return f"a list{items} or a comma-separated string"
+    return _kind(default)
+
+
+def check_parameter(name: str, value: Any, default: Any) -> str | None:
+    """Why ``value`` does not fit the notebook's ``name = default``, or ``None`` when it fits.
+
+    The type of the default decides: a ``bool`` takes only booleans, an ``int`` only integers
+    (no floats, strings or booleans), a ``float`` integers or floats, a ``str`` strings, a
+    list a list of items of the default items' type or a comma-separated string (the chapters
+    read both), and a comma-separated string default (one holding a comma) also a list of
+    scalars. A default of ``None`` (or one that is not a literal) takes anything; ``None`` is
+    taken only where the default is ``None``.
+    """
+    if default is None:
+        return None
+    ok: bool
+    if value is None:
+        ok = False
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, str) or (
+            isinstance(value, (list, tuple)) and _list_items_fit(value, default)
+        )
+    elif isinstance(default, str) and "," in default:
+        ok = isinstance(value, str) or (
+            isinstance(value, (list, tuple)) and _list_items_fit(value, None)
+        )
+    else:
+        ok = _fits(value, default)
+    if ok:
+        return None
+    return (
+        f"parameter {name!r} got {value!r} ({_kind(value)}); expected {_expected(default)} "
+        f"(the notebook's default is {default!r})"
+    )
+
+
+def validate_overrides(
+    notebooks_dir: Path, per_chapter: Mapping[str, Mapping[str, Any]], source: str
+) -> None:
+    """Check every chapter and parameter of a parameters file against the notebooks.
+
+    Each chapter must be a notebook of ``notebooks_dir`` and each of its parameters a name of
+    that notebook's ``parameters`` cell with a value of the default's type
+    (:func:`check_parameter`). Raises :class:`ParameterError` with one line per problem, each
+    naming ``source`` (the file), the chapter, the parameter, the value given and what is
+    expected.
+    """
+    notebooks = {nb.stem: nb for nb in discover_chapters(notebooks_dir)}
+    problems: list[str] = []
+    for stem, overrides in per_chapter.items():
+        if stem not in notebooks:
+            close = difflib.get_close_matches(stem, list(notebooks), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                f"{source}: unknown chapter {stem!r} (chapters: {', '.join(notebooks) or 'none'})"
+                + hint
+            )
+            continue
+        defaults = parameter_defaults(notebooks[stem])
+        for name, value in overrides.items():
+            if name not in defaults:
+                close = difflib.get_close_matches(str(name), list(defaults), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(
+                    f"{source}: chapter {stem!r}: unknown parameter {name!r} (given {value!r}); "
+                    f"the notebook's parameters cell defines: {', '.join(defaults) or 'nothing'}"
+                    + hint
+                )
+                continue
+            why = check_parameter(str(name), value, defaults[name])
+            if why is not None:
+                problems.append(f"{source}: chapter {stem!r}: {why}")
+    if problems:
+        raise ParameterError(problems)
+
+
+def _yaml_loader() -> type:
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (else the last wins)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
+def _yaml_error(path: Path, exc: Exception) -> str:
+    """One line for a YAML error: file, line and column, and what is wrong."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if context else str(problem)
+    return f"{where}: not valid YAML: {' '.join(detail.split())}"
 
 
 def load_params_file(path: Path) -> dict[str, dict[str, Any]]:
     """Read a parameters YAML: a mapping *chapter stem* -> *{parameter: value}*.
 
-    An empty file means no overrides. Anything else raises :class:`ValueError` naming the file.
+    An empty file means no overrides. Anything else (a YAML syntax error, a key given twice, a
+    file that is not UTF-8, a value that is not a mapping) raises :class:`ValueError` naming
+    the file, and the line for YAML errors.
     """
     import yaml
 
@@ -116,10 +317,15 @@ def load_params_file(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"parameters file not found: {path}")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
+        ) from exc
+    try:
+        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        raise ValueError(_yaml_error(path, exc)) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

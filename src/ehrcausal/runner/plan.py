@@ -20,9 +20,9 @@ from ..cache import file_digest, package_fingerprint, stable_hash
 from .params import (
     discover_chapters,
     injected_parameters,
-    notebook_parameters,
     profile_overrides,
     resolve_parameters,
+    validate_overrides,
 )
 from .paths import StudyPaths
 
@@ -31,6 +31,7 @@ __all__ = [
     "ChapterTask",
     "package_versions",
     "content_hash",
+    "checked_overrides",
     "plan_chapters",
     "is_current",
 ]
@@ -90,6 +91,20 @@ def content_hash(
     )
 
 
+def checked_overrides(
+    paths: StudyPaths, profile: str | None = "default", params_file: Path | None = None
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The profile's name and overrides, checked against every notebook's ``parameters`` cell.
+
+    Raises :class:`~.params.ParameterError` (a :class:`ValueError`, one line per problem) for
+    an unknown chapter, an unknown parameter or a value of the wrong type, naming the file.
+    """
+    name, per_chapter = profile_overrides(paths.params, profile, params_file)
+    source = Path(params_file) if params_file is not None else paths.params / f"{name}.yml"
+    validate_overrides(paths.notebooks, per_chapter, paths.rel(source))
+    return name, per_chapter
+
+
 def plan_chapters(
     paths: StudyPaths,
     chapters: Sequence[str] | None = None,
@@ -101,25 +116,15 @@ def plan_chapters(
     """Resolve profile, parameters and content hashes; no execution.
 
     Returns the profile name, one task per chapter and the package versions (hashed too).
-    Prints a warning for profile entries naming an unknown chapter or parameter.
+    The whole parameters file is checked first (:func:`checked_overrides`), so a bad entry
+    stops every command before any chapter runs.
     """
-    profile_name, per_chapter = profile_overrides(paths.params, profile, params_file)
+    profile_name, per_chapter = checked_overrides(paths, profile, params_file)
     notebooks = discover_chapters(paths.notebooks, chapters)
-    unknown = sorted(set(per_chapter) - {nb.stem for nb in discover_chapters(paths.notebooks)})
-    for stem in unknown:
-        print(f"warning: parameters for unknown chapter {stem!r} are ignored", file=sys.stderr)
     versions = package_versions()
     tasks = []
     for nb in notebooks:
         overrides = per_chapter.get(nb.stem, {})
-        defaults = notebook_parameters(nb)
-        for name in overrides:
-            if name not in defaults:
-                print(
-                    f"warning: {nb.stem}: parameter {name!r} is not in the notebook's "
-                    "parameters cell",
-                    file=sys.stderr,
-                )
         params = resolve_parameters(nb, overrides, device)
         digest = content_hash(
             nb, params, paths.package, extra={"profile": profile_name, "versions": versions}
