@@ -223,7 +223,11 @@ def test_run_writes_output_manifest_and_skips_unchanged(repo: StudyPaths) -> Non
     assert meta.papermill.input_path == "notebooks/alpha.ipynb"
     assert meta.papermill.output_path == "book/chapters/alpha.ipynb"
     assert meta.papermill.parameters == {"n": 3}
-    assert meta.ehrcausal == {"profile": "smoke", "content_hash": result.hash}
+    # The runner's record travels with the notebook: what decides later whether it is current.
+    record = meta.ehrcausal
+    assert (record.content_hash, record.profile) == (result.hash, "smoke")
+    assert record.parameters == {"n": 3, "label": "smoke", "scale": 1.5, "device": "cpu"}
+    assert record.device == "glued-cpu" and record.commit == "unknown" and record.seconds > 0
 
     manifest = read_manifest(repo.manifest)
     entry = manifest["chapters"]["alpha"]

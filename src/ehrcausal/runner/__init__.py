@@ -23,8 +23,9 @@ How a chapter is run
 2. **Cache** (:mod:`.plan`). The chapter's content hash is :func:`ehrcausal.cache.stable_hash`
    of the notebook's digest, the resolved parameters, the profile, the versions of the key
    packages and :func:`ehrcausal.cache.package_fingerprint` of the installed ``ehrcausal``
-   package (every source and data file). A chapter whose hash matches the last successful run
-   recorded in the manifest, and whose output exists, is skipped (``--force`` reruns it).
+   package (every source and data file). A chapter whose published notebook carries this hash
+   in its own metadata (and parses as a notebook) is skipped (``--force`` reruns it); the
+   manifest alone never decides.
 3. **Execution** (:mod:`.execute`, :mod:`.run`). papermill runs the notebook in a kernel started
    from *this* interpreter (``sys.executable -m ipykernel_launcher``, so the virtualenv's
    ipykernel is the one used and nothing is registered globally), with ``book/chapters/`` (the
@@ -36,6 +37,7 @@ How a chapter is run
 4. **Manifest** (:mod:`.manifest`). ``book/_generated/manifest.json`` records, per chapter, the
    profile, device, wall time, status, commit, content hash and time (UTC), with the package
    versions; ``book/_generated/manifest.md`` renders it as a table for the reproducibility page.
+   Each record is merged in under a file lock, so overlapping runs keep each other's records.
 5. **Book** (:mod:`.book`). ``build`` checks the vendored MathJax and the pages of ``_toc.yml``
    and runs Jupyter Book with warnings as errors. The command line is :mod:`.cli`.
 """
@@ -44,8 +46,13 @@ from __future__ import annotations
 
 from .book import build_book, missing_mathjax, missing_toc_files
 from .cli import main
-from .execute import ChapterResult, glued_scalar
-from .manifest import read_manifest, render_manifest_markdown, write_manifest_markdown
+from .execute import ChapterResult, glued_scalar, sweep_stale_temp_files
+from .manifest import (
+    read_manifest,
+    render_manifest_markdown,
+    update_manifest,
+    write_manifest_markdown,
+)
 from .params import (
     PROFILES,
     ParameterError,
@@ -65,6 +72,7 @@ from .plan import (
     is_current,
     package_versions,
     plan_chapters,
+    published_record,
 )
 from .run import run_chapters
 
@@ -78,6 +86,9 @@ __all__ = [
     "check_parameter",
     "validate_overrides",
     "checked_overrides",
+    "published_record",
+    "sweep_stale_temp_files",
+    "update_manifest",
     "discover_chapters",
     "notebook_parameters",
     "load_params_file",

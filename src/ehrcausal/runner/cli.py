@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..cache import canonical_json
 from .book import build_book
-from .manifest import read_manifest
+from .manifest import read_manifest, repair_manifest
 from .params import (
     PROFILES,
     ParameterError,
@@ -18,7 +18,7 @@ from .params import (
     resolve_parameters,
 )
 from .paths import StudyPaths, find_root
-from .plan import checked_overrides, is_current, plan_chapters
+from .plan import checked_overrides, is_current, plan_chapters, published_record
 from .run import run_chapters
 
 __all__ = ["PROG", "build_parser", "main"]
@@ -153,14 +153,21 @@ def _cmd_list(paths: StudyPaths, args: argparse.Namespace) -> int:
     profile_name, tasks, _ = plan_chapters(
         paths, args.chapters, profile=args.profile, params_file=args.params_file, device=args.device
     )
+    if paths.manifest.exists():
+        repair_manifest(paths)
     manifest = read_manifest(paths.manifest)
     print(f"profile {profile_name}; notebooks in {paths.rel(paths.notebooks)}")
     if not tasks:
         print("  (no chapters)")
     for task in tasks:
         entry = manifest["chapters"].get(task.stem) or {}
-        if is_current(task.digest, task.stem, manifest, paths):
+        record = published_record(paths, task.stem)
+        if is_current(task.digest, task.stem, paths):
             state = "up to date"
+        elif record is not None:
+            state = f"stale (published with other inputs, profile {record.get('profile')})"
+        elif paths.chapter_output(task.stem).exists():
+            state = "stale (the published notebook is unreadable or has no runner record)"
         elif entry:
             state = f"stale (last run: {entry.get('status')}, profile {entry.get('profile')})"
         else:
@@ -175,7 +182,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
     0: success; 1: a chapter failed or the book did not build; 2: bad input (unknown profile
     or chapter, unreadable parameters file, a parameter the notebook does not define or of the
-    wrong type, bad ``--jobs``/``--timeout``), one ``error:`` line per problem on stderr.
+    wrong type, bad ``--jobs``/``--timeout``), one ``error:`` line per problem on stderr;
+    130: interrupted (``KeyboardInterrupt``); ``SIGTERM`` during ``run`` exits with 143.
     """
     args = build_parser(prog).parse_args(argv)
     paths = StudyPaths.from_root(args.root or find_root())
@@ -204,6 +212,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     failed = [r for r in results if r.status == "failed"]
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "cached", "failed")}
     print(

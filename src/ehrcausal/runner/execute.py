@@ -2,11 +2,20 @@
 
 :func:`execute_chapter` runs a planned chapter with papermill into a hidden temporary notebook
 in ``book/chapters/``; on success it rewrites the notebook's papermill paths relative to the
-repository, records the profile and content hash in its metadata and publishes it with
-:func:`ehrcausal.cache.atomic_write_text` as ``book/chapters/<stem>.ipynb``. A failing chapter's
+repository, stores the runner's record in its metadata (``metadata.ehrcausal``: content hash,
+profile, parameters, device, seconds, commit, time; what decides later whether the chapter is
+current) and publishes it with :func:`ehrcausal.cache.atomic_write_text` as
+``book/chapters/<stem>.ipynb``. A failing chapter's
 partial notebook goes to ``_build/failed/<stem>.ipynb`` and the failing cell (index in the
 *source* notebook) and exception are reported in the :class:`ChapterResult`; it never raises
 for a failing notebook.
+
+Temporary notebooks are named ``.<stem>.<pid>-<hex>.tmp.ipynb`` (the runner's process id) and
+removed on every exit the process can catch (a failure, an exception, ``KeyboardInterrupt``,
+``SIGTERM`` turned into an exception by :mod:`.run`). One left by a killed process is removed by
+:func:`sweep_stale_temp_files` at the start of the next run: its process is gone (or it is one
+of this process's that no chapter is writing), or, for the older name without a process id, it
+is older than :data:`LEGACY_TEMP_MAX_AGE` seconds.
 
 The kernel's working directory is ``book/chapters/``, the folder the executed chapter is
 published in: nbval re-executes a published chapter in its own folder, so both runs see the
@@ -18,15 +27,21 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import os
+import re
 import shutil
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..cache import atomic_write_text
 from ..runtime import resolve_device
+from .manifest import utc_now
 from .params import parameters_cell, read_notebook
 from .paths import StudyPaths
 from .plan import ChapterTask
@@ -40,10 +55,106 @@ __all__ = [
     "injected_cell_position",
     "execute_chapter",
     "quiet_papermill_logs",
+    "temp_notebook_path",
+    "sweep_stale_temp_files",
+    "remove_live_temp_files",
+    "stop_live_kernels",
 ]
 
 #: Environment variable exported to every kernel: the profile being run.
 PROFILE_ENV = "EHRCAUSAL_PROFILE"
+
+#: A temporary notebook of the runner: ``.<stem>.<pid>-<12 hex>.tmp.ipynb``.
+TEMP_PATTERN = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)-[0-9a-f]{12}\.tmp\.ipynb$")
+#: The name before process ids were added: ``.<stem>.<12 hex>.tmp.ipynb``.
+LEGACY_TEMP_PATTERN = re.compile(r"^\.(?P<stem>.+)\.[0-9a-f]{12}\.tmp\.ipynb$")
+#: Seconds after which a temporary notebook of the legacy name counts as stale.
+LEGACY_TEMP_MAX_AGE = 6 * 3600.0
+
+# Temporary notebooks being written by this process, and its chapters' kernel managers.
+_LIVE_TEMP: set[Path] = set()
+_LIVE_LOCK = threading.Lock()
+_LIVE_KERNELS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def temp_notebook_path(paths: StudyPaths, stem: str) -> Path:
+    """A new hidden temporary path for ``stem`` in ``book/chapters/``, naming this process."""
+    return paths.chapters / f".{stem}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp.ipynb"
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one owned by another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
+def sweep_stale_temp_files(folder: Path, *, now: float | None = None) -> list[Path]:
+    """Remove the runner's temporary notebooks in ``folder`` that no run is writing any more.
+
+    A name ``.<stem>.<pid>-<hex>.tmp.ipynb`` is stale when process ``pid`` no longer exists, or
+    is this process and the file is not one it is writing; a legacy name
+    ``.<stem>.<hex>.tmp.ipynb`` when it was last modified more than
+    :data:`LEGACY_TEMP_MAX_AGE` seconds ago. Other files are never touched. Returns the removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    now = time.time() if now is None else now
+    with _LIVE_LOCK:
+        live = set(_LIVE_TEMP)
+    removed = []
+    for path in sorted(folder.iterdir()):
+        match = TEMP_PATTERN.match(path.name)
+        if match:
+            pid = int(match["pid"])
+            stale = (path not in live) if pid == os.getpid() else not _process_alive(pid)
+        elif LEGACY_TEMP_PATTERN.match(path.name):
+            try:
+                stale = now - path.stat().st_mtime > LEGACY_TEMP_MAX_AGE
+            except FileNotFoundError:
+                continue
+        else:
+            continue
+        if stale and path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def remove_live_temp_files() -> list[Path]:
+    """Remove every temporary notebook this process is writing (when a run is interrupted)."""
+    with _LIVE_LOCK:
+        live = sorted(_LIVE_TEMP)
+    removed = []
+    for path in live:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def stop_live_kernels() -> int:
+    """Kill the kernel processes of this process's running chapters; returns how many.
+
+    Used when a run is interrupted, so that chapters running in worker threads fail at once
+    (and clean up their temporary notebooks) instead of running to their end.
+    """
+    stopped = 0
+    for km in list(_LIVE_KERNELS):
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                process.kill()
+                stopped += 1
+    return stopped
 
 
 @dataclass
@@ -112,6 +223,7 @@ def kernel_manager_class(env: Mapping[str, str]) -> type:
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
+            _LIVE_KERNELS.add(self)
             import zmq
 
             # CurveZMQ keys for the kernel's TCP sockets where available (else ipykernel warns
@@ -185,18 +297,27 @@ def execute_chapter(
     kernel_manager_class: type,
     progress_bar: bool = False,
     timeout: float | None = None,
+    commit: str = "unknown",
 ) -> ChapterResult:
-    """Run one chapter with papermill and publish it; never raises for a failing notebook."""
+    """Run one chapter with papermill and publish it; never raises for a failing notebook.
+
+    The published notebook's ``metadata.ehrcausal`` holds the runner's record of the run
+    (``content_hash``, ``profile``, ``parameters``, ``device``, ``seconds``, ``commit``,
+    ``timestamp``). The temporary notebook is removed whatever happens (an exception or an
+    interrupt included); it is moved to ``_build/failed/`` when the chapter fails.
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     paths.chapters.mkdir(parents=True, exist_ok=True)
     final = paths.chapter_output(task.stem)
     # Hidden and unique in the chapters folder; papermill writes it as the cells run.
-    tmp = paths.chapters / f".{task.stem}.{uuid.uuid4().hex[:12]}.tmp.ipynb"
+    tmp = temp_notebook_path(paths, task.stem)
     result = ChapterResult(chapter=task.stem, status="failed", hash=task.digest)
     result.parameters = task.parameters
     start = time.perf_counter()
+    with _LIVE_LOCK:
+        _LIVE_TEMP.add(tmp)
     try:
         try:
             pm.execute_notebook(
@@ -229,9 +350,17 @@ def execute_chapter(
             # Machine-independent paths in the published notebook.
             pm_meta["input_path"] = paths.rel(task.notebook)
             pm_meta["output_path"] = paths.rel(final)
-            nb["metadata"]["ehrcausal"] = {"profile": profile, "content_hash": task.digest}
             requested = device if device is not None else task.parameters.get("device")
             result.device = _recorded_device(glued_scalar(nb, "device"), requested)
+            nb["metadata"]["ehrcausal"] = {
+                "content_hash": task.digest,
+                "profile": profile,
+                "parameters": task.parameters,
+                "device": result.device,
+                "seconds": round(time.perf_counter() - start, 3),
+                "commit": commit,
+                "timestamp": utc_now(),
+            }
             atomic_write_text(final, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
             result.status = "ok"
             result.output = paths.rel(final)
@@ -244,6 +373,8 @@ def execute_chapter(
         result.seconds = round(time.perf_counter() - start, 3)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        with _LIVE_LOCK:
+            _LIVE_TEMP.discard(tmp)
     return result
 
 

@@ -3,13 +3,22 @@
 Per chapter the manifest records the profile, device, wall time, status, commit, content hash,
 time (UTC), output and parameters of its last run, plus the package versions. Both files are
 written atomically (:func:`ehrcausal.cache.atomic_write_text`).
+
+Several runs may record chapters at the same time (two terminals, ``--jobs``): every change is
+a read-merge-write of the one chapter's record under an exclusive lock
+(:func:`fcntl.flock` on ``book/_generated/.manifest.lock``), so no run overwrites the records
+another run wrote after it started. A malformed manifest (not JSON, ``"chapters": null``, a
+record that is not a mapping) is read as empty, with a warning naming the file, and rewritten.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
-from collections.abc import Mapping
+import sys
+import threading
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,11 +29,22 @@ from .paths import StudyPaths
 __all__ = [
     "utc_now",
     "git_commit",
+    "manifest_lock",
     "read_manifest",
+    "repair_manifest",
+    "update_manifest",
     "render_manifest_markdown",
     "write_manifest",
     "write_manifest_markdown",
 ]
+
+#: The lock file beside the manifest (``book/_generated/.manifest.lock``).
+LOCK_NAME = ".manifest.lock"
+
+# flock excludes other processes; this excludes other threads of this one. It is re-entrant,
+# and a thread that holds it does not flock again (a second descriptor would deadlock).
+_THREAD_LOCK = threading.RLock()
+_HELD = threading.local()
 
 
 def utc_now() -> str:
@@ -49,17 +69,125 @@ def git_commit(root: Path) -> str:
     return commit + ("-dirty" if status.returncode != 0 or status.stdout.strip() else "")
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest at ``path`` (an empty one when missing or unreadable)."""
+def _clean_manifest(data: Any) -> tuple[dict[str, Any], list[str]]:
+    """``data`` as a well-formed manifest, and what had to be dropped to make it one."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        problems.append(f"the top level is {type(data).__name__}, not a mapping")
+        data = {}
+    out = dict(data)
+    for key in ("chapters", "versions"):
+        if key not in out:
+            out[key] = {}
+        elif not isinstance(out[key], dict):
+            problems.append(f"{key!r} is {json.dumps(out[key])[:40]}, not a mapping")
+            out[key] = {}
+    chapters = {}
+    for stem, entry in out["chapters"].items():
+        if isinstance(entry, dict):
+            chapters[stem] = entry
+        else:
+            problems.append(f"the record of {stem!r} is {json.dumps(entry)[:40]}, not a mapping")
+    out["chapters"] = chapters
+    return out, problems
+
+
+def _load(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The manifest at ``path`` (empty when missing) and its defects (none when well formed)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+    except FileNotFoundError:
         data = {}
-    if not isinstance(data, dict):
-        data = {}
-    data.setdefault("chapters", {})
-    data.setdefault("versions", {})
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _clean_manifest({})[0], [f"not readable JSON ({exc})"]
+    return _clean_manifest(data)
+
+
+def _warn(path: Path, problems: list[str]) -> None:
+    print(
+        f"warning: {path} is malformed ({'; '.join(problems)}); "
+        "reading what is well formed and rewriting it",
+        file=sys.stderr,
+    )
+
+
+def read_manifest(path: Path, *, warn: bool = True) -> dict[str, Any]:
+    """The manifest at ``path``: ``{"chapters": {...}, "versions": {...}, ...}``.
+
+    Empty when missing. A malformed file (not JSON, not a mapping, ``"chapters"`` or
+    ``"versions"`` not a mapping, a chapter's record not a mapping) is read as far as it is well
+    formed (else as empty), with a warning on stderr naming the file when ``warn``.
+    """
+    data, problems = _load(path)
+    if problems and warn:
+        _warn(path, problems)
     return data
+
+
+@contextlib.contextmanager
+def manifest_lock(paths: StudyPaths) -> Iterator[None]:
+    """Hold the manifest's exclusive lock (threads of this process and other processes).
+
+    :func:`fcntl.flock` on ``book/_generated/.manifest.lock``; where :mod:`fcntl` does not exist
+    (Windows) only the threads of this process are excluded.
+    """
+    lock_path = (paths.generated / LOCK_NAME).resolve()
+    with _THREAD_LOCK:
+        held: set[Path] = _HELD.__dict__.setdefault("paths", set())
+        if lock_path in held:  # this thread holds it already
+            yield
+            return
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            fcntl = None
+        with open(lock_path, "a+b") as handle:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            held.add(lock_path)
+            try:
+                yield
+            finally:
+                held.discard(lock_path)
+                if fcntl is not None:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def update_manifest(
+    paths: StudyPaths,
+    entries: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    versions: Mapping[str, str] | None = None,
+    updated: str | None = None,
+) -> dict[str, Any]:
+    """Merge chapter records into the manifest on disk, under :func:`manifest_lock`.
+
+    Reads the manifest as it is *now* (records written by other runs included), replaces the
+    records of the chapters in ``entries`` only, sets ``versions`` and ``updated`` when given,
+    and writes ``manifest.json`` and ``manifest.md`` atomically. Returns the merged manifest.
+    """
+    with manifest_lock(paths):
+        manifest = read_manifest(paths.manifest)
+        for stem, entry in (entries or {}).items():
+            manifest["chapters"][stem] = dict(entry)
+        if versions is not None:
+            manifest["versions"] = dict(versions)
+        if updated is not None:
+            manifest["updated"] = updated
+        write_manifest(paths, manifest)
+        return manifest
+
+
+def repair_manifest(paths: StudyPaths) -> bool:
+    """Rewrite a malformed manifest as its well-formed part (warning); ``True`` if it did."""
+    with manifest_lock(paths):
+        manifest, problems = _load(paths.manifest)
+        if not problems:
+            return False
+        _warn(paths.manifest, problems)
+        write_manifest(paths, manifest)
+        return True
 
 
 def render_manifest_markdown(manifest: Mapping[str, Any]) -> str:
@@ -105,7 +233,10 @@ def render_manifest_markdown(manifest: Mapping[str, Any]) -> str:
 
 
 def write_manifest(paths: StudyPaths, manifest: Mapping[str, Any]) -> None:
-    """Write ``manifest.json`` and ``manifest.md`` (each atomically)."""
+    """Write ``manifest.json`` and ``manifest.md`` (each atomically), replacing what is there.
+
+    Runs that may overlap use :func:`update_manifest` instead, which merges under the lock.
+    """
     atomic_write_text(paths.manifest, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     atomic_write_text(paths.manifest_md, render_manifest_markdown(manifest))
 

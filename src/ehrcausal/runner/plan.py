@@ -4,11 +4,18 @@ A chapter's **content hash** is :func:`ehrcausal.cache.stable_hash` of the diges
 notebook file, its resolved parameters, ``extra`` (the profile and the versions of Python and
 the key packages) and :func:`ehrcausal.cache.package_fingerprint` of the ``ehrcausal`` package
 (every source and data file). A chapter whose hash equals the one of its last successful run in
-the manifest, and whose executed notebook still exists, is current and is skipped.
+its executed notebook, is current and is skipped.
+
+Whether a chapter is current is read from the executed notebook itself, never from the
+manifest alone: ``book/chapters/<stem>.ipynb`` must parse as a notebook and carry, in its
+metadata (``metadata.ehrcausal``, written by :mod:`.execute`), the content hash planned now.
+A truncated notebook, or one that another run published with other parameters, is not current,
+whatever the manifest says.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +40,7 @@ __all__ = [
     "content_hash",
     "checked_overrides",
     "plan_chapters",
+    "published_record",
     "is_current",
 ]
 
@@ -135,11 +143,37 @@ def plan_chapters(
     return profile_name, tasks, versions
 
 
-def is_current(task_digest: str, stem: str, manifest: Mapping[str, Any], paths: StudyPaths) -> bool:
-    """Whether the last successful run of ``stem`` had this hash and its output still exists."""
-    entry = (manifest.get("chapters") or {}).get(stem) or {}
-    return (
-        entry.get("status") == "ok"
-        and entry.get("hash") == task_digest
-        and paths.chapter_output(stem).is_file()
-    )
+def published_record(paths: StudyPaths, stem: str) -> dict[str, Any] | None:
+    """The runner's record stored in ``book/chapters/<stem>.ipynb``, or ``None``.
+
+    ``None`` when the file is missing or unreadable, does not parse as a notebook (JSON with
+    ``nbformat``, a ``metadata`` mapping and a list of cells, each with a ``cell_type``), or
+    carries no ``metadata.ehrcausal`` record with a ``content_hash``.
+    """
+    try:
+        with open(paths.chapter_output(stem), encoding="utf-8") as f:
+            nb = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not (
+        isinstance(nb, dict)
+        and isinstance(nb.get("nbformat"), int)
+        and isinstance(nb.get("metadata"), dict)
+        and isinstance(nb.get("cells"), list)
+        and all(isinstance(c, dict) and "cell_type" in c for c in nb["cells"])
+    ):
+        return None
+    record = nb["metadata"].get("ehrcausal")
+    if not isinstance(record, dict) or not isinstance(record.get("content_hash"), str):
+        return None
+    return record
+
+
+def is_current(task_digest: str, stem: str, paths: StudyPaths) -> bool:
+    """Whether the published ``book/chapters/<stem>.ipynb`` was made with this content hash.
+
+    Read from the notebook's own record (:func:`published_record`): it must parse as a
+    notebook and its stored hash must equal ``task_digest``. The manifest is not consulted.
+    """
+    record = published_record(paths, stem)
+    return record is not None and record["content_hash"] == task_digest

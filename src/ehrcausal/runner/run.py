@@ -2,14 +2,24 @@
 
 :func:`run_chapters` is what ``python -m ehrcausal.runner run`` calls. Chapters run one after
 another or in parallel threads (each drives its own kernel process); every finished chapter is
-recorded in the manifest at once, so an interrupted run keeps what it finished.
+recorded in the manifest at once (a read-merge-write of its one record under the manifest's
+lock, :func:`.manifest.update_manifest`), so an interrupted run keeps what it finished and
+overlapping runs keep each other's records.
+
+A chapter is skipped as "cached" only when its published notebook carries the planned content
+hash (:func:`.plan.is_current`); its manifest record is then brought in line with the notebook.
+``SIGTERM`` is turned into an exception while chapters run (in the main thread), so that, as on
+an exception or ``KeyboardInterrupt``, the temporary notebooks are removed and the kernels
+stopped; temporary notebooks left by a killed run are swept at the start of the next.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -20,12 +30,64 @@ from .execute import (
     kernel_env,
     kernel_manager_class,
     quiet_papermill_logs,
+    remove_live_temp_files,
+    stop_live_kernels,
+    sweep_stale_temp_files,
 )
-from .manifest import git_commit, read_manifest, utc_now, write_manifest
+from .manifest import (
+    git_commit,
+    manifest_lock,
+    read_manifest,
+    repair_manifest,
+    update_manifest,
+    utc_now,
+)
 from .paths import StudyPaths
-from .plan import ChapterTask, is_current, plan_chapters
+from .plan import ChapterTask, plan_chapters, published_record
 
-__all__ = ["run_chapters"]
+__all__ = ["Terminated", "run_chapters", "record_from_notebook", "terminate_raises"]
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread on ``SIGTERM`` while chapters run (exit status 128 + 15)."""
+
+
+@contextlib.contextmanager
+def terminate_raises() -> Iterator[None]:
+    """While active, ``SIGTERM`` raises :class:`Terminated` in the main thread.
+
+    Python's default ``SIGTERM`` ends the process without running ``finally`` blocks, which
+    left one temporary notebook per kill; as an exception it unwinds like ``KeyboardInterrupt``.
+    Outside the main thread (where handlers cannot be set) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def record_from_notebook(paths: StudyPaths, stem: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest's record of a published chapter, from the record stored in the notebook."""
+    return {
+        "chapter": stem,
+        "profile": record.get("profile", ""),
+        "device": record.get("device", ""),
+        "seconds": record.get("seconds"),
+        "status": "ok",
+        "commit": record.get("commit", "unknown"),
+        "hash": record["content_hash"],
+        "timestamp": record.get("timestamp", ""),
+        "output": paths.rel(paths.chapter_output(stem)),
+        "parameters": record.get("parameters", {}),
+    }
 
 
 def _manifest_entry(result: ChapterResult, profile: str, commit: str) -> dict[str, Any]:
@@ -102,22 +164,39 @@ def run_chapters(
     profile_name, tasks, versions = plan_chapters(
         paths, chapters, profile=profile, params_file=params_file, device=device
     )
-    manifest = read_manifest(paths.manifest)
+    swept = sweep_stale_temp_files(paths.chapters)
+    if swept:
+        print(
+            f"removed {len(swept)} temporary notebook(s) left by an interrupted run: "
+            + ", ".join(p.name for p in swept),
+            file=sys.stderr,
+        )
+    repair_manifest(paths)
     commit = git_commit(paths.root)
     results: dict[str, ChapterResult] = {}
     todo: list[ChapterTask] = []
-    for task in tasks:
-        if not force and is_current(task.digest, task.stem, manifest, paths):
+    repaired: dict[str, dict[str, Any]] = {}
+    with manifest_lock(paths):
+        manifest = read_manifest(paths.manifest, warn=False)
+        for task in tasks:
+            record = published_record(paths, task.stem)  # what is_current reads
+            if force or record is None or record["content_hash"] != task.digest:
+                todo.append(task)
+                continue
             results[task.stem] = ChapterResult(
                 task.stem,
                 "cached",
                 hash=task.digest,
-                device=str(manifest["chapters"][task.stem].get("device", "")),
+                device=str(record.get("device", "")),
                 output=paths.rel(paths.chapter_output(task.stem)),
                 parameters=task.parameters,
             )
-        else:
-            todo.append(task)
+            entry = manifest["chapters"].get(task.stem) or {}
+            if entry.get("status") != "ok" or entry.get("hash") != task.digest:
+                # The manifest lost or mis-states this chapter's record: the notebook is right.
+                repaired[task.stem] = record_from_notebook(paths, task.stem, record)
+        if repaired or not paths.manifest.exists():
+            update_manifest(paths, repaired, versions=versions)
 
     km_class = kernel_manager_class(kernel_env(paths, profile_name))
     lock = threading.Lock()
@@ -129,11 +208,16 @@ def run_chapters(
     def record(result: ChapterResult) -> None:
         with lock:
             results[result.chapter] = result
-            entry = _manifest_entry(result, profile_name, commit)
-            manifest["chapters"][result.chapter] = entry
-            manifest["versions"] = versions
-            manifest["updated"] = entry["timestamp"]
-            write_manifest(paths, manifest)
+            with manifest_lock(paths):
+                entry = _manifest_entry(result, profile_name, commit)
+                published = published_record(paths, result.chapter)
+                if result.status == "ok" and published is not None:
+                    # What is published now: this run's notebook, or one that an overlapping
+                    # run published after it (then its record is the true one).
+                    entry = record_from_notebook(paths, result.chapter, published)
+                update_manifest(
+                    paths, {result.chapter: entry}, versions=versions, updated=utc_now()
+                )
             if result.status == "ok":
                 bar.write(f"ok      {result.chapter} ({result.seconds:.1f} s, {result.device})")
             else:
@@ -148,9 +232,10 @@ def run_chapters(
         kernel_manager_class=km_class,
         progress_bar=bool(progress and jobs == 1),
         timeout=timeout,
+        commit=commit,
     )
     try:
-        with quiet_papermill_logs():
+        with quiet_papermill_logs(), terminate_raises():
             if jobs == 1 or len(todo) <= 1:
                 for task in todo:
                     bar.set_postfix_str(task.stem)
@@ -160,11 +245,20 @@ def run_chapters(
                     futures: list[Future[ChapterResult]] = [
                         pool.submit(execute_chapter, task, paths, **kwargs) for task in todo
                     ]
-                    for fut in as_completed(futures):
-                        record(fut.result())
+                    try:
+                        for fut in as_completed(futures):
+                            record(fut.result())
+                    except BaseException:
+                        # Interrupted: chapters not started never start, running ones lose
+                        # their kernel and end at once (each removes its temporary notebook).
+                        for fut in futures:
+                            fut.cancel()
+                        stop_live_kernels()
+                        raise
+    except BaseException:
+        stop_live_kernels()
+        remove_live_temp_files()
+        raise
     finally:
         bar.close()
-    if not manifest["chapters"] or not paths.manifest.exists():
-        manifest["versions"] = versions
-        write_manifest(paths, manifest)
     return [results[t.stem] for t in tasks]
