@@ -17,7 +17,7 @@ def test_child_seeds_reproducible_and_distinct():
 def test_check_seed():
     assert check_seed(3) == 3
     assert check_seed(np.random.default_rng(0)) == check_seed(np.random.default_rng(0))
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match=r"in \[0, 2\*\*32 - 1\]"):
         check_seed(-1)
     with pytest.raises(ValueError, match="random_state"):
         check_seed("zero")
@@ -27,3 +27,12 @@ def test_resolve_device_rejects_unknown():
     assert resolve_device("cpu") == "cpu"
     with pytest.raises(ValueError, match="device must be"):
         resolve_device("gpu0")
+
+
+def test_check_seed_accepts_the_full_numpy_range_and_names_the_rest():
+    from ehrcausal.runtime import MAX_SEED, check_seed
+
+    assert check_seed(MAX_SEED) == 2**32 - 1 and check_seed(np.uint32(7)) == 7
+    for bad in (-1, 2**32, True, 1.5, "3"):
+        with pytest.raises(ValueError, match="random_state"):
+            check_seed(bad)

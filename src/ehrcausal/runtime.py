@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+#: the largest seed numpy's legacy generators and scikit-learn accept
+MAX_SEED = 2**32 - 1
+
 __all__ = [
     "check_seed",
     "child_seeds",
@@ -42,8 +45,10 @@ def check_seed(random_state: Any) -> int:
     if isinstance(random_state, bool):
         raise ValueError(f"random_state must be None, an int or a numpy generator, got {random_state!r}")
     if isinstance(random_state, (int, np.integer)):
-        if random_state < 0:
-            raise ValueError(f"random_state must be non-negative, got {random_state}")
+        if not 0 <= random_state <= MAX_SEED:
+            raise ValueError(
+                f"random_state must be an integer in [0, 2**32 - 1], got {random_state}"
+            )
         return int(random_state)
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**31 - 1))
