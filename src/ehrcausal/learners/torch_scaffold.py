@@ -10,9 +10,9 @@ A torch learner's ``fit`` is always the same sequence; each step has one impleme
    treatment-stratified ``val_fraction`` of each arm.
 3. :class:`Standardiser` -- ``z = (v - m) / s`` with ``m``, ``s`` the mean and standard
    deviation over the training rows only (``s = 1`` for a constant column), so the validation
-   rows never inform the scaling. Covariates are standardised; continuous outcomes are too, and
-   predictions go back with ``v = z s + m`` and effects (differences, where ``m`` cancels) with
-   ``tau = dz * s``.
+   rows never inform the scaling; the moments do not overflow at any finite scale. Covariates
+   are standardised; continuous outcomes are too, and predictions go back with ``v = z s + m``
+   and effects (differences, where ``m`` cancels) with ``tau = dz * s``.
 4. :func:`train_network` -- build a network and train it with
    :func:`~ehrcausal.learners.training.train_module` under one seed
    (:func:`~ehrcausal.runtime.torch_seed`), so initialisation, dropout and shuffling are
@@ -64,17 +64,29 @@ class TorchParams:
     val_fraction: float
 
 
-def check_torch_params(est: Any) -> TorchParams:
+def check_torch_params(
+    est: Any, *, min_batch_size: int = 1, batch_reason: str | None = None
+) -> TorchParams:
     """Check the shared training parameters of the torch learner ``est``; return them typed.
 
-    ``hidden``, ``epochs``, ``batch_size`` and ``patience`` must be integers >= 1 (a float such
-    as ``epochs=2.5`` is an error, not truncated); ``lr`` must be > 0, ``weight_decay`` >= 0 and
-    ``val_fraction`` in ``[0, 1)``. Each failure is a ``ValueError`` naming the parameter.
+    ``hidden``, ``epochs`` and ``patience`` must be integers >= 1 and ``batch_size`` an integer
+    >= ``min_batch_size`` (a float such as ``epochs=2.5``, a string or a boolean is an error,
+    never converted); ``lr`` must be > 0, ``weight_decay`` >= 0 and ``val_fraction`` in
+    ``[0, 1)``. Each failure is a ``ValueError`` naming the parameter; ``batch_reason`` says why
+    a network needs larger batches (e.g. BatchNorm, which cannot train on one sample).
     """
+    hidden = check_int(est.hidden, "hidden", 1)
+    epochs = check_int(est.epochs, "epochs", 1)
+    try:
+        batch_size = check_int(est.batch_size, "batch_size", min_batch_size)
+    except ValueError as exc:
+        if batch_reason is None:
+            raise
+        raise ValueError(f"{exc} ({batch_reason})") from None
     return TorchParams(
-        hidden=check_int(est.hidden, "hidden", 1),
-        epochs=check_int(est.epochs, "epochs", 1),
-        batch_size=check_int(est.batch_size, "batch_size", 1),
+        hidden=hidden,
+        epochs=epochs,
+        batch_size=batch_size,
         patience=check_int(est.patience, "patience", 1),
         lr=check_number(est.lr, "lr", 0.0, low_open=True),
         weight_decay=check_number(est.weight_decay, "weight_decay", 0.0),
@@ -123,11 +135,21 @@ class Standardiser:
 
     ``mean`` and ``scale`` have the shape of one row of the fitted values (a 0-d array for a
     1-d outcome). ``scale`` is the population standard deviation, replaced by 1 for a column
-    whose standard deviation is below 1e-12 (a constant column is only centred).
+    that is constant up to rounding (standard deviation at most 1e-12 times the column's largest
+    absolute value; such a column is only centred).
+
+    The moments do not overflow or underflow at any finite scale: a column whose largest
+    absolute value ``M`` lies outside ``[1e-100, 1e100]`` is divided by ``M`` first
+    (``mean = M * mean(v / M)``, ``sd = M * sd(v / M)``), so covariates multiplied by 1e300
+    standardise to the same ``z`` as the originals (up to rounding) instead of to zeros. Other
+    columns use the plain formulas, so ordinary data give bit-identical results.
     """
 
     mean: np.ndarray
     scale: np.ndarray
+
+    #: columns whose largest absolute value lies outside this range are rescaled first
+    SAFE_RANGE = (1e-100, 1e100)
 
     @classmethod
     def fit(cls, values: np.ndarray, rows: np.ndarray | None = None) -> Standardiser:
@@ -137,8 +159,16 @@ class Standardiser:
             v = v[rows]
         if len(v) == 0:
             raise ValueError("cannot standardise on zero training rows")
-        sd = v.std(axis=0)
-        return cls(v.mean(axis=0), np.where(sd > 1e-12, sd, 1.0))
+        peak = np.abs(v).max(axis=0)
+        low, high = cls.SAFE_RANGE
+        extreme = (peak > high) | ((peak > 0) & (peak < low))
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            mean, sd = v.mean(axis=0), v.std(axis=0)
+        if np.any(extreme):
+            unit = v / np.where(extreme, peak, 1.0)
+            mean = np.where(extreme, unit.mean(axis=0) * peak, mean)
+            sd = np.where(extreme, unit.std(axis=0) * peak, sd)
+        return cls(mean, np.where(sd > 1e-12 * peak, sd, 1.0))
 
     @classmethod
     def identity(cls, width: int) -> Standardiser:
@@ -146,8 +176,23 @@ class Standardiser:
         return cls(np.zeros(width), np.ones(width))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        """``(v - mean) / scale``."""
-        return (values - self.mean) / self.scale
+        """``(v - mean) / scale``, as ``v / scale - mean / scale`` where the difference overflows.
+
+        A ``ValueError`` when a standardised value exceeds the float32 range of the networks
+        (values astronomically far from the training rows).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (values - self.mean) / self.scale
+            if not np.isfinite(z).all():
+                z = values / self.scale - self.mean / self.scale
+        limit = float(np.finfo(np.float32).max)
+        if not np.isfinite(z).all() or (z.size and float(np.abs(z).max()) > limit):
+            raise ValueError(
+                "values lie too many training standard deviations from the training mean to "
+                f"standardise (more than {limit:.3g}, the float32 range of the networks); check "
+                "the scale of the inputs against the rows the learner was fitted on"
+            )
+        return z
 
     def inverse_transform(self, values: np.ndarray) -> np.ndarray:
         """``z * scale + mean``: standardised predictions back to the original units."""

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..validation import check_int, check_number
+
 # loss_fn(module, batch) -> (training loss to minimise, monitored validation criterion)
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 # batch_sampler(n_train, generator) -> list of index tensors into the training rows (one epoch)
@@ -46,6 +48,8 @@ def permuted_batches(batch_size: int, min_size: int = 1) -> BatchSampler:
     A last chunk smaller than ``min_size`` joins the previous one (``min_size=2`` for networks
     with BatchNorm, which needs two samples per batch in training mode).
     """
+    batch_size = check_int(batch_size, "batch_size", 1)
+    min_size = check_int(min_size, "min_size", 1)
 
     def sample(n: int, generator: torch.Generator) -> list[torch.Tensor]:
         perm = torch.randperm(n, generator=generator)
@@ -64,6 +68,7 @@ def alternating_batches(t_train: np.ndarray, batch_size: int) -> BatchSampler:
     and cut into ``batch_size`` chunks; the epoch takes a treated chunk, then a control chunk,
     and so on, so every batch holds a single arm.
     """
+    batch_size = check_int(batch_size, "batch_size", 1)
     arms = [torch.as_tensor(np.flatnonzero(np.asarray(t_train) == a)) for a in (1, 0)]
 
     def sample(n: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -105,8 +110,17 @@ def train_module(
     batch_sampler -- how one epoch is cut into mini-batches: ``batch_sampler(n_train, generator)``
     returns index tensors into the training rows, drawing any randomness from ``generator``
     (default: a seeded random permutation cut into consecutive ``batch_size`` chunks).
+    ``epochs``, ``batch_size`` and ``patience`` are integers >= 1 and ``seed`` >= 0 (floats,
+    strings and booleans are refused, never converted); ``lr`` > 0, ``weight_decay`` >= 0.
     """
     from tqdm import tqdm
+
+    epochs = check_int(epochs, "epochs", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    patience = check_int(patience, "patience", 1)
+    seed = check_int(seed, "seed", 0)
+    lr = check_number(lr, "lr", 0.0, low_open=True)
+    weight_decay = check_number(weight_decay, "weight_decay", 0.0)
 
     device = next(module.parameters()).device
     tr = {k: v[torch.as_tensor(train_idx, device=v.device)] for k, v in data.items()}
@@ -123,7 +137,7 @@ def train_module(
         ]
     opt = torch.optim.Adam(groups, lr=lr)
     sampler = permuted_batches(batch_size) if batch_sampler is None else batch_sampler
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
     hist = TrainingHistory()
     best_state: dict[str, torch.Tensor] | None = {
         k: v.detach().clone() for k, v in module.state_dict().items()
