@@ -282,7 +282,10 @@ BAD_TORCH_PARAMS = [
     ("epochs", 2.0, r"epochs must be an integer, got 2.0"),
     ("epochs", 0, r"epochs must be an integer >= 1, got 0"),
     ("epochs", True, r"epochs must be an integer, got True"),
-    ("batch_size", 0, r"batch_size must be an integer >= 1"),
+    ("epochs", "3", r"epochs must be an integer, got '3'"),
+    ("batch_size", 16.0, r"batch_size must be an integer, got 16.0"),
+    ("patience", "5", r"patience must be an integer, got '5'"),
+    ("batch_size", 0, r"batch_size must be an integer >= [12]"),  # 2 with BatchNorm
     ("hidden", 8.0, r"hidden must be an integer, got 8.0"),
     ("patience", 0, r"patience must be an integer >= 1"),
     ("lr", 0.0, r"lr must be a number in \(0, inf\), got 0.0"),

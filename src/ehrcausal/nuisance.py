@@ -72,6 +72,7 @@ from .validation import (
     check_propensity,
     check_same_length,
     check_treatment,
+    warn_overlap,
 )
 
 __all__ = [
@@ -305,6 +306,7 @@ def cross_fit(
     marginal: bool = False,
     random_state: Any = None,
     model_random_state: Any = None,
+    overlap_name: str | None = "cross_fit",
 ) -> CrossFit:
     r"""Cross-fitted nuisances: outcome models per arm, the propensity and optionally :math:`m`.
 
@@ -333,6 +335,9 @@ def cross_fit(
         marginal: also fit :math:`\hat m` with the outcome model.
         random_state: seeds the folds and, unless ``model_random_state`` is given, every model.
         model_random_state: seed of every model, when it should differ from the folds' seed.
+        overlap_name: the name an :class:`~ehrcausal.validation.OverlapWarning` gives when
+            out-of-fold propensities (before clipping) fall outside ``[0.01, 0.99]``
+            (:func:`~ehrcausal.validation.warn_overlap`); None turns the diagnostic off.
 
     Raises:
         ValueError: bad inputs or options, or a fold whose training rows miss an arm.
@@ -342,7 +347,7 @@ def cross_fit(
     k = check_int(cv, "cv", 1, n)
     w = None if sample_weight is None else _check_weights(sample_weight, n)
     if clip is not None:
-        check_number(clip, "clip", 0.0, 0.5, high_open=True)
+        clip = check_number(clip, "clip", 0.0, 0.5, high_open=True)
     outcome, propensity = _roles(nuisance)
     make_model(outcome, "regressor")  # a bad model spec fails before any fold is fitted
     make_model(propensity, "classifier")
@@ -381,11 +386,15 @@ def cross_fit(
             fitted[f"mu{arm}"] = fit(outcome, "regressor", train[t[train] == arm], y)
         if marginal:
             fitted["m"] = fit(outcome, "regressor", train, y)
-        out["e"][test] = predict_treated(fitted["propensity"], x[test], clip)
+        out["e"][test] = predict_treated(fitted["propensity"], x[test])
         for key in ("mu0", "mu1", "m"):
             if key in fitted:
                 out[key][test] = fitted[key].predict(x[test])
         models.append(fitted)
+    if overlap_name is not None:
+        warn_overlap(out["e"], overlap_name, stacklevel=2)
+    if clip is not None:
+        out["e"] = np.clip(out["e"], clip, 1.0 - clip)
     return CrossFit(out["mu0"], out["mu1"], out["e"], out.get("m"), folds, models)
 
 

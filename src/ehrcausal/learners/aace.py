@@ -53,11 +53,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from ..nuisance import Nuisance, aipw_scores, cross_fit, fit_weighted, make_model, predict_treated
 from ..runtime import check_seed, child_seeds
-from ..validation import as_1d, as_2d, check_features, check_int, check_number, check_same_length
+from ..validation import as_1d, as_2d, check_int, check_number, check_same_length
 from .base import CATELearner, store_params
 from .registry import register
 
@@ -168,6 +167,9 @@ class AACE(_PhiRegression):
 
     and :math:`\hat\tau = \arg\min_f \sum_{i \in S} w_i (\psi_i - f(\phi_i))^2` over the
     ``final`` model family (:math:`w_i = 1` unless ``annotation_weighting``).
+
+    An :class:`~ehrcausal.validation.OverlapWarning` reports the share of annotated rows whose
+    (out-of-fold, unclipped) :math:`\hat e` falls outside ``[0.01, 0.99]``.
 
     ``fit`` requires at least ``2 * cv`` annotated rows and at least ``max(cv, 2)`` annotated
     rows in each arm (every fold's training rows then hold both arms); annotations must be
@@ -312,6 +314,7 @@ class AACE(_PhiRegression):
             clip=clip,
             random_state=fold_seed,
             model_random_state=model_seed,
+            overlap_name=type(self).__name__,
         )
         psi = aipw_scores(y_s, t_s, nuis.mu0, nuis.mu1, nuis.e)
         self._fit_final(self.final, X[annotated], psi, weights, seed_final)
@@ -380,8 +383,8 @@ class RiskBased(_PhiRegression):
 
     def risk(self, X: Any) -> np.ndarray:
         """Predicted outcome without treatment, :math:`\\hat E[Y \\mid \\phi, T = 0]`."""
-        check_is_fitted(self, "fitted_")
-        return self.final_model_.predict(check_features(X, self.n_features_in_))
+        x = self._check_X(X)  # fitted, width and columns first
+        return self.final_model_.predict(x)
 
     def _effect(self, X: np.ndarray) -> np.ndarray:
         risk = self.final_model_.predict(X)

@@ -12,6 +12,12 @@ Subclasses implement ``_fit(Y, T, X, **fit_params)`` and ``_effect(X)`` (and
 ``_predict_outcomes(X)`` when they model outcomes); :class:`CATELearner` does the validation at
 the boundary, records ``n_features_in_`` (and ``feature_names_in_`` for DataFrames) and checks
 that the learner is fitted before inference.
+
+Columns follow scikit-learn: a fit on a DataFrame sets ``feature_names_in_``, a fit on an array
+deletes it, and every method that takes ``X`` after fit (``effect``, ``ate``,
+``predict_outcomes`` and each learner's own, e.g. ``propensity`` or ``risk``) goes through
+:meth:`CATELearner._check_X`, which raises a ``ValueError`` naming the unexpected, missing or
+reordered columns of a DataFrame (an array is accepted).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ..validation import check_features, check_fit_inputs
+from ..validation import check_features, check_fit_inputs, feature_names
 
 
 def store_params(obj: Any, params: dict[str, Any]) -> None:
@@ -41,8 +47,16 @@ class CATELearner(BaseEstimator):
 
     #: whether ``predict_outcomes`` is available
     models_outcomes: bool = False
-    #: minimum number of units per arm that ``fit`` accepts
+    #: minimum number of units per arm that ``fit`` accepts (see :meth:`_arm_minimum`)
     min_per_arm: int = 2
+
+    def _arm_minimum(self) -> tuple[int, str | None]:
+        """The units each arm needs, and why when a parameter sets it (e.g. cross-fitting folds).
+
+        Learners whose minimum follows a parameter override this, so that too small an arm is
+        a ``ValueError`` naming the parameter before a third-party library fails.
+        """
+        return self.min_per_arm, None
 
     def fit(self, Y: Any, T: Any, *, X: Any, **fit_params: Any) -> CATELearner:
         """Fit on outcomes ``Y`` (n,), binary treatment ``T`` (n,) and covariates ``X`` (n, d).
@@ -50,19 +64,36 @@ class CATELearner(BaseEstimator):
         Extra training-time information (e.g. annotations, a validation mask) is passed as
         keyword arguments; inference needs ``X`` only.
         """
-        y, t, x = check_fit_inputs(Y, T, X, min_per_arm=self.min_per_arm)
-        names = getattr(X, "columns", None)
-        if names is not None:
-            self.feature_names_in_ = np.asarray([str(c) for c in names], dtype=object)
-        self.n_features_in_ = x.shape[1]
+        if hasattr(self, "fitted_"):  # a failed refit must not look fitted
+            del self.fitted_
+        minimum, reason = self._arm_minimum()
+        y, t, x = check_fit_inputs(Y, T, X, min_per_arm=minimum, reason=reason)
+        self._record_features(feature_names(X), x.shape[1])
         self._fit(y, t, x, **fit_params)
         self.fitted_ = True
         return self
 
+    def _record_features(self, names: np.ndarray | None, n_features: int) -> None:
+        """``n_features_in_``; ``feature_names_in_`` for a DataFrame, deleted for an array.
+
+        ``names`` are :func:`~ehrcausal.validation.feature_names` of the fitted ``X``.
+        """
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.n_features_in_ = n_features
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        """Inference-time ``X`` as a float array: fitted, same width, same columns (DataFrame)."""
+        check_is_fitted(self, "fitted_")
+        return check_features(
+            X, self.n_features_in_, feature_names_in=getattr(self, "feature_names_in_", None)
+        )
+
     def effect(self, X: Any) -> np.ndarray:
         """Estimated conditional average treatment effect tau(x) = E[Y(1) - Y(0) | X = x]."""
-        check_is_fitted(self, "fitted_")
-        x = check_features(X, self.n_features_in_)
+        x = self._check_X(X)
         tau = np.asarray(self._effect(x), dtype=float).reshape(len(x), -1)
         return tau[:, 0] if tau.shape[1] == 1 else tau
 
@@ -74,8 +105,7 @@ class CATELearner(BaseEstimator):
         """Predicted potential outcomes ``(mu0(x), mu1(x))``."""
         if not self.models_outcomes:
             raise NotImplementedError(f"{type(self).__name__} does not model potential outcomes")
-        check_is_fitted(self, "fitted_")
-        x = check_features(X, self.n_features_in_)
+        x = self._check_X(X)
         mu0, mu1 = self._predict_outcomes(x)
         return np.asarray(mu0, dtype=float), np.asarray(mu1, dtype=float)
 

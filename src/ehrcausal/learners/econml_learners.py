@@ -18,6 +18,13 @@ folds, the causal forest), so a fixed integer makes a fit reproducible. The thin
 subclasses :class:`SLearner`, :class:`TLearner`, :class:`XLearner`, :class:`DRLearner`,
 :class:`RLearner` and :class:`CausalForest` fix ``method``.
 
+The cross-fitted methods (``"dr"``, ``"r"``, ``"causal_forest"``) need ``cv`` units in each
+arm (EconML stratifies its folds by treatment); ``fit`` says so, naming ``cv``, before EconML's
+splitter fails or warns. The methods that estimate a propensity (``"x"``, ``"dr"``, ``"r"``,
+``"causal_forest"``) give an :class:`~ehrcausal.validation.OverlapWarning` when estimates fall
+outside ``[0.01, 0.99]`` (:func:`~ehrcausal.validation.warn_overlap`): out-of-fold propensities
+of the cross-fitted methods, the X-learner's own (fitted on every row) for ``"x"``.
+
 EconML is imported when a learner is fitted, not when this module is imported.
 """
 
@@ -32,13 +39,17 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from ..nuisance import make_model
-from ..validation import check_int, check_number
+from ..runtime import check_seed
+from ..validation import check_float32_range, check_int, check_number, warn_overlap
 from .base import CATELearner, store_params
 
 #: the values ``EconMLLearner(method=...)`` accepts
 METHODS: tuple[str, ...] = ("s", "t", "x", "dr", "r", "causal_forest")
 #: methods whose fitted models give the potential outcomes mu0(x), mu1(x)
 OUTCOME_METHODS: tuple[str, ...] = ("s", "t")
+#: methods that cross-fit their nuisances over ``cv`` folds stratified by treatment
+CROSSFIT_METHODS: tuple[str, ...] = ("dr", "r", "causal_forest")
+_FLOAT32_WHY = "scikit-learn's trees split on float32 values"
 
 
 @contextmanager
@@ -88,7 +99,8 @@ class EconMLLearner(CATELearner):
     max_depth : int or None, default=None
         Maximum tree depth in every forest.
     cv : int, default=3
-        Cross-fitting folds of the DR- and R-learners and the causal forest.
+        Cross-fitting folds of the DR- and R-learners and the causal forest; each arm then needs
+        at least ``cv`` units.
     propensity_clip : float, default=0.01
         Propensities are clipped to [clip, 1 - clip] in the DR-learner's pseudo-outcomes
         (EconML's ``min_propensity``). The other methods do not divide by propensities and
@@ -141,6 +153,14 @@ class EconMLLearner(CATELearner):
             check_int(self.max_depth, "max_depth", 1)
         check_int(self.cv, "cv", 2)
         check_number(self.propensity_clip, "propensity_clip", 0.0, 0.5, high_open=True)
+        rs = self.random_state
+        if isinstance(rs, np.random.Generator):
+            raise ValueError(
+                "random_state of the EconML learners must be None, an int in [0, 2**32 - 1] or "
+                f"a numpy RandomState (scikit-learn's forests take no Generator), got {rs!r}"
+            )
+        if rs is not None and not isinstance(rs, np.random.RandomState):
+            check_seed(rs)  # validation only: the value itself reaches the forests and EconML
 
     def _forest(self, kind: str) -> RandomForestRegressor | RandomForestClassifier:
         return make_model(
@@ -196,13 +216,53 @@ class EconMLLearner(CATELearner):
         )
 
     # --- protocol -------------------------------------------------------------------------
+    def _arm_minimum(self) -> tuple[int, str | None]:
+        """``cv`` units per arm for the cross-fitted methods (folds stratified by treatment)."""
+        self._check_params()
+        if self.method in CROSSFIT_METHODS and self.cv > self.min_per_arm:
+            return self.cv, f"cv = {self.cv} cross-fitting folds, stratified by treatment"
+        return self.min_per_arm, None
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        return check_float32_range(super()._check_X(X), "X", why=_FLOAT32_WHY)
+
     def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, **fit_params: Any) -> None:
         self._reject_unknown(fit_params)
         self._check_params()
+        check_float32_range(X, "X", why=_FLOAT32_WHY)
         est = self._make_estimator()
+        crossfit = self.method in CROSSFIT_METHODS
         with _quiet_econml():
-            est.fit(Y, T, X=X)
+            # cache_values keeps the out-of-fold nuisances for the overlap diagnostic
+            est.fit(Y, T, X=X, **({"cache_values": True} if crossfit else {}))
         self.estimator_ = est
+        e = self._propensity_estimates(X)
+        if e is not None:
+            warn_overlap(e, type(self).__name__, stacklevel=3)
+
+    def _propensity_estimates(self, X: np.ndarray) -> np.ndarray | None:
+        """The propensities the fitted method used, before clipping; None if it uses none.
+
+        DR-learner: its out-of-fold raw propensities. R-learner and causal forest: from the
+        out-of-fold treatment residuals ``T - e`` (``e = 1 - r`` for a treated unit, ``-r`` for a
+        control; a residual of exactly 0 maps to 0, outside the overlap bounds either way).
+        X-learner: its propensity model, fitted on every row, at the training rows. The
+        cached nuisances (and their copy of the data) are released afterwards.
+        """
+        est = self.estimator_
+        if self.method == "x":
+            return est.propensity_models[0].predict_proba(X)[:, 1]
+        if self.method not in CROSSFIT_METHODS:
+            return None
+        if self.method == "dr":
+            raw = est._cached_values.nuisances[2]  # (Y_pred, clipped, raw) of EconML 0.17
+            e = np.asarray(raw)[:, 1]
+        else:
+            _, t_res, _, _ = est.residuals_
+            r = np.ravel(t_res)
+            e = np.where(r > 0, 1.0 - r, -r)
+        est._cached_values = None  # as after fit(cache_values=False): no copy of the data
+        return e
 
     def _effect(self, X: np.ndarray) -> np.ndarray:
         with _quiet_econml():

@@ -13,7 +13,8 @@ effects using machine learning", PNAS):
   (``y_i`` one-hot for classes), a regressor per arm and output column fits ``tau_1`` on the
   treated ``D1`` and ``tau_0`` on the controls' ``D0``, and with a propensity model ``g(x)``
   ``tau(x) = g(x) tau_0(x) + (1 - g(x)) tau_1(x)``. For class outcomes the per-class effects
-  are projected onto vectors summing to zero (their row mean is subtracted).
+  are projected onto vectors summing to zero (their row mean is subtracted). Fitting ``g``
+  gives an :class:`~ehrcausal.validation.OverlapWarning` when estimates leave ``[0.01, 0.99]``.
 
 Class probabilities are always returned for the classes ``0..C-1`` in order: a class absent
 from an arm's training labels gets probability 0 in that arm (and an arm with a single class
@@ -29,6 +30,7 @@ from sklearn.base import BaseEstimator
 
 from ..nuisance import make_model, predict_treated
 from ..runtime import child_seeds
+from ..validation import warn_overlap
 from .base import store_params
 from .multioutcome import MultiOutcomeLearner, OutcomeTask
 from .registry import register
@@ -151,6 +153,9 @@ class MetaLearnerMC(MultiOutcomeLearner):
                 1: _ColumnRegressors(self.base, s_t1).fit(X[T == 1], d1),
             }
             self.propensity_model_ = make_model(self.propensity_model, "classifier", s_g).fit(X, T)
+            warn_overlap(
+                predict_treated(self.propensity_model_, X), f"MetaLearnerMC (task {task.name!r})"
+            )
 
     def _outcomes_one(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.kind == "s":
@@ -176,12 +181,10 @@ class MetaLearnerMC(MultiOutcomeLearner):
 
     def propensity(self, X: Any, task: str | None = None) -> np.ndarray:
         """The X-learner's ``g(x) = P(T = 1 | x)`` for ``task``."""
-        from ..validation import check_features
-
         spec = self._resolve_task(task)
         if self.kind != "x":
             raise ValueError("only the X-learner (kind='x') fits a propensity model")
-        x = check_features(X, self.n_features_in_)
+        x = self._check_X(X)
         return predict_treated(self._estimator_for(spec.name).propensity_model_, x)
 
 for _kind in ("s", "t", "x"):

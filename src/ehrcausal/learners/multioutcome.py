@@ -36,10 +36,11 @@ from ..runtime import check_seed, child_seeds
 from ..validation import (
     as_2d,
     check_arms,
-    check_features,
+    check_feature_names,
     check_int,
     check_same_length,
     check_treatment,
+    feature_names,
 )
 from .base import CATELearner
 
@@ -127,7 +128,7 @@ def check_class_labels(Y: Any, n_classes: int | None, name: str = "Y") -> tuple[
     if n_classes is None:
         C = max(int(labels.max()) + 1, 2)
     else:
-        C = int(n_classes)
+        C = check_int(n_classes, "n_classes", 2)
     bad = np.unique(labels[(labels < 0) | (labels >= C)])
     if bad.size:
         shown = ", ".join(str(v) for v in bad[:6])
@@ -185,7 +186,8 @@ class MultiOutcomeLearner(CATELearner):
 
         A dataset contributes all its rows. The outcome kind of a task comes from
         ``outcomes[name]``, else from ``ds.meta["outcome"]`` for a dataset, else from the
-        ``outcome`` parameter. All tasks must have the same covariate columns. Per-task fit
+        ``outcome`` parameter. All tasks must have the same covariate columns (DataFrame tasks:
+        the same names in the same order, as every later ``X``). Per-task fit
         arguments (e.g. ``val_mask``) are mappings task name -> value; with a single task a plain
         value is accepted too.
         """
@@ -198,7 +200,7 @@ class MultiOutcomeLearner(CATELearner):
             raise ValueError(f"outcomes names unknown task(s) {unknown}; tasks: {list(tasks)}")
         several = len(tasks) > 1
         data: dict[str, OutcomeTask] = {}
-        names = None
+        names, names_from = None, None
         for name, value in tasks.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"task names must be non-empty strings, got {name!r}")
@@ -209,17 +211,18 @@ class MultiOutcomeLearner(CATELearner):
                 if several:
                     raise ValueError(f"task {name!r}: {exc}") from exc
                 raise
-            if names is None:
-                names = getattr(X, "columns", None)
+            # DataFrame tasks share their columns, by name and in order (arrays are not checked)
+            check_feature_names(X, names, f"X of task {name!r} (against task {names_from!r})")
+            if names is None and feature_names(X) is not None:
+                names, names_from = feature_names(X), name
         widths = {k: v.X.shape[1] for k, v in data.items()}
         if len(set(widths.values())) > 1:
             raise ValueError(f"all tasks must have the same covariate columns; widths: {widths}")
-        for attr in ("feature_names_in_", "fitted_", "task_estimators_"):
+        for attr in ("fitted_", "task_estimators_"):
             if hasattr(self, attr):
                 delattr(self, attr)
-        if names is not None:
-            self.feature_names_in_ = np.asarray([str(c) for c in names], dtype=object)
-        self.n_features_in_ = next(iter(widths.values()))
+        # feature_names_in_ from the first DataFrame task; deleted when every task is an array
+        self._record_features(names, next(iter(widths.values())))
         self.tasks_ = {k: v.spec for k, v in data.items()}
         if several:
             self.n_classes_ = {k: s.n_classes for k, s in self.tasks_.items()}
@@ -266,7 +269,7 @@ class MultiOutcomeLearner(CATELearner):
             y, vector = _check_continuous(Y)
             spec = TaskSpec(name, kind, y.shape[1], vector)
         check_same_length(Y=y, T=t, X=x)
-        check_arms(t, self.min_per_arm)
+        check_arms(t, *self._arm_minimum())
         return OutcomeTask(spec, x, t, y)
 
     def _fit_tasks(self, tasks: dict[str, OutcomeTask], seed: int, **fit_params: Any) -> None:
@@ -326,13 +329,13 @@ class MultiOutcomeLearner(CATELearner):
         Continuous outcome: ``(n,)`` or ``(n, D)``, as the outcome was given.
         """
         spec = self._resolve_task(task)
-        x = check_features(X, self.n_features_in_)
+        x = self._check_X(X)
         return self._shape(self._task_effect(x, spec.name), spec)
 
     def predict_outcomes(self, X: Any, task: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(mu0(x), mu1(x))``: class probabilities ``(n, C)`` or outcome means of ``task``."""
         spec = self._resolve_task(task)
-        x = check_features(X, self.n_features_in_)
+        x = self._check_X(X)
         mu0, mu1 = self._task_outcomes(x, spec.name)
         return self._shape(mu0, spec), self._shape(mu1, spec)
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..nuisance import make_model, predict_treated
 from ..runtime import child_seeds, resolve_device
-from ..validation import check_features, check_int, check_number
+from ..validation import check_int, check_number, warn_overlap
 from .base import store_params
 from .multioutcome import MultiOutcomeLearner, OutcomeTask, TaskSpec
 from .registry import register
@@ -209,8 +209,15 @@ class _SharedTrunkLearner(MultiOutcomeLearner):
     _extra_fit_params: tuple[str, ...] = ("val_mask",)
 
     def _check_params(self) -> tuple[TorchParams, dict[str, Any]]:
-        """The checked training parameters and the keyword arguments of :class:`MultiTaskNet`."""
-        params = check_torch_params(self)
+        """The checked training parameters and the keyword arguments of :class:`MultiTaskNet`.
+
+        ``batch_size`` must be at least 2: the trunk's BatchNorm cannot train on one sample.
+        """
+        params = check_torch_params(
+            self,
+            min_batch_size=2,
+            batch_reason="the shared trunk's BatchNorm layers need two samples per batch",
+        )
         net_kwargs = {
             "hidden": params.hidden,
             "n_layers": check_int(self.n_layers, "n_layers", 1),
@@ -395,7 +402,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 _TORCH_PARAMS_DOC = """
     hidden, n_layers : width and depth of the shared trunk [Linear-BatchNorm1d-ReLU-Dropout].
     dropout : dropout rate of the trunk.
-    epochs, batch_size, lr, weight_decay : Adam training budget (weight decay on all weights).
+    epochs, batch_size, lr, weight_decay : Adam training budget (weight decay on all weights);
+        ``batch_size`` >= 2, since BatchNorm cannot train on a single sample.
     patience : epochs without validation improvement before stopping; the best weights are kept.
     val_fraction : share of each task's rows held out for early stopping when ``fit`` gets no
         ``val_mask`` (seeded, stratified by treatment).
@@ -412,7 +420,9 @@ class XMultiTask(_SharedTrunkLearner):
     For every task ``k`` (a treatment decision with its own patients):
 
     0. **Propensity** ``e_k(x)``: a seeded logistic regression (standardised covariates),
-       clipped to ``[propensity_clip, 1 - propensity_clip]``.
+       clipped to ``[propensity_clip, 1 - propensity_clip]``; an
+       :class:`~ehrcausal.validation.OverlapWarning` gives the share of the task's units whose
+       unclipped estimate lies outside ``[0.01, 0.99]``.
     1. **Stage 1** (outcome models): a shared trunk over all tasks and a head per (task, arm)
        with C logits (class) or D outputs (continuous). Each sample is scored by its own arm's
        head with cross-entropy (class) or squared error (continuous), weighted by
@@ -500,6 +510,7 @@ class XMultiTask(_SharedTrunkLearner):
     def _sample_weights(self, task: OutcomeTask, seed: int) -> np.ndarray:
         model = _fit_propensity(task.X, task.T, seed)
         self.propensity_models_[task.name] = model
+        warn_overlap(predict_treated(model, task.X), f"XMultiTask (task {task.name!r})")
         weights = ipw_weights(task.T, self._propensity(model, task.X))
         if self._released:
             # released code, defect 1: the IPW weights are overwritten by ones
@@ -515,7 +526,7 @@ class XMultiTask(_SharedTrunkLearner):
     def propensity(self, X: Any, task: str | None = None) -> np.ndarray:
         """Clipped propensity ``e_k(x) = P(T = 1 | x)`` of ``task``."""
         spec = self._resolve_task(task)
-        x = check_features(X, self.n_features_in_)
+        x = self._check_X(X)
         return self._propensity(self.propensity_models_[spec.name], x)
 
     # -- stage 2 --
@@ -611,9 +622,10 @@ class DCNPD(MultiOutcomeLearner):
         p(x) = 1 - gamma/2 - H(e(x))/2,    H(e) = -e log2 e - (1-e) log2(1-e),
 
     so units with propensity near 0 or 1 (poor overlap) are regularised more. ``e(x)`` is a
-    seeded logistic regression, clipped to ``[propensity_clip, 1 - propensity_clip]`` (the paper
-    uses a propensity network; at inference no units are dropped -- the paper's Monte-Carlo
-    dropout intervals are not reproduced). Training alternates between batches of treated and
+    seeded logistic regression, clipped to ``[propensity_clip, 1 - propensity_clip]``, with an
+    :class:`~ehrcausal.validation.OverlapWarning` when unclipped estimates leave
+    ``[0.01, 0.99]`` (the paper uses a propensity network; at inference no units are dropped --
+    the paper's Monte-Carlo dropout intervals are not reproduced). Training alternates between batches of treated and
     batches of control units, as in the paper; each batch updates the shared layers and its own
     arm's tower with the factual loss (cross-entropy or squared error). The effect is
     ``mu1(x) - mu0(x)`` (class: softmax probabilities). One task per fit: ``fit_tasks`` fits an
@@ -669,6 +681,7 @@ class DCNPD(MultiOutcomeLearner):
         tr, va = validation_split(task.T, params.val_fraction, s_split, fit_params.get("val_mask"))
         self.spec_ = task.spec
         self.propensity_model_ = _fit_propensity(task.X, task.T, s_prop)
+        warn_overlap(predict_treated(self.propensity_model_, task.X), f"DCNPD (task {task.name!r})")
         clip = _propensity_clip(self.propensity_clip)
         e = predict_treated(self.propensity_model_, task.X, clip=clip)
         self.dropout_rates_ = propensity_dropout_rate(e, float(self.gamma))

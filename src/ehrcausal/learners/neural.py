@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.validation import check_is_fitted
 
 from ..runtime import check_seed, child_seeds, resolve_device
-from ..validation import check_features, check_int, check_number
+from ..validation import check_int, check_number, warn_overlap
 from .base import CATELearner, store_params
 from .ipm import IPMS
 from .nets import TwoHeadNet
@@ -117,6 +116,12 @@ class NeuralCATELearner(CATELearner):
             self.networks_.append(net)
             self.histories_.append(hist)
         self.history_: TrainingHistory = self.histories_[0]
+        if self._propensity_head:
+            warn_overlap(self._propensity_head_estimates(X), type(self).__name__, stacklevel=3)
+
+    def _propensity_head_estimates(self, X: np.ndarray) -> np.ndarray:
+        """g(x) = sigmoid of the (ensemble-mean) propensity logit at the rows of ``X``."""
+        return 1.0 / (1.0 + np.exp(-self._forward(X)["e_logit"]))
 
     def _forward(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs averaged over the ensemble members (standardised outcome scale)."""
@@ -281,6 +286,8 @@ class DragonNet(NeuralCATELearner):
         + _COMMON_DOC
         + "    alpha : weight of the propensity cross-entropy.\n"
         + "    targeted_reg : add the targeted-regularisation term with weight ``beta``.\n"
+        + "\n    ``fit`` warns (OverlapWarning) when the propensity head puts training units\n"
+        + "    outside [0.01, 0.99].\n"
     )
     _propensity_head = True
 
@@ -326,6 +333,4 @@ class DragonNet(NeuralCATELearner):
 
     def propensity(self, X: Any) -> np.ndarray:
         """Estimated propensity g(x) = P(T = 1 | x) from the propensity head."""
-        check_is_fitted(self, "fitted_")
-        x = check_features(X, self.n_features_in_)
-        return 1.0 / (1.0 + np.exp(-self._forward(x)["e_logit"]))
+        return self._propensity_head_estimates(self._check_X(X))
