@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from .params import (
 )
 from .paths import StudyPaths, find_root
 from .plan import checked_overrides, is_current, plan_chapters, published_record
-from .run import run_chapters
+from .run import CHAPTER_THREAD, Terminated, run_chapters
 
 __all__ = ["PROG", "build_parser", "main"]
 
@@ -177,6 +179,19 @@ def _cmd_list(paths: StudyPaths, args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_now_if_chapters_linger(status: int) -> None:
+    """End the process at once when interrupted chapter threads are still alive.
+
+    Their kernels were stopped and their temporary notebooks removed; what is left is a thread
+    waiting for a reply from a dead kernel, which the interpreter would join at exit (up to the
+    cell timeout). Only the command line does this, never :func:`run_chapters` itself.
+    """
+    if any(t.name.startswith(CHAPTER_THREAD) and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Command-line entry point (``python -m ehrcausal.runner``); returns the exit status.
 
@@ -214,7 +229,11 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        _exit_now_if_chapters_linger(130)
         return 130
+    except Terminated as exc:
+        _exit_now_if_chapters_linger(int(exc.code))
+        raise
     failed = [r for r in results if r.status == "failed"]
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "cached", "failed")}
     print(

@@ -45,7 +45,12 @@ from .manifest import (
 from .paths import StudyPaths
 from .plan import ChapterTask, plan_chapters, published_record
 
-__all__ = ["Terminated", "run_chapters", "record_from_notebook", "terminate_raises"]
+__all__ = [
+    "CHAPTER_THREAD", "Terminated", "run_chapters", "record_from_notebook", "terminate_raises",
+]
+
+#: name prefix of the worker threads that run chapters in parallel (``--jobs`` > 1)
+CHAPTER_THREAD = "chapter"
 
 
 class Terminated(SystemExit):
@@ -241,20 +246,21 @@ def run_chapters(
                     bar.set_postfix_str(task.stem)
                     record(execute_chapter(task, paths, **kwargs))
             else:
-                with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="chapter") as pool:
-                    futures: list[Future[ChapterResult]] = [
-                        pool.submit(execute_chapter, task, paths, **kwargs) for task in todo
-                    ]
-                    try:
-                        for fut in as_completed(futures):
-                            record(fut.result())
-                    except BaseException:
-                        # Interrupted: chapters not started never start, running ones lose
-                        # their kernel and end at once (each removes its temporary notebook).
-                        for fut in futures:
-                            fut.cancel()
-                        stop_live_kernels()
-                        raise
+                pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=CHAPTER_THREAD)
+                futures: list[Future[ChapterResult]] = [
+                    pool.submit(execute_chapter, task, paths, **kwargs) for task in todo
+                ]
+                try:
+                    for fut in as_completed(futures):
+                        record(fut.result())
+                except BaseException:
+                    # Interrupted: chapters not started never start, running ones lose their
+                    # kernel; the pool is not waited for (a cell whose kernel died may wait for
+                    # its timeout), and the command line ends the process (see cli.main).
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    stop_live_kernels()
+                    raise
+                pool.shutdown(wait=True)
     except BaseException:
         stop_live_kernels()
         remove_live_temp_files()
