@@ -510,12 +510,12 @@ class XMultiTask(_SharedTrunkLearner):
     def _sample_weights(self, task: OutcomeTask, seed: int) -> np.ndarray:
         model = _fit_propensity(task.X, task.T, seed)
         self.propensity_models_[task.name] = model
-        warn_overlap(predict_treated(model, task.X), f"XMultiTask (task {task.name!r})")
-        weights = ipw_weights(task.T, self._propensity(model, task.X))
-        if self._released:
-            # released code, defect 1: the IPW weights are overwritten by ones
-            weights = np.ones_like(weights)
-        elif not self.ipw:
+        e = predict_treated(model, task.X)
+        warn_overlap(e, f"XMultiTask (task {task.name!r})")
+        c = _propensity_clip(self.propensity_clip)
+        weights = ipw_weights(task.T, np.clip(e, c, 1.0 - c))
+        if self._released or not self.ipw:
+            # released code, defect 1: the IPW weights are overwritten by ones (as no IPW)
             weights = np.ones_like(weights)
         return weights
 
@@ -681,9 +681,10 @@ class DCNPD(MultiOutcomeLearner):
         tr, va = validation_split(task.T, params.val_fraction, s_split, fit_params.get("val_mask"))
         self.spec_ = task.spec
         self.propensity_model_ = _fit_propensity(task.X, task.T, s_prop)
-        warn_overlap(predict_treated(self.propensity_model_, task.X), f"DCNPD (task {task.name!r})")
+        e = predict_treated(self.propensity_model_, task.X)
+        warn_overlap(e, f"DCNPD (task {task.name!r})")
         clip = _propensity_clip(self.propensity_clip)
-        e = predict_treated(self.propensity_model_, task.X, clip=clip)
+        e = np.clip(e, clip, 1.0 - clip)
         self.dropout_rates_ = propensity_dropout_rate(e, float(self.gamma))
         self.x_scaler_ = Standardiser.fit(task.X, tr)
         target = task.targets()
