@@ -9,6 +9,7 @@ from .mover import load_mover_spine
 from .respiratory import simulate_respiratory
 from .spine import simulate_spine
 from .splits import protocol_split
+from .trial import simulate_trial_notes
 
 __all__ = [
     "CausalDataset",
@@ -19,6 +20,7 @@ __all__ = [
     "simulate_respiratory",
     "simulate_cardiac",
     "simulate_spine",
+    "simulate_trial_notes",
     "build_mimic_cohort",
     "load_mover_spine",
 ]

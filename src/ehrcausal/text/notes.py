@@ -55,6 +55,8 @@ __all__ = [
     "CARDIAC_NOTE_COLUMNS",
     "render_respiratory_notes",
     "render_cardiac_notes",
+    "TRIAL_CONCEPTS",
+    "render_trial_notes",
     "note_lexicon",
     "contains_forbidden_term",
     "phrase_tables",
@@ -140,6 +142,18 @@ _RESP_SYMPTOMS = ("dyspnoea", "cough", "pain", "nasal", "fever")
 _CONDITIONS = ("htn", "cad", "af", "chf")
 _KINDS = ("present", "absent", "hedge")
 
+#: The clinical concepts of the trial simulator's enrolment notes (``phrases/trial.json``), in
+#: the order of :func:`ehrcausal.data.simulate_trial_notes`: six pairs (a concept and a
+#: correlated one: a condition and its specialist, drug or device), then four prognostic
+#: conditions, then eight conditions with no role.
+TRIAL_CONCEPTS: tuple[str, ...] = (
+    "ckd", "nephrology", "heart_failure", "loop_diuretic", "diabetes", "metformin",
+    "smoker", "inhaler", "obesity", "sleep_apnoea", "depression", "ssri",
+    "prior_mi", "atrial_fibrillation", "stroke", "frailty",
+    "osteoarthritis", "reflux", "hypothyroidism", "cataract", "gout", "penicillin_allergy",
+    "migraine", "psoriasis",
+)
+
 #: The keys each style block of a phrase file must hold (the renderer reads exactly these).
 _REQUIRED: dict[str, dict[str, tuple[str, ...]]] = {
     "respiratory": {
@@ -151,6 +165,10 @@ _REQUIRED: dict[str, dict[str, tuple[str, ...]]] = {
             "insured", "uninsured", "temp", "febrile", "afebrile", "rr", "wheeze", "crackles",
             "clear", "sides", "nasal_exam", "ent_ok", "general", "headers",
         ),
+    },
+    "trial": {
+        "concepts": TRIAL_CONCEPTS,
+        "sections": ("opening", "sexw", "history_intro", "history_empty", "closing"),
     },
     "cardiac": {
         "conditions": _CONDITIONS,
@@ -783,3 +801,87 @@ def _assemble_cardiac(notes: list[list[tuple[str, str]]], rate: float,
             lines.append(head + body)
         out.append(sep.join(lines))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Trial enrolment notes
+# ---------------------------------------------------------------------------------------------
+
+#: (omit a present concept, hedge a present one, negate an absent one, spurious hedged mention
+#: of an absent one), per style.
+_TRIAL_PROBS = {
+    "normal": {"omit": 0.08, "hedge": 0.08, "negate": 0.12, "spurious": 0.02},
+    "compact": {"omit": 0.18, "hedge": 0.12, "negate": 0.05, "spurious": 0.04},
+}
+
+
+def render_trial_notes(
+    records: pd.DataFrame,
+    *,
+    seed: int,
+    style: str = "normal",
+    misspelling_rate: float = 0.02,
+) -> list[str]:
+    """Render one enrolment note per trial participant.
+
+    Parameters
+    ----------
+    records : DataFrame with the 0/1 columns :data:`TRIAL_CONCEPTS`, ``age`` (years) and
+        ``sex`` ("F"/"M"). Other columns (treatment, outcome) are ignored.
+    seed : non-negative integer; the same records, seed and style give identical notes.
+    style : ``"normal"`` (sentences, "History:") or ``"compact"`` ("Hx:", abbreviations, more
+        concepts left out).
+    misspelling_rate : probability in [0, 0.5] that a word of four or more letters is misspelt.
+
+    Each present concept is mentioned clearly, hedged or (rarely) left out; an absent one is
+    usually not mentioned, sometimes negated and rarely given a spurious hedged mention, so the
+    note is an informative but imperfect reading of the record. Concepts appear in a random
+    order per note.
+    """
+    columns = (*TRIAL_CONCEPTS, "age", "sex")
+    rec = _check_common(records, columns, seed, style, misspelling_rate)
+    n = len(rec)
+    if n == 0:
+        return []
+    present = np.stack([_binary(rec, c) for c in TRIAL_CONCEPTS], axis=1)
+    age = _ages(rec)
+    sex = rec["sex"].astype(str).str.upper().to_numpy()
+    if not np.all(np.isin(sex, ("F", "M"))):
+        raise ValueError("records column 'sex' must hold 'F' or 'M'")
+    male = (sex == "M").astype(int).tolist()
+    rate = float(misspelling_rate)
+    rng, typo_rng = _generators(seed)
+    k = len(TRIAL_CONCEPTS)
+    U = _Uniforms(rng, n, 3 * k + 3)
+    P = _TRIAL_PROBS[style]
+    tables = phrase_tables("trial")[style]
+    T, phr = tables["sections"], tables["concepts"]
+    u_mode, u_phrase, u_order = U.cols(k), U.cols(k), U.cols(k)
+    mode = np.where(
+        present == 1,
+        np.where(u_mode < P["omit"], 0, np.where(u_mode < P["omit"] + P["hedge"], 2, 1)),
+        np.where(u_mode < P["spurious"], 2, np.where(u_mode < P["spurious"] + P["negate"], 3, 0)),
+    ).tolist()
+    order = np.argsort(u_order, axis=1).tolist()
+    i_open = _index(U.col(), len(T["opening"]))
+    i_close = _index(U.col(), len(T["closing"]))
+    small = _int_between(U.col(), 2, 6).tolist()
+    u_phrase_l = u_phrase.tolist()
+    notes: list[list[tuple[str, str]]] = []
+    for i in range(n):
+        opening = (T["opening"][i_open[i]].replace("{age}", str(age[i]))
+                   .replace("{sexw}", T["sexw"][male[i]]))
+        items = []
+        for j in order[i]:
+            m = mode[i][j]
+            if m == 0:
+                continue
+            kind = ("present", "present", "hedge", "absent")[m]
+            text = _pick(phr[TRIAL_CONCEPTS[j]][kind], u_phrase_l[i][j])
+            items.append(text.replace("{k}", str(small[i])))
+        if items:
+            history = T["history_intro"][0] + "; ".join(items) + "."
+        else:
+            history = T["history_empty"][0]
+        notes.append([("", opening), ("", history), ("", T["closing"][i_close[i]])])
+    return _assemble(notes, rate, typo_rng, " ")
