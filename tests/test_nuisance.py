@@ -445,3 +445,79 @@ def test_one_engine() -> None:
     # metrics re-exports the engine's dr_scores instead of keeping a second implementation
     assert metrics.dr_scores is nuisance.dr_scores
     assert set(nuisance.__all__) <= set(dir(nuisance))
+
+
+# ---------------------------------------------------------------------------------------------
+# data-chosen nuisances
+# ---------------------------------------------------------------------------------------------
+
+
+def _interaction_data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Binary covariates; the outcome and the propensity hinge on an interaction."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 2, size=(n, 4)).astype(float)
+    e = np.where(X[:, 0] * X[:, 1] == 1, 0.8, 0.3)
+    T = rng.binomial(1, e)
+    Y = 3 * X[:, 0] * X[:, 1] + T + 0.3 * rng.normal(size=n)
+    return X, T, Y
+
+
+def test_select_model_finds_the_interaction_and_records_every_loss() -> None:
+    X, T, Y = _interaction_data()
+    auto = nuisance.Auto(candidates=("ridge", "poly", "forest"))
+    sel = nuisance.select_model(X, Y, "regressor", candidates=auto, arms=T, random_state=0)
+    assert sel.name != "ridge" and sel.by_arm and sel.loss == "squared error"
+    assert list(sel.losses) == ["ridge", "poly", "forest"]
+    assert sel.losses[sel.name] == min(sel.losses.values())
+    assert sel.losses["ridge"] > 1.5 * sel.losses["poly"]  # a linear model misses x0 * x1
+    clf = nuisance.select_model(X, T, "classifier", candidates=auto, random_state=0)
+    assert clf.loss == "log loss" and clf.losses["poly"] < clf.losses["ridge"]
+    # same seed, same choice and losses
+    again = nuisance.select_model(X, Y, "regressor", candidates=auto, arms=T, random_state=0)
+    assert again.losses == sel.losses
+
+
+def test_auto_candidates_follow_the_dimension() -> None:
+    rng = np.random.default_rng(0)
+    wide = rng.normal(size=(60, nuisance.POLY_MAX_FEATURES + 1))
+    narrow = wide[:, :3]
+    y = rng.normal(size=60)
+    few = nuisance.Auto(candidates=None, cv=2)
+    # poly is offered for a small space only (the selection's record lists what was tried)
+    small = nuisance.select_model(narrow, y, "regressor", candidates=nuisance.Auto(
+        candidates=("ridge", "poly"), cv=2), random_state=0)
+    assert set(small.losses) == {"ridge", "poly"}
+    assert "poly" in nuisance.AUTO_CANDIDATES
+    with threadpool_limits(1):
+        big = nuisance.select_model(wide, y, "regressor", candidates=few, random_state=0)
+    assert "poly" not in big.losses and set(big.losses) == set(nuisance.AUTO_CANDIDATES) - {"poly"}
+
+
+def test_cross_fit_auto_records_the_choice_and_uses_it() -> None:
+    X, T, Y = _interaction_data(300, 1)
+    auto = nuisance.Auto(candidates=("ridge", "poly"))
+    fitted = cross_fit(Y, T, X, nuisance=(auto, "ridge"), cv=3, random_state=0)
+    assert set(fitted.selection) == {"outcome"}
+    chosen = fitted.selection["outcome"].name
+    assert chosen == "poly"
+    assert all(isinstance(m["mu0"], Pipeline) and len(m["mu0"].steps) == 4 for m in fitted.models)
+    named = cross_fit(Y, T, X, nuisance=("poly", "ridge"), cv=3, random_state=0)
+    np.testing.assert_array_equal(fitted.mu1, named.mu1)  # the chosen kind, fitted as named
+    both = cross_fit(Y, T, X, nuisance=auto, cv=3, random_state=0)
+    assert set(both.selection) == {"outcome", "propensity"}
+
+
+def test_select_model_rejects_bad_input() -> None:
+    X, T, Y = _interaction_data(40, 2)
+    with pytest.raises(ValueError, match="unknown model kind 'lasso'"):
+        nuisance.select_model(X, Y, "regressor", candidates=nuisance.Auto(candidates=("lasso",)))
+    with pytest.raises(ValueError, match="at least one"):
+        nuisance.select_model(X, Y, "regressor", candidates=nuisance.Auto(candidates=()))
+    with pytest.raises(ValueError, match="Auto.cv"):
+        nuisance.select_model(X, Y, "regressor", candidates=nuisance.Auto(cv=1))
+    with pytest.raises(ValueError, match="candidates must be 'auto'"):
+        nuisance.select_model(X, Y, "regressor", candidates="ridge")
+    with pytest.raises(ValueError, match="at least cv = 3 rows in every class"):
+        nuisance.select_model(X, np.r_[1, 1, np.zeros(38)], "classifier")
+    with pytest.raises(ValueError, match="unknown model kind"):
+        cross_fit(Y, T, X, nuisance=(nuisance.Auto(candidates=("nope",)), "ridge"), cv=2)

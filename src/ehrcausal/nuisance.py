@@ -12,6 +12,8 @@ outcome regressions :math:`\mu_t(x) = E[Y \mid X = x, T = t]`, the marginal regr
   over :math:`K` folds (Chernozhukov et al. 2018); ``cv=1`` fits and predicts on the same rows.
 - :func:`aipw_scores` -- the augmented inverse-propensity-weighted pseudo-outcome (Robins,
   Rotnitzky & Zhao 1994).
+- :func:`select_model` -- choose a model kind by out-of-fold loss among candidates (what the
+  nuisance spec ``"auto"`` does inside :func:`cross_fit`).
 - :func:`dr_scores` -- cross-fitted AIPW scores, the DR-learner's pseudo-outcomes (Kennedy 2023)
   and the truth-free stand-in for the effect in ranking metrics (Yadlowsky et al. 2021).
 
@@ -31,7 +33,20 @@ gbm_default  HistGradientBoostingRegressor                HistGradientBoostingCl
              when n > 10 000)
 forest       RandomForestRegressor                        RandomForestClassifier
              (100 trees, min_samples_leaf=5)
+poly         StandardScaler + degree-2 polynomial         the same features + StandardScaler +
+             features (squares and pairwise interactions) LogisticRegression(C=1, max_iter=2000)
+             + StandardScaler + RidgeCV (as ridge)
+stack        StackingRegressor of ridge, forest and       StackingClassifier of ridge, forest and
+             gbm_default, final RidgeCV, 3 inner folds    gbm_default, final logistic, 3 folds
 ===========  ===========================================  =======================================
+
+Data-chosen nuisances: the spec ``"auto"`` (or an :class:`Auto` with its own candidates) makes
+:func:`cross_fit` choose each model by its out-of-fold loss among candidates
+(:func:`select_model`: squared error of the per-arm outcome regressions, log loss of the
+propensity), and records the choice and every candidate's loss on the result
+(:attr:`CrossFit.selection`). The default candidates are ``ridge``, ``forest``, ``gbm``,
+``stack`` and, when the covariates have at most :data:`POLY_MAX_FEATURES` columns (a small,
+e.g. discrete annotation space), ``poly``.
 
 References: Robins, Rotnitzky & Zhao (1994), "Estimation of regression coefficients when some
 regressors are not always observed", JASA 89; Chernozhukov, Chetverikov, Demirer, Duflo,
@@ -55,17 +70,20 @@ from sklearn.ensemble import (
     HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
+    StackingClassifier,
+    StackingRegressor,
 )
 from sklearn.linear_model import LinearRegression, LogisticRegression, RidgeCV
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from sklearn.utils.validation import has_fit_parameter
 
 from .runtime import check_seed
 from .validation import (
     ArrayLike,
     as_1d,
+    as_2d,
     check_fit_inputs,
     check_int,
     check_number,
@@ -77,10 +95,15 @@ from .validation import (
 
 __all__ = [
     "MODEL_KINDS",
+    "AUTO_CANDIDATES",
+    "POLY_MAX_FEATURES",
+    "Auto",
+    "Selection",
     "Nuisance",
     "make_model",
     "fit_weighted",
     "predict_treated",
+    "select_model",
     "CrossFit",
     "cross_fit",
     "aipw_scores",
@@ -88,12 +111,40 @@ __all__ = [
 ]
 
 #: the names :func:`make_model` accepts (besides an unfitted estimator)
-MODEL_KINDS: tuple[str, ...] = ("ridge", "linear", "gbm", "gbm_default", "forest")
+MODEL_KINDS: tuple[str, ...] = (
+    "ridge", "linear", "gbm", "gbm_default", "forest", "poly", "stack",
+)
+
+#: the candidates of the ``"auto"`` nuisance, in the order ties are broken
+AUTO_CANDIDATES: tuple[str, ...] = ("ridge", "poly", "forest", "gbm", "stack")
+
+#: ``poly`` joins the ``"auto"`` candidates only up to this many covariates (d <= 20 gives at
+#: most 230 polynomial features)
+POLY_MAX_FEATURES = 20
 
 _TASKS = ("regressor", "classifier")
 
-#: a model kind, an unfitted estimator, or a pair (outcome regressor, propensity classifier)
-Nuisance = str | BaseEstimator | tuple[str | BaseEstimator, str | BaseEstimator]
+
+
+@dataclass(frozen=True)
+class Auto:
+    """A nuisance chosen by data: the candidate with the smallest out-of-fold loss.
+
+    Attributes:
+        candidates: model kinds (or unfitted estimators) to choose from; ``None`` takes
+            :data:`AUTO_CANDIDATES` (``poly`` only when the covariates have at most
+            :data:`POLY_MAX_FEATURES` columns).
+        cv: folds of the selection's out-of-fold loss (at least 2).
+    """
+
+    candidates: tuple[str | BaseEstimator, ...] | None = None
+    cv: int = 3
+
+
+#: a model kind, ``"auto"``, an :class:`Auto`, an unfitted estimator, or a pair
+#: (outcome regressor, propensity classifier) of those
+Spec = str | BaseEstimator | Auto
+Nuisance = Spec | tuple[Spec, Spec]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,6 +168,18 @@ def _build(kind: str, task: str) -> BaseEstimator:
     if kind == "forest":
         cls = RandomForestRegressor if regressor else RandomForestClassifier
         return cls(n_estimators=100, min_samples_leaf=5)
+    if kind == "poly":
+        features = PolynomialFeatures(degree=2, include_bias=False)
+        if regressor:
+            return make_pipeline(StandardScaler(), features, StandardScaler(),
+                                 RidgeCV(alphas=np.logspace(-3, 3, 13)))
+        return make_pipeline(StandardScaler(), features, StandardScaler(),
+                             LogisticRegression(C=1.0, max_iter=2000))
+    if kind == "stack":
+        base = [(name, _build(name, task)) for name in ("ridge", "forest", "gbm_default")]
+        if regressor:
+            return StackingRegressor(base, final_estimator=RidgeCV(), cv=3)
+        return StackingClassifier(base, final_estimator=LogisticRegression(max_iter=2000), cv=3)
     raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
 
 
@@ -257,6 +320,146 @@ def predict_treated(model: BaseEstimator, X: ArrayLike, clip: float | None = Non
 
 
 # ---------------------------------------------------------------------------------------------
+# data-chosen nuisances
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The record of :func:`select_model`: what was chosen, among what, by which loss.
+
+    Attributes:
+        task: ``"regressor"`` or ``"classifier"``.
+        chosen: the chosen candidate (a kind name or an unfitted estimator).
+        name: its label (the kind, or the estimator's class name).
+        losses: out-of-fold loss of every candidate, by label, in candidate order.
+        loss: ``"squared error"`` (regressor) or ``"log loss"`` (classifier).
+        by_arm: whether regressors were fitted per treatment arm (the outcome models).
+    """
+
+    task: str
+    chosen: str | BaseEstimator
+    name: str
+    losses: dict[str, float]
+    loss: str
+    by_arm: bool = False
+
+
+def _label(spec: str | BaseEstimator) -> str:
+    return spec if isinstance(spec, str) else type(spec).__name__
+
+
+def _is_auto(spec: Any) -> bool:
+    return isinstance(spec, Auto) or (isinstance(spec, str) and spec == "auto")
+
+
+def _candidates(spec: Any, n_features: int) -> tuple[tuple[str | BaseEstimator, ...], int]:
+    auto = spec if isinstance(spec, Auto) else Auto()
+    cv = check_int(auto.cv, "Auto.cv", 2)
+    if auto.candidates is None:
+        chosen = tuple(c for c in AUTO_CANDIDATES
+                       if c != "poly" or n_features <= POLY_MAX_FEATURES)
+        return chosen, cv
+    candidates = tuple(auto.candidates)
+    if not candidates:
+        raise ValueError("Auto.candidates must name at least one model kind or estimator")
+    return candidates, cv
+
+
+def select_model(
+    X: ArrayLike,
+    y: ArrayLike,
+    task: Literal["regressor", "classifier"],
+    *,
+    candidates: Auto | str = "auto",
+    arms: ArrayLike = None,
+    sample_weight: ArrayLike = None,
+    random_state: Any = None,
+) -> Selection:
+    r"""Choose a model by its out-of-fold loss among candidates.
+
+    The rows are split into the ``cv`` folds of ``candidates`` (an :class:`Auto`; ``"auto"``
+    is ``Auto()``), stratified by the class (classifier) or by the arm (regressor with
+    ``arms``). Every candidate :math:`c` is fitted on the other folds and predicts the held-out
+    fold, giving :math:`\hat f_c^{(-k(i))}(x_i)` for every row; the chosen model minimises the
+    (weighted) out-of-fold loss
+
+    .. math:: L(c) = rac{\sum_i w_i\,\ell(y_i, \hat f_c^{(-k(i))}(x_i))}{\sum_i w_i},
+
+    with :math:`\ell` the squared error of a regressor and the log loss of a classifier
+    (probabilities clipped to :math:`[10^{-6}, 1 - 10^{-6}]`); ties go to the earlier
+    candidate. With ``arms`` a regressor is fitted per arm (the outcome models
+    :math:`\mu_0, \mu_1` of a T-learner), so :math:`L` is the error of :math:`\hat\mu_{T_i}`.
+    This is cross-validated model selection (the "discrete super learner" of van der Laan,
+    Polley & Hubbard 2007, "Super learner", Statistical Applications in Genetics and Molecular
+    Biology 6), here among the kinds of :func:`make_model`, one of which is itself a stack.
+
+    Args:
+        X, y: covariates ``(n, d)`` and target ``(n,)`` (0/1 for a classifier).
+        task: ``"regressor"`` or ``"classifier"``.
+        candidates: ``"auto"`` or an :class:`Auto`.
+        arms: optional binary ``(n,)``: fit one regressor per arm.
+        sample_weight: optional ``(n,)`` weights of the fits and of the loss.
+        random_state: seed of the folds and of every candidate.
+
+    Raises:
+        ValueError: a bad candidate, task or input, or too few rows for the folds.
+    """
+    if task not in _TASKS:
+        raise ValueError(f"task must be 'regressor' or 'classifier', got {task!r}")
+    if not _is_auto(candidates):
+        raise ValueError(f"candidates must be 'auto' or an Auto(...), got {candidates!r}")
+    x = as_2d(X, "X")
+    target = as_1d(y, "y")
+    n = check_same_length(X=x, y=target)
+    specs, k = _candidates(candidates, x.shape[1])
+    for spec in specs:
+        make_model(spec, task)  # a bad candidate fails before anything is fitted
+    classifier = task == "classifier"
+    if classifier:
+        target = check_treatment(target, "y")
+    groups = np.zeros(n, dtype=int) if arms is None else check_treatment(arms, "arms")
+    check_same_length(X=x, arms=groups)
+    w = np.ones(n) if sample_weight is None else _check_weights(sample_weight, n)
+    strata = target if classifier else groups
+    counts = np.bincount(strata.astype(int), minlength=2)
+    smallest = int(counts[counts > 0].min())
+    if smallest < k:
+        raise ValueError(
+            f"select_model needs at least cv = {k} rows in every "
+            f"{'class' if classifier else 'arm'}; the smallest has {smallest}"
+        )
+    seed = check_seed(random_state)
+    folds = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(x, strata))
+    losses: dict[str, float] = {}
+    for spec in specs:
+        pred = np.empty(n)
+        for train, test in folds:
+            for g in np.unique(groups):
+                tr, te = train[groups[train] == g], test[groups[test] == g]
+                if len(te) == 0:
+                    continue
+                model = make_model(spec, task, seed)
+                fit_weighted(model, x[tr], target[tr], None if sample_weight is None else w[tr])
+                pred[te] = predict_treated(model, x[te]) if classifier else model.predict(x[te])
+        if classifier:
+            p = np.clip(pred, 1e-6, 1 - 1e-6)
+            loss = -(target * np.log(p) + (1 - target) * np.log(1 - p))
+        else:
+            loss = (target - pred) ** 2
+        losses[_label(spec)] = float(np.sum(w * loss) / np.sum(w))
+    best = min(range(len(specs)), key=lambda i: losses[_label(specs[i])])
+    return Selection(
+        task=task,
+        chosen=specs[best],
+        name=_label(specs[best]),
+        losses=losses,
+        loss="log loss" if classifier else "squared error",
+        by_arm=arms is not None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # cross-fitting
 # ---------------------------------------------------------------------------------------------
 
@@ -283,6 +486,8 @@ class CrossFit:
         m: :math:`\hat m(X_i)`, or ``None`` unless ``marginal=True``.
         folds: the ``(train, test)`` row indices of every fold.
         models: per fold, the fitted ``propensity``, ``mu0``, ``mu1`` (and ``m``).
+        selection: for each data-chosen role (``"outcome"``, ``"propensity"``), the
+            :class:`Selection` that chose it; empty when every model was named.
     """
 
     mu0: np.ndarray
@@ -291,6 +496,7 @@ class CrossFit:
     m: np.ndarray | None = None
     folds: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     models: list[dict[str, BaseEstimator]] = field(default_factory=list)
+    selection: dict[str, Selection] = field(default_factory=dict)
 
 
 def cross_fit(
@@ -326,7 +532,11 @@ def cross_fit(
     Args:
         Y, T, X: outcome ``(n,)``, binary treatment ``(n,)``, covariates ``(n, d)``.
         nuisance: a kind of :func:`make_model` (or an unfitted estimator) used for the outcome
-            regressors and the propensity classifier, or a pair ``(outcome, propensity)``.
+            regressors and the propensity classifier, or a pair ``(outcome, propensity)``;
+            ``"auto"`` or an :class:`Auto` (alone or in the pair) chooses that model by
+            out-of-fold loss on all ``n`` rows first (:func:`select_model`; the outcome
+            regressors per arm), then cross-fits the chosen one; the record is
+            :attr:`CrossFit.selection`.
         cv: number of folds, ``1 <= cv <= n``.
         stratify: :class:`~sklearn.model_selection.StratifiedKFold` on ``T`` if True (each
             arm then needs at least ``cv`` units), else :class:`~sklearn.model_selection.KFold`.
@@ -349,10 +559,24 @@ def cross_fit(
     if clip is not None:
         clip = check_number(clip, "clip", 0.0, 0.5, high_open=True)
     outcome, propensity = _roles(nuisance)
-    make_model(outcome, "regressor")  # a bad model spec fails before any fold is fitted
-    make_model(propensity, "classifier")
+    for spec, task in ((outcome, "regressor"), (propensity, "classifier")):
+        if _is_auto(spec):
+            _candidates(spec, x.shape[1])
+        else:
+            make_model(spec, task)  # a bad model spec fails before any fold is fitted
     fold_seed = check_seed(random_state)
     model_seed = fold_seed if model_random_state is None else check_seed(model_random_state)
+    selection: dict[str, Selection] = {}
+    if _is_auto(outcome):
+        selection["outcome"] = select_model(
+            x, y, "regressor", candidates=outcome, arms=t, sample_weight=w, random_state=model_seed
+        )
+        outcome = selection["outcome"].chosen
+    if _is_auto(propensity):
+        selection["propensity"] = select_model(
+            x, t, "classifier", candidates=propensity, sample_weight=w, random_state=model_seed
+        )
+        propensity = selection["propensity"].chosen
     if k > 1 and stratify:
         for arm, label in ((0, "control (T=0)"), (1, "treated (T=1)")):
             count = int(np.sum(t == arm))
@@ -395,7 +619,7 @@ def cross_fit(
         warn_overlap(out["e"], overlap_name, stacklevel=2)
     if clip is not None:
         out["e"] = np.clip(out["e"], clip, 1.0 - clip)
-    return CrossFit(out["mu0"], out["mu1"], out["e"], out.get("m"), folds, models)
+    return CrossFit(out["mu0"], out["mu1"], out["e"], out.get("m"), folds, models, selection)
 
 
 # ---------------------------------------------------------------------------------------------
