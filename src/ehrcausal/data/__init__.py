@@ -6,6 +6,7 @@ from .ihdp import N_REALIZATIONS as IHDP_REALIZATIONS
 from .ihdp import load_ihdp
 from .mimic import build_mimic_cohort
 from .mover import load_mover_spine
+from .multimodal import MultimodalDataset, modality_recoverability, simulate_multimodal
 from .respiratory import simulate_respiratory
 from .spine import simulate_spine
 from .splits import protocol_split
@@ -23,4 +24,7 @@ __all__ = [
     "simulate_trial_notes",
     "build_mimic_cohort",
     "load_mover_spine",
+    "MultimodalDataset",
+    "simulate_multimodal",
+    "modality_recoverability",
 ]

@@ -57,6 +57,8 @@ __all__ = [
     "render_cardiac_notes",
     "TRIAL_CONCEPTS",
     "render_trial_notes",
+    "MULTIMODAL_NOTE_FINDINGS",
+    "render_finding_notes",
     "note_lexicon",
     "contains_forbidden_term",
     "phrase_tables",
@@ -155,6 +157,13 @@ TRIAL_CONCEPTS: tuple[str, ...] = (
 )
 
 #: The keys each style block of a phrase file must hold (the renderer reads exactly these).
+#: The findings a note of the multimodal cohort can mention (symptoms and signs, never a
+#: diagnosis); :func:`render_finding_notes` reads a 0/1 column of each.
+MULTIMODAL_NOTE_FINDINGS: tuple[str, ...] = (
+    "dyspnoea", "chest_pain", "confusion", "palpitations", "foamy_urine", "jaundice",
+    "weight_loss", "numbness", "headache", "neck_stiffness", "dysuria", "rash", "night_sweats",
+)
+
 _REQUIRED: dict[str, dict[str, tuple[str, ...]]] = {
     "respiratory": {
         "symptoms": _RESP_SYMPTOMS,
@@ -177,6 +186,13 @@ _REQUIRED: dict[str, dict[str, tuple[str, ...]]] = {
             "distractors", "male_distractors", "female_distractors", "exam_intro", "bp", "hr",
             "irregular", "regular", "jvp_up", "jvp_ok", "lungs_wet", "lungs_ok", "edema",
             "no_edema",
+        ),
+    },
+    "multimodal": {
+        "findings": MULTIMODAL_NOTE_FINDINGS,
+        "sections": (
+            "opening", "sexw", "complaints", "negatives", "none", "distractors", "history",
+            "durations", "headers",
         ),
     },
 }
@@ -885,3 +901,91 @@ def render_trial_notes(
             history = T["history_empty"][0]
         notes.append([("", opening), ("", history), ("", T["closing"][i_close[i]])])
     return _assemble(notes, rate, typo_rng, " ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Admission notes written from findings (the multimodal multitask cohort)
+# ---------------------------------------------------------------------------------------------
+
+_FINDING_PROBS = {
+    "normal": {"omit": 0.1, "hedge": 0.1, "negate": 0.25, "spurious": 0.03, "history": 0.5},
+    "compact": {"omit": 0.2, "hedge": 0.12, "negate": 0.1, "spurious": 0.05, "history": 0.3},
+}
+
+
+def render_finding_notes(
+    records: pd.DataFrame,
+    *,
+    seed: int,
+    style: str = "normal",
+    misspelling_rate: float = 0.02,
+) -> list[str]:
+    """Render one admission note per record from its findings (symptoms and signs).
+
+    ``records`` holds ``age`` (years), ``male`` (0/1) and a 0/1 column for each finding of
+    :data:`MULTIMODAL_NOTE_FINDINGS`; any other column is ignored, so a note never depends on a
+    diagnosis. Each finding is written with the probabilities of ``_FINDING_PROBS[style]``:
+    a present finding is left out with probability ``omit``, hedged with probability ``hedge``
+    and stated otherwise; an absent one is negated with probability ``negate``, mentioned with
+    a hedge with probability ``spurious`` (a false lead) and left out otherwise. A distractor
+    background line appears with probability ``history``. Misspellings as the other renderers
+    (``misspelling_rate`` per word of four or more letters; headers never misspelt). The
+    wording is in ``phrases/multimodal.json``; the same records, seed and style give the same
+    notes.
+    """
+    cols = ("age", "male") + MULTIMODAL_NOTE_FINDINGS
+    rec = _check_common(records, cols, seed, style, misspelling_rate)
+    n = len(rec)
+    if n == 0:
+        return []
+    age = _ages(rec).tolist()
+    male = _binary(rec, "male").tolist()
+    finding = {f: _binary(rec, f) for f in MULTIMODAL_NOTE_FINDINGS}
+    rng, typo_rng = _generators(seed)
+    k = len(MULTIMODAL_NOTE_FINDINGS)
+    U = _Uniforms(rng, n, 3 * k + 6)
+    P = _FINDING_PROBS[style]
+    tables = phrase_tables("multimodal")[style]
+    S, phr = tables["sections"], tables["findings"]
+    stated: list[list[str]] = [[] for _ in range(n)]
+    negated: list[list[str]] = [[] for _ in range(n)]
+    for f in MULTIMODAL_NOTE_FINDINGS:
+        u_mode, u_phrase, u_dur = U.col(), U.col(), U.col()
+        present = finding[f] == 1
+        mode = np.where(
+            present,
+            np.where(u_mode < P["omit"], 0, np.where(u_mode < P["omit"] + P["hedge"], 2, 1)),
+            np.where(u_mode < P["spurious"], 2, np.where(u_mode < P["spurious"] + P["negate"],
+                                                          3, 0)),
+        ).tolist()
+        for i in range(n):
+            if mode[i] == 0:
+                continue
+            kind = {1: "present", 2: "hedge", 3: "absent"}[mode[i]]
+            text = _pick(phr[f][kind], u_phrase[i])
+            if "{dur}" in text:
+                dur = _pick(S["durations"], u_dur[i]).replace("{k}", str(2 + int(u_dur[i] * 5)))
+                text = text.replace("{dur}", dur)
+            (negated if mode[i] == 3 else stated)[i].append(text)
+    i_open = _index(U.col(), len(S["opening"]))
+    u_hist, i_hist = U.col(), _index(U.col(), len(S["distractors"]))
+    years = _int_between(U.col(), 1985, 2020).tolist()
+    U.col(), U.col()  # reserved
+    sections = []
+    for i in range(n):
+        opening = S["opening"][i_open[i]].replace("{age}", str(age[i])).replace(
+            "{sexw}", S["sexw"][male[i]]
+        )
+        body = [opening]
+        if stated[i]:
+            body.append(S["complaints"][0] + ", ".join(stated[i]) + ".")
+        else:
+            body.append(S["none"][0])
+        if u_hist[i] < P["history"]:
+            body.append(S["history"][0] + S["distractors"][i_hist[i]].replace("{yr}",
+                                                                               str(years[i])) + ".")
+        note = [(S["headers"][0], " ".join(body))]
+        if negated[i]:
+            note.append((S["headers"][1], S["negatives"][0] + ", ".join(negated[i]) + "."))
+        sections.append(note)
+    return _assemble(sections, float(misspelling_rate), typo_rng, "\n")
