@@ -380,7 +380,8 @@ def test_manifest_markdown_placeholder_and_rows() -> None:
         }
     )
     assert (
-        "| b | paper | cuda | ok | 12.3 | `0123456789-dirty` | 2025-01-01T00:00:00Z | `ffffffffffff` |"
+        "| b | paper | cuda | ok | 12.3 |  | `0123456789-dirty` | 2025-01-01T00:00:00Z "
+        "| `ffffffffffff` |"
         in md
     )
     assert "| python | 3.11.7 |" in md

@@ -3,8 +3,8 @@
 :func:`execute_chapter` runs a planned chapter with papermill into a hidden temporary notebook
 in ``book/chapters/``; on success it rewrites the notebook's papermill paths relative to the
 repository, stores the runner's record in its metadata (``metadata.ehrcausal``: content hash,
-profile, parameters, device, seconds, commit, time; what decides later whether the chapter is
-current) and publishes it with :func:`ehrcausal.cache.atomic_write_text` as
+profile, parameters, device, seconds, peak memory of the kernel's process tree
+(:mod:`.memory`), commit, time; what decides later whether the chapter is current) and publishes it with :func:`ehrcausal.cache.atomic_write_text` as
 ``book/chapters/<stem>.ipynb``. A failing chapter's
 partial notebook goes to ``_build/failed/<stem>.ipynb`` and the failing cell (index in the
 *source* notebook) and exception are reported in the :class:`ChapterResult`; it never raises
@@ -42,6 +42,7 @@ from typing import Any
 from ..cache import atomic_write_text
 from ..runtime import resolve_device
 from .manifest import utc_now
+from .memory import PeakMemory
 from .params import parameters_cell, read_notebook
 from .paths import StudyPaths
 from .plan import ChapterTask
@@ -174,6 +175,7 @@ class ChapterResult:
     ename: str | None = None
     evalue: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    peak_memory_mib: float | None = None  # peak RSS of the kernel's process tree (sampled)
 
     @property
     def ok(self) -> bool:
@@ -316,22 +318,37 @@ def execute_chapter(
     result = ChapterResult(chapter=task.stem, status="failed", hash=task.digest)
     result.parameters = task.parameters
     start = time.perf_counter()
+    managers: list[Any] = []
+
+    class _ChapterKernelManager(kernel_manager_class):  # type: ignore[misc, valid-type]
+        """The run's kernel manager, remembered so this chapter's kernel can be measured."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            managers.append(self)
+
+    def kernel_pids() -> list[int]:
+        procs = [getattr(getattr(km, "provisioner", None), "process", None) for km in managers]
+        return [p.pid for p in procs if p is not None and p.poll() is None]
+
+    memory = PeakMemory(kernel_pids)
     with _LIVE_LOCK:
         _LIVE_TEMP.add(tmp)
     try:
         try:
-            pm.execute_notebook(
-                str(task.notebook),
-                str(tmp),
-                parameters=task.injected or None,
-                kernel_name="python3",
-                progress_bar=progress_bar,
-                # The kernel's working directory; papermill's own ``cwd`` would os.chdir the whole
-                # process, which is not thread-safe when chapters run in parallel.
-                resources={"metadata": {"path": str(paths.chapters)}},
-                kernel_manager_class=kernel_manager_class,
-                execution_timeout=timeout,
-            )
+            with memory:
+                pm.execute_notebook(
+                    str(task.notebook),
+                    str(tmp),
+                    parameters=task.injected or None,
+                    kernel_name="python3",
+                    progress_bar=progress_bar,
+                    # The kernel's working directory; papermill's own ``cwd`` would os.chdir the
+                    # whole process, which is not thread-safe when chapters run in parallel.
+                    resources={"metadata": {"path": str(paths.chapters)}},
+                    kernel_manager_class=_ChapterKernelManager,
+                    execution_timeout=timeout,
+                )
         except PapermillExecutionError as exc:
             pos = injected_cell_position(read_notebook(task.notebook), bool(task.injected))
             result.executed_cell_index = exc.cell_index
@@ -358,6 +375,7 @@ def execute_chapter(
                 "parameters": task.parameters,
                 "device": result.device,
                 "seconds": round(time.perf_counter() - start, 3),
+                "peak_memory_mib": memory.peak_mib,
                 "commit": commit,
                 "timestamp": utc_now(),
             }
@@ -371,6 +389,7 @@ def execute_chapter(
             result.failed_output = paths.rel(failed)
     finally:
         result.seconds = round(time.perf_counter() - start, 3)
+        result.peak_memory_mib = memory.peak_mib
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         with _LIVE_LOCK:

@@ -1,6 +1,7 @@
 """The run manifest: ``book/_generated/manifest.json`` and its Markdown rendering.
 
-Per chapter the manifest records the profile, device, wall time, status, commit, content hash,
+Per chapter the manifest records the profile, device, wall time, peak memory (the largest
+sampled resident memory of the kernel's process tree, in MiB), status, commit, content hash,
 time (UTC), output and parameters of its last run, plus the package versions. Both files are
 written atomically (:func:`ehrcausal.cache.atomic_write_text`).
 
@@ -193,12 +194,13 @@ def repair_manifest(paths: StudyPaths) -> bool:
 def render_manifest_markdown(manifest: Mapping[str, Any]) -> str:
     """The manifest as Markdown tables (chapters, then package versions), no headings."""
     rows = [
-        "| Chapter | Profile | Device | Status | Seconds | Commit | Finished (UTC) | Content hash |",
-        "|---|---|---|---|---:|---|---|---|",
+        "| Chapter | Profile | Device | Status | Seconds | Peak memory (MiB) | Commit "
+        "| Finished (UTC) | Content hash |",
+        "|---|---|---|---|---:|---:|---|---|---|",
     ]
     chapters = manifest.get("chapters") or {}
     if not chapters:
-        rows.append("| *no chapters executed yet* | | | | | | | |")
+        rows.append("| *no chapters executed yet* | | | | | | | | |")
     for stem in sorted(chapters):
         c = chapters[stem]
         commit = str(c.get("commit", "unknown"))
@@ -206,13 +208,16 @@ def render_manifest_markdown(manifest: Mapping[str, Any]) -> str:
             commit if commit == "unknown" else commit[:10] + ("-dirty" * commit.endswith("-dirty"))
         )
         seconds = c.get("seconds")
+        peak = c.get("peak_memory_mib")
         rows.append(
-            "| {chapter} | {profile} | {device} | {status} | {seconds} | `{commit}` | {ts} | `{h}` |".format(
+            "| {chapter} | {profile} | {device} | {status} | {seconds} | {peak} | `{commit}` "
+            "| {ts} | `{h}` |".format(
                 chapter=c.get("chapter", stem),
                 profile=c.get("profile", ""),
                 device=c.get("device", ""),
                 status=c.get("status", ""),
                 seconds="" if seconds is None else f"{float(seconds):.1f}",
+                peak="" if peak is None else f"{float(peak):,.0f}",
                 commit=short,
                 ts=c.get("timestamp", ""),
                 h=str(c.get("hash", ""))[:12],

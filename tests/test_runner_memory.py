@@ -1,0 +1,67 @@
+"""Peak memory: the sampler of a process tree, and the runner's record of each chapter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ehrcausal.runner import StudyPaths, read_manifest, run_chapters
+from ehrcausal.runner.memory import PeakMemory, tree_rss
+
+from .test_runner import good_cells, repo, write_notebook
+
+__all__ = ["repo"]  # the fixture, imported from test_runner
+
+MIB = 2**20
+
+# a child that holds 100 MiB and starts a grandchild holding 200 MiB, both for ~1.5 s
+_TREE = textwrap.dedent("""
+    import subprocess, sys, time
+    held = b"x" * (100 * 2**20)
+    grandchild = subprocess.Popen([sys.executable, "-c",
+        "import time; held = b'x' * (200 * 2**20); time.sleep(1.5)"])
+    time.sleep(1.5)
+    grandchild.wait()
+""")
+
+
+def test_peak_memory_sums_the_process_tree() -> None:
+    child = subprocess.Popen([sys.executable, "-c", _TREE])
+    with PeakMemory(lambda: [child.pid], interval=0.05) as memory:
+        child.wait()
+    assert memory.samples > 0
+    # both processes' blocks at once (plus two interpreters), never more than a few hundred MiB
+    assert 300 * MIB <= memory.peak_bytes < 600 * MIB
+    assert memory.peak_mib == pytest.approx(memory.peak_bytes / MIB, abs=0.1)
+    assert tree_rss(child.pid) == 0  # gone
+
+
+def test_peak_memory_of_no_process_is_none() -> None:
+    with PeakMemory(lambda: [], interval=0.05) as memory:
+        memory.sample()
+    assert memory.peak_mib is None and memory.samples == 0
+    with pytest.raises(ValueError, match="interval"):
+        PeakMemory(lambda: [], interval=0)
+
+
+def test_runner_records_each_chapters_peak_memory(repo: StudyPaths) -> None:
+    write_notebook(repo.notebooks / "alpha.ipynb",
+                   good_cells(extra="held = b'x' * (250 * 2**20)\n"))
+    (result,) = run_chapters(repo, profile="smoke", progress=False)
+    assert result.status == "ok"
+    assert result.peak_memory_mib is not None and result.peak_memory_mib >= 250
+    entry = read_manifest(repo.manifest)["chapters"]["alpha"]
+    assert entry["peak_memory_mib"] == result.peak_memory_mib
+    assert "Peak memory (MiB)" in repo.manifest_md.read_text()
+    record = json.loads(repo.chapter_output("alpha").read_text())["metadata"]["ehrcausal"]
+    assert record["peak_memory_mib"] == result.peak_memory_mib
+    # a cached chapter's record, rebuilt from its notebook, keeps the figure
+    repo.manifest.unlink()
+    (cached,) = run_chapters(repo, profile="smoke", progress=False)
+    assert cached.status == "cached"
+    assert read_manifest(repo.manifest)["chapters"]["alpha"]["peak_memory_mib"] == (
+        result.peak_memory_mib)
