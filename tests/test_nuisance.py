@@ -521,3 +521,15 @@ def test_select_model_rejects_bad_input() -> None:
         nuisance.select_model(X, np.r_[1, 1, np.zeros(38)], "classifier")
     with pytest.raises(ValueError, match="unknown model kind"):
         cross_fit(Y, T, X, nuisance=(nuisance.Auto(candidates=("nope",)), "ridge"), cv=2)
+
+
+def test_unit_weights_are_the_unweighted_fit_and_weights_leave_the_stack_out() -> None:
+    X, T, Y = _interaction_data(120, 3)
+    with threadpool_limits(1):
+        stack = fit_weighted(make_model("stack", "regressor", 0), X, Y, np.ones(120))
+        plain = make_model("stack", "regressor", 0).fit(X, Y)
+    np.testing.assert_array_equal(stack.predict(X), plain.predict(X))
+    w = np.where(T == 1, 2.0, 1.0)
+    sel = nuisance.select_model(X, Y, "regressor", candidates=nuisance.Auto(cv=2), arms=T,
+                                sample_weight=w, random_state=0)
+    assert "stack" not in sel.losses and "ridge" in sel.losses

@@ -46,7 +46,8 @@ Data-chosen nuisances: the spec ``"auto"`` (or an :class:`Auto` with its own can
 propensity), and records the choice and every candidate's loss on the result
 (:attr:`CrossFit.selection`). The default candidates are ``ridge``, ``forest``, ``gbm``,
 ``stack`` and, when the covariates have at most :data:`POLY_MAX_FEATURES` columns (a small,
-e.g. discrete annotation space), ``poly``.
+e.g. discrete annotation space), ``poly``; with unequal sample weights the ``stack`` is left
+out (scikit-learn's stacking cannot pass weights into its pipelines).
 
 References: Robins, Rotnitzky & Zhao (1994), "Estimation of regression coefficients when some
 regressors are not always observed", JASA 89; Chernozhukov, Chetverikov, Demirer, Duflo,
@@ -277,11 +278,15 @@ def fit_weighted(
     Minimises the weighted loss :math:`\sum_i w_i\,\ell(y_i, f(x_i))` of the model. For a
     :class:`~sklearn.pipeline.Pipeline` the weights go to its last step as
     ``<step>__sample_weight`` (the pre-processing steps are fitted unweighted), recursively for
-    nested pipelines. Weights must be finite, non-negative, not all zero, one per row.
+    nested pipelines. Weights must be finite, non-negative, not all zero, one per row; weights
+    that are all 1 give the unweighted fit (so a model without weighted fitting, such as the
+    ``stack``, still takes them).
     """
     if sample_weight is None:
         return model.fit(X, y)
     w = _check_weights(sample_weight, len(X))
+    if np.all(w == 1.0):
+        return model.fit(X, y)  # unit weights: the unweighted fit, for any model
     return model.fit(X, y, **{_sample_weight_key(model): w})
 
 
@@ -353,12 +358,15 @@ def _is_auto(spec: Any) -> bool:
     return isinstance(spec, Auto) or (isinstance(spec, str) and spec == "auto")
 
 
-def _candidates(spec: Any, n_features: int) -> tuple[tuple[str | BaseEstimator, ...], int]:
+def _candidates(
+    spec: Any, n_features: int, weighted: bool = False
+) -> tuple[tuple[str | BaseEstimator, ...], int]:
     auto = spec if isinstance(spec, Auto) else Auto()
     cv = check_int(auto.cv, "Auto.cv", 2)
     if auto.candidates is None:
         chosen = tuple(c for c in AUTO_CANDIDATES
-                       if c != "poly" or n_features <= POLY_MAX_FEATURES)
+                       if (c != "poly" or n_features <= POLY_MAX_FEATURES)
+                       and (c != "stack" or not weighted))
         return chosen, cv
     candidates = tuple(auto.candidates)
     if not candidates:
@@ -412,7 +420,8 @@ def select_model(
     x = as_2d(X, "X")
     target = as_1d(y, "y")
     n = check_same_length(X=x, y=target)
-    specs, k = _candidates(candidates, x.shape[1])
+    w = np.ones(n) if sample_weight is None else _check_weights(sample_weight, n)
+    specs, k = _candidates(candidates, x.shape[1], weighted=not np.all(w == 1.0))
     for spec in specs:
         make_model(spec, task)  # a bad candidate fails before anything is fitted
     classifier = task == "classifier"
@@ -420,7 +429,6 @@ def select_model(
         target = check_treatment(target, "y")
     groups = np.zeros(n, dtype=int) if arms is None else check_treatment(arms, "arms")
     check_same_length(X=x, arms=groups)
-    w = np.ones(n) if sample_weight is None else _check_weights(sample_weight, n)
     strata = target if classifier else groups
     counts = np.bincount(strata.astype(int), minlength=2)
     smallest = int(counts[counts > 0].min())
