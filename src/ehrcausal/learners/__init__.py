@@ -26,6 +26,10 @@ name                    learner
 ``dcn_pd``              DCN-PD, propensity dropout
 ``mc_tarnet``           TARNet for class / multi-domain outcomes, multitask trunk
 ``mc_s_learner``...     S-, T-, X-learners for class / multi-domain outcomes
+``m3h``                 M3H: modality encoders, fusion, task attention (multitask family)
+``m3h_no_attention``    the M3H network with hard parameter sharing
+``single_task``         the M3H network fitted once per task
+``haim_gbt``            HAIM: boosted trees per task on concatenated modality features
 ======================  ==============================================================
 """
 
@@ -79,6 +83,9 @@ from .metalearners_mc import MetaLearnerMC  # noqa: E402
 from .multioutcome import MultiOutcomeLearner  # noqa: E402
 from .multitask import DCNPD, MultiOutcomeTARNet, XMultiTask  # noqa: E402
 
+# Multitask prediction from several modalities (no treatment; its own protocol).
+from .m3h import HAIMGBT, M3H, MultiTaskLearner, SingleTask  # noqa: E402
+
 __all__ = [
     "CATELearner",
     "EconMLLearner",
@@ -101,6 +108,10 @@ __all__ = [
     "MultiOutcomeTARNet",
     "DCNPD",
     "MetaLearnerMC",
+    "MultiTaskLearner",
+    "M3H",
+    "SingleTask",
+    "HAIMGBT",
     "make",
     "available",
     "describe",

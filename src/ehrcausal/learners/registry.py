@@ -4,7 +4,9 @@ Every learner is registered once, with its metadata:
 
 - ``family`` -- which chapters can use it: ``"cate"`` (needs only ``(Y, T, X)``; the IHDP
   benchmark), ``"aace"`` (annotation-assisted policies and their baselines) or
-  ``"multi_outcome"`` (class or multi-domain outcomes, several decisions, ``fit_tasks``);
+  ``"multi_outcome"`` (class or multi-domain outcomes, several decisions, ``fit_tasks``) or
+  ``"multitask"`` (prediction of many tasks from several modalities, no treatment:
+  ``fit(modalities, targets, tasks=...)``, :mod:`ehrcausal.learners.m3h`);
 - ``budget`` -- the budget knobs it takes: ``epochs`` and ``device`` (torch learners),
   ``n_estimators`` (forest-based learners);
 - ``fit_inputs`` -- the extra keyword arguments its ``fit`` (or ``fit_tasks``) accepts, such as
@@ -23,7 +25,7 @@ from typing import Any
 from .base import CATELearner
 
 #: the learner families, in the order the book introduces them
-FAMILIES: tuple[str, ...] = ("cate", "aace", "multi_outcome")
+FAMILIES: tuple[str, ...] = ("cate", "aace", "multi_outcome", "multitask")
 #: the budget knobs a learner may declare
 BUDGET_KNOBS: tuple[str, ...] = ("epochs", "device", "n_estimators")
 

@@ -1,0 +1,910 @@
+"""Multitask learners for many clinical tasks from several modalities (the ``multitask`` family).
+
+M3H (Bertsimas & Ma 2024, *M3H: Multimodal Multitask Machine Learning for Healthcare*, arXiv
+2404.18975) learns binary, multiclass, regression and clustering tasks at once from tabular,
+time-series, language and vision inputs, with a *task attention* that balances a task's own
+signal (self-exploitation) against the other tasks' (cross-exploration). No code is public and
+the paper's abstract does not give the layer's equations: the network below is **our
+interpretation** of the public description (per-task queries from task embeddings, keys and
+values from the shared representation, an identity term for the source task).
+
+The protocol of the family (not the CATE protocol: there is no treatment)::
+
+    est = make("m3h", random_state=0, epochs=50)
+    est.fit(modalities, targets, tasks=tasks)     # returns self
+    est.predict(modalities)                       # DataFrame: class / value / cluster per task
+    est.predict_scores(modalities)                # task -> probabilities or values
+    est.task_losses(modalities, targets)          # held-out loss per task
+
+``modalities`` maps some of ``"tabular"`` (DataFrame), ``"timeseries"``
+(:class:`~ehrcausal.data.multimodal.IrregularSeries`), ``"text"`` (notes, None where missing)
+and ``"image"`` (array (n, 64, 64), NaN where missing) to row-aligned data; ``targets`` has a
+column per task (NaN where a label is missing); ``tasks`` has ``name`` and ``problem_class``
+(``binary``, ``multiclass``, ``regression``, ``clustering``) and optionally ``n_classes``.
+
+**The network** (:class:`M3HNet`; hidden width ``h``):
+
+1. one encoder per modality: an MLP on the standardised tabular row (missing values set to the
+   training mean); a 1-D CNN over the time series binned in 4-hour bins (mean value and
+   observed-mask channels), averaged over bins; a linear layer on the note's TF-IDF/SVD
+   representation (:class:`~ehrcausal.text.TfidfSVD`, fitted on the training notes); a small
+   CNN on the image (2 x 2 average pooling done once, a 4 x 4 patch convolution with stride 4, a 3 x 3
+   convolution with stride 2, a linear layer);
+2. fusion: ``h_i = MLP(sum_m a_im (e_im + p_m) / sum_m a_im)`` with ``a_im`` = 1 when patient
+   ``i`` has modality ``m`` (a missing modality is masked, never imputed into the mean) and
+   ``p_m`` a learned modality embedding;
+3. task tokens: ``x_it = ReLU(W_x h_i + E_t)`` with ``E_t`` the embedding of task ``t``;
+4. task attention: ``q_t = W_q E_t``, ``k_ij = W_k x_ij``, ``v_ij = W_v x_ij``,
+   ``A_itj = softmax_j(q_t' k_ij / sqrt(h))`` and the balanced weights
+   ``A'_it. = beta_t e_t + (1 - beta_t) A_it.`` (``e_t`` the unit vector of the source task);
+   ``o_it = sum_j A'_itj v_ij``. ``beta`` is the ``balance`` parameter: 1 is pure
+   self-exploitation, 0 pure cross-exploration; ``balance="learned"`` learns
+   ``beta_t = sigmoid(theta_t)`` per task (initialised at 1/2);
+5. one linear head per task on ``o_it``: a logit (binary, binary cross-entropy), ``C`` logits
+   (multiclass, cross-entropy) or a value (regression, squared error on the standardised
+   target). The training loss is the mean over tasks of each task's mean loss over its labelled
+   rows (missing labels masked).
+
+The clustering task is not trained by gradient: its loss is the within-cluster sum of squares
+of the shared representation ``h``, minimised by k-means (Lloyd's algorithm, k-means++ starts,
+seeded) on the training rows after the network is trained; a patient's cluster is the nearest
+centre.
+
+Variants: ``m3h_no_attention`` (hard parameter sharing: every head reads ``h_i``),
+``single_task`` (the same network with one task, fitted once per task; for the clustering task,
+k-means on the concatenated per-modality summary features, as the network has nothing to learn
+from alone) and ``haim_gbt`` (HAIM, Soenksen et al. 2022: gradient-boosted trees per task on the
+concatenated per-modality features of :func:`~ehrcausal.data.multimodal.summary_features`;
+LightGBM here, where HAIM used XGBoost with 200 trees of depth 5 and learning rate 0.3).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ..data.multimodal import IMAGE_SIZE, MODALITIES, PROBLEM_CLASSES, IrregularSeries
+from ..data.multimodal import summary_features as modality_summary
+from ..runtime import check_seed, resolve_device
+from ..validation import check_int, check_number
+from .base import store_params
+from .registry import register
+from .torch_scaffold import Standardiser, check_torch_params, predict_chunked, train_network
+
+__all__ = [
+    "TaskSpec",
+    "check_tasks",
+    "check_modalities",
+    "MultiTaskLearner",
+    "M3HNet",
+    "M3H",
+    "SingleTask",
+    "HAIMGBT",
+    "task_interdependence",
+    "spearman_offdiagonal",
+]
+
+N_BINS = 12
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking the inputs
+# ---------------------------------------------------------------------------------------------
+
+
+class TaskSpec:
+    """One task: its name, problem class and number of classes (0 for regression)."""
+
+    def __init__(self, name: str, problem_class: str, n_classes: int) -> None:
+        self.name, self.problem_class, self.n_classes = name, problem_class, n_classes
+
+    @property
+    def out_dim(self) -> int:
+        return {"binary": 1, "multiclass": self.n_classes, "regression": 1}.get(
+            self.problem_class, 0)
+
+    def __repr__(self) -> str:
+        return f"TaskSpec({self.name!r}, {self.problem_class!r}, {self.n_classes})"
+
+
+def check_tasks(tasks: Any, Y: Any) -> tuple[list[TaskSpec], pd.DataFrame]:
+    """The task specifications and the targets (a float DataFrame, one column per task).
+
+    ``ValueError`` for: ``tasks`` without ``name`` / ``problem_class``; an unknown problem class;
+    a task without a column in ``Y``; a task with no label; labels outside a class task's
+    classes (binary 0/1; multiclass and clustering 0..C-1) or non-finite regression targets.
+    """
+    if not isinstance(tasks, pd.DataFrame) or not {"name", "problem_class"} <= set(tasks):
+        raise ValueError("tasks must be a DataFrame with columns 'name' and 'problem_class'")
+    if len(tasks) == 0:
+        raise ValueError("tasks is empty: give at least one task")
+    if tasks["name"].duplicated().any():
+        raise ValueError(f"task names must be unique, got {list(tasks['name'])}")
+    if not isinstance(Y, pd.DataFrame):
+        raise ValueError(f"Y must be a DataFrame of targets (one column per task), got "
+                         f"{type(Y).__name__}")
+    specs = []
+    for _, row in tasks.iterrows():
+        name, cls = str(row["name"]), row["problem_class"]
+        if cls not in PROBLEM_CLASSES:
+            raise ValueError(f"task {name!r} has unknown problem class {cls!r}; allowed: "
+                             f"{PROBLEM_CLASSES}")
+        if name not in Y.columns:
+            raise ValueError(f"task {name!r} has no column in Y")
+        try:
+            y = np.asarray(Y[name], dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"targets of task {name!r} must be numeric (NaN where missing)"
+                             ) from exc
+        obs = y[np.isfinite(y)]
+        if len(obs) == 0:
+            raise ValueError(f"task {name!r} has no labels (every target is missing)")
+        if np.isinf(y).any():
+            raise ValueError(f"targets of task {name!r} must be finite or NaN")
+        if cls == "binary":
+            k = 2
+            if not np.isin(obs, (0.0, 1.0)).all():
+                raise ValueError(f"binary task {name!r} needs labels 0/1")
+        elif cls in ("multiclass", "clustering"):
+            given = row.get("n_classes", np.nan) if "n_classes" in tasks else np.nan
+            k = int(given) if np.isfinite(given) and given > 0 else int(obs.max()) + 1
+            if (obs != np.round(obs)).any() or obs.min() < 0 or obs.max() >= k:
+                raise ValueError(f"{cls} task {name!r} needs integer labels in 0..{k - 1}")
+            if cls == "multiclass" and k < 3:
+                raise ValueError(f"multiclass task {name!r} needs at least 3 classes, got {k}")
+        else:
+            k = 0
+        specs.append(TaskSpec(name, cls, k))
+    return specs, Y[[s.name for s in specs]].astype(float).reset_index(drop=True)
+
+
+def check_modalities(X: Any, n: int | None = None) -> dict[str, Any]:
+    """The modalities as a dict, after checking their names, lengths and image shape.
+
+    ``ValueError`` for: not a mapping, no known modality, an unknown name, lengths that
+    disagree (with each other or with ``n``), images not of shape (n, 64, 64), and a patient
+    with every modality missing (the error names the first such rows).
+    """
+    if not isinstance(X, Mapping):
+        raise ValueError(f"X must be a mapping of modality name to data, got {type(X).__name__}")
+    unknown = sorted(set(X) - set(MODALITIES))
+    if unknown:
+        raise ValueError(f"unknown modality {unknown}; allowed: {MODALITIES}")
+    if not X:
+        raise ValueError(f"X has no modality; give at least one of {MODALITIES}")
+    mods = {m: X[m] for m in MODALITIES if m in X}
+    lengths = {m: len(v) for m, v in mods.items()}
+    if n is not None:
+        lengths["targets"] = n
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"modalities and targets must have the same rows, got {lengths}")
+    if "image" in mods:
+        img = np.asarray(mods["image"], dtype=np.float32)
+        if img.ndim != 3 or img.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"image must have shape (n, {IMAGE_SIZE}, {IMAGE_SIZE}) (one "
+                             f"single-channel picture per patient), got {img.shape}")
+        mods["image"] = img
+    if "tabular" in mods:
+        mods["tabular"] = pd.DataFrame(mods["tabular"]).reset_index(drop=True)
+    if "timeseries" in mods and not isinstance(mods["timeseries"], IrregularSeries):
+        raise ValueError("timeseries must be an IrregularSeries (values and hours arrays)")
+    avail = availability(mods)
+    empty = np.flatnonzero(~avail.any(axis=1))
+    if len(empty):
+        raise ValueError(f"patient(s) at rows {empty[:5].tolist()} have every modality missing; "
+                         "drop them or give at least one modality")
+    return mods
+
+
+def availability(mods: Mapping[str, Any]) -> np.ndarray:
+    """Boolean (n, 4): which of :data:`MODALITIES` each patient has (absent key: none)."""
+    n = len(next(iter(mods.values())))
+    out = np.zeros((n, len(MODALITIES)), dtype=bool)
+    for j, m in enumerate(MODALITIES):
+        if m not in mods:
+            continue
+        v = mods[m]
+        if m == "tabular":
+            out[:, j] = np.isfinite(v.to_numpy(dtype=float)).any(axis=1)
+        elif m == "timeseries":
+            out[:, j] = v.observed()
+        elif m == "text":
+            out[:, j] = np.array([t is not None and str(t).strip() != "" for t in v])
+        else:
+            out[:, j] = np.isfinite(v).all(axis=(1, 2))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------------
+
+
+class M3HNet(nn.Module):
+    """Encoders, masked fusion, task tokens, task attention and per-task heads (module doc)."""
+
+    def __init__(self, dims: Mapping[str, int], hidden: int, out_dims: Sequence[int],
+                 attention: bool, balance: float | str) -> None:
+        super().__init__()
+        h = hidden
+        self.dims = dict(dims)
+        enc: dict[str, nn.Module] = {}
+        if "tabular" in dims:
+            enc["tabular"] = nn.Sequential(nn.Linear(dims["tabular"], h), nn.ReLU(),
+                                           nn.Linear(h, h), nn.ReLU())
+        if "timeseries" in dims:
+            enc["timeseries"] = nn.Sequential(
+                nn.Conv1d(dims["timeseries"], h, 3, padding=1), nn.ReLU(),
+                nn.Conv1d(h, h, 3, padding=1), nn.ReLU())
+        if "text" in dims:
+            enc["text"] = nn.Sequential(nn.Linear(dims["text"], h), nn.ReLU())
+        if "image" in dims:
+            enc["image"] = nn.Sequential(
+                nn.Conv2d(1, 8, 4, stride=4), nn.ReLU(),
+                nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                nn.Linear(256, h), nn.ReLU())
+        self.encoders = nn.ModuleDict(enc)
+        self.modality_emb = nn.Parameter(torch.zeros(len(MODALITIES), h))
+        self.fuse = nn.Sequential(nn.Linear(h, h), nn.ReLU())
+        T = len(out_dims)
+        self.out_dims = list(out_dims)
+        width = max(max(out_dims), 1)
+        self.attention = attention
+        self.task_emb = nn.Parameter(0.1 * torch.randn(T, h))
+        self.tok = nn.Linear(h, h)
+        self.Wq, self.Wk, self.Wv = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, h)
+        self.learn_balance = balance == "learned"
+        init = 0.0 if self.learn_balance else math.log(max(float(balance), 1e-6)
+                                                          / max(1 - float(balance), 1e-6))
+        self.balance_logit = nn.Parameter(torch.full((T,), init),
+                                          requires_grad=self.learn_balance)
+        self.fixed_balance = None if self.learn_balance else float(balance)
+        self.head_w = nn.Parameter(torch.randn(T, h, width) / math.sqrt(h))
+        self.head_b = nn.Parameter(torch.zeros(T, width))
+
+    def shared(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The fused representation ``h`` (batch, hidden)."""
+        avail = batch["avail"]
+        total = 0.0
+        for j, m in enumerate(MODALITIES):
+            if m not in self.encoders:
+                continue
+            if m == "timeseries":
+                e = self.encoders[m](batch[m].transpose(1, 2)).mean(dim=2)
+            elif m == "image":
+                e = self.encoders[m](batch[m].unsqueeze(1))
+            else:
+                e = self.encoders[m](batch[m])
+            total = total + avail[:, j : j + 1] * (e + self.modality_emb[j])
+        fused = total / avail.sum(dim=1, keepdim=True).clamp(min=1.0)
+        return self.fuse(fused)
+
+    def beta(self) -> torch.Tensor:
+        """The self-exploitation weight of each task (T,)."""
+        if self.fixed_balance is not None:
+            return torch.full_like(self.balance_logit, self.fixed_balance)
+        return torch.sigmoid(self.balance_logit)
+
+    def task_outputs(self, hs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-task head outputs (batch, T, width) and attention weights (batch, T, T)."""
+        if not self.attention:
+            z = hs.unsqueeze(1).expand(-1, len(self.out_dims), -1)
+            A = None
+        else:
+            x = F.relu(self.tok(hs).unsqueeze(1) + self.task_emb.unsqueeze(0))  # (B, T, h)
+            q = self.Wq(self.task_emb)  # (T, h)
+            k, v = self.Wk(x), self.Wv(x)
+            A = torch.softmax(torch.einsum("th,bjh->btj", q, k) / math.sqrt(q.shape[1]), dim=2)
+            b = self.beta().view(1, -1, 1)
+            eye = torch.eye(len(self.out_dims), device=hs.device).unsqueeze(0)
+            z = torch.einsum("btj,bjh->bth", b * eye + (1 - b) * A, v)
+        out = torch.einsum("bth,thw->btw", z, self.head_w) + self.head_b
+        return out, A
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.task_outputs(self.shared(batch))[0]
+
+
+class _LossPlan:
+    """Index tensors that let the per-task losses be computed in a few vectorised operations."""
+
+    def __init__(self, specs: Sequence[TaskSpec], device: str) -> None:
+        def idx(cls: str) -> torch.Tensor:
+            return torch.as_tensor([t for t, s in enumerate(specs) if s.problem_class == cls],
+                                   dtype=torch.long, device=device)
+
+        self.binary, self.regression = idx("binary"), idx("regression")
+        self.multiclass = [(t, s.n_classes) for t, s in enumerate(specs)
+                           if s.problem_class == "multiclass"]
+        self.n_tasks = len(specs)
+
+    def terms(self, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the labelled rows of each task (T,); NaN where a task has none."""
+        total = out.new_zeros(self.n_tasks)
+        count = mask.sum(dim=0).to(out.dtype)
+        m = mask.to(out.dtype)
+        if len(self.binary):
+            b = self.binary
+            bce = F.binary_cross_entropy_with_logits(out[:, b, 0], y[:, b], reduction="none")
+            total = total.index_add(0, b, (bce * m[:, b]).sum(dim=0))
+        if len(self.regression):
+            r = self.regression
+            se = (out[:, r, 0] - y[:, r]) ** 2
+            total = total.index_add(0, r, (se * m[:, r]).sum(dim=0))
+        for t, k in self.multiclass:
+            ce = F.cross_entropy(out[:, t, :k], y[:, t].long().clamp(0, k - 1), reduction="none")
+            total = total.index_add(0, torch.tensor([t], device=out.device),
+                                    (ce * m[:, t]).sum().view(1))
+        return torch.where(count > 0, total / count.clamp(min=1.0),
+                           torch.full_like(total, float("nan")))
+
+
+# ---------------------------------------------------------------------------------------------
+# The family's protocol
+# ---------------------------------------------------------------------------------------------
+
+
+class MultiTaskLearner(BaseEstimator):
+    """Base of the ``multitask`` family: checks, fitted state, predictions and losses."""
+
+    fit_inputs: tuple[str, ...] = ()
+
+    def fit(self, X: Mapping[str, Any], Y: pd.DataFrame, *, tasks: pd.DataFrame,
+            **fit_params: Any) -> MultiTaskLearner:
+        """Fit every task of ``tasks`` on the modalities ``X`` and the targets ``Y``."""
+        if hasattr(self, "fitted_"):
+            del self.fitted_
+        unknown = sorted(set(fit_params) - set(self.fit_inputs))
+        if unknown:
+            raise ValueError(f"unexpected fit argument(s) {unknown}; {type(self).__name__} "
+                             f"accepts {list(self.fit_inputs) or 'none'}")
+        specs, y = check_tasks(tasks, Y)
+        mods = check_modalities(X, len(y))
+        self.tasks_ = specs
+        self.modalities_ = tuple(mods)
+        self._fit(mods, y, specs, **fit_params)
+        self.fitted_ = True
+        return self
+
+    def _check_X(self, X: Any) -> dict[str, Any]:
+        check_is_fitted(self, "fitted_")
+        mods = check_modalities(X)
+        if set(mods) != set(self.modalities_):
+            raise ValueError(f"X has modalities {sorted(mods)} but the learner was fitted on "
+                             f"{sorted(self.modalities_)}")
+        return mods
+
+    def predict_scores(self, X: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Task -> P(y=1) (binary, (n,)), class probabilities ((n, C)), predicted value
+        (regression) or cluster index (clustering)."""
+        return self._scores(self._check_X(X))
+
+    def predict(self, X: Mapping[str, Any]) -> pd.DataFrame:
+        """One column per task: predicted class (binary at 1/2), value or cluster."""
+        scores = self.predict_scores(X)
+        out = {}
+        for s in self.tasks_:
+            v = scores[s.name]
+            if s.problem_class == "binary":
+                out[s.name] = (v >= 0.5).astype(int)
+            elif s.problem_class == "multiclass":
+                out[s.name] = v.argmax(axis=1)
+            else:
+                out[s.name] = v
+        return pd.DataFrame(out)
+
+    def task_losses(self, X: Mapping[str, Any], Y: pd.DataFrame) -> pd.Series:
+        """Mean loss of each supervised task over the labelled rows of ``Y``: binary
+        cross-entropy, cross-entropy, or squared error of the target standardised with the
+        training moments (so that tasks are on one scale)."""
+        scores = self.predict_scores(X)
+        out = {}
+        for s in self.tasks_:
+            if s.problem_class == "clustering":
+                continue
+            y = np.asarray(Y[s.name], dtype=float)
+            m = np.isfinite(y)
+            p = scores[s.name][m]
+            if s.problem_class == "binary":
+                p = np.clip(p, 1e-7, 1 - 1e-7)
+                out[s.name] = float(-np.mean(y[m] * np.log(p) + (1 - y[m]) * np.log(1 - p)))
+            elif s.problem_class == "multiclass":
+                pk = np.clip(p[np.arange(m.sum()), y[m].astype(int)], 1e-7, 1)
+                out[s.name] = float(-np.mean(np.log(pk)))
+            else:
+                mu, sd = self.target_scale_[s.name]
+                out[s.name] = float(np.mean(((y[m] - p[:]) / sd) ** 2))
+        return pd.Series(out)
+
+    def _target_scales(self, y: pd.DataFrame, rows: np.ndarray) -> None:
+        self.target_scale_ = {}
+        for s in self.tasks_:
+            if s.problem_class == "regression":
+                v = y[s.name].to_numpy()[rows]
+                v = v[np.isfinite(v)]
+                self.target_scale_[s.name] = (float(v.mean()), float(v.std()) or 1.0)
+
+    # to implement
+    def _fit(self, mods: dict[str, Any], y: pd.DataFrame, specs: list[TaskSpec],
+             **fit_params: Any) -> None:
+        raise NotImplementedError
+
+    def _scores(self, mods: dict[str, Any]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+def _val_rows(n: int, val_fraction: float, seed: int, val_mask: Any) -> tuple[np.ndarray,
+                                                                                np.ndarray]:
+    if val_mask is not None:
+        mask = np.asarray(val_mask)
+        if mask.dtype != bool or mask.shape != (n,):
+            raise ValueError(f"val_mask must be a boolean array of length {n}, got dtype "
+                             f"{mask.dtype} and shape {mask.shape}")
+    else:
+        mask = np.zeros(n, dtype=bool)
+        k = int(round(val_fraction * n))
+        mask[np.random.default_rng(seed).choice(n, size=k, replace=False)] = True
+    tr, va = np.flatnonzero(~mask), np.flatnonzero(mask)
+    if len(tr) == 0:
+        raise ValueError("the training part is empty; use a smaller validation part")
+    return tr, va
+
+
+class _Inputs:
+    """Turns modalities into network tensors, with the scalings fitted on the training rows."""
+
+    def __init__(self, mods: Mapping[str, Any], rows: np.ndarray, seed: int) -> None:
+        from ..text.embeddings import TfidfSVD
+
+        self.dims: dict[str, int] = {}
+        if "tabular" in mods:
+            tab = mods["tabular"].to_numpy(dtype=float)
+            self.columns = list(mods["tabular"].columns)
+            fill = np.nanmean(tab[rows], axis=0)
+            self.tab_fill = np.where(np.isfinite(fill), fill, 0.0)
+            self.tab_scale = Standardiser.fit(self._fill(tab), rows)
+            self.dims["tabular"] = tab.shape[1]
+        if "timeseries" in mods:
+            ts = mods["timeseries"]
+            v = ts.values[rows]
+            with np.errstate(invalid="ignore"):
+                mean = np.nanmean(v, axis=(0, 2)) if np.isfinite(v).any() else np.zeros(
+                    v.shape[1])
+                sd = np.nanstd(v, axis=(0, 2)) if np.isfinite(v).any() else np.ones(v.shape[1])
+            self.ts_mean = np.nan_to_num(mean)
+            self.ts_sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+            self.dims["timeseries"] = 2 * v.shape[1]
+        if "text" in mods:
+            notes = [mods["text"][i] for i in rows.tolist()]
+            notes = [t for t in notes if t is not None and str(t).strip()]
+            self.text = None
+            if len(notes) >= 10:
+                k = min(32, len(notes) - 1)
+                try:
+                    self.text = TfidfSVD(n_components=k, min_df=2, random_state=seed).fit(notes)
+                except ValueError:
+                    self.text = None
+            self.dims["text"] = self.text.n_features_out_ if self.text is not None else 1
+        if "image" in mods:
+            self.dims["image"] = IMAGE_SIZE
+
+    def _fill(self, tab: np.ndarray) -> np.ndarray:
+        return np.where(np.isfinite(tab), tab, self.tab_fill)
+
+    def tensors(self, mods: Mapping[str, Any], device: str) -> dict[str, torch.Tensor]:
+        n = len(next(iter(mods.values())))
+        out = {"avail": availability(mods).astype(np.float32)}
+        if "tabular" in self.dims:
+            tab = mods["tabular"][self.columns].to_numpy(dtype=float)
+            out["tabular"] = self.tab_scale.transform(self._fill(tab)).astype(np.float32)
+        if "timeseries" in self.dims:
+            ts = mods["timeseries"]
+            scaled = IrregularSeries((ts.values - self.ts_mean[None, :, None])
+                                     / self.ts_sd[None, :, None], ts.hours, ts.channels,
+                                     ts.units)
+            out["timeseries"] = scaled.binned(N_BINS).astype(np.float32)
+        if "text" in self.dims:
+            Z = np.zeros((n, self.dims["text"]), dtype=np.float32)
+            has = [i for i, t in enumerate(mods["text"]) if t is not None and str(t).strip()]
+            if self.text is not None and has:
+                Z[has] = self.text.transform([mods["text"][i] for i in has])
+            out["text"] = Z
+        if "image" in self.dims:
+            img = np.nan_to_num(np.asarray(mods["image"], dtype=np.float32), nan=0.0)
+            out["image"] = img.reshape(n, IMAGE_SIZE // 2, 2, IMAGE_SIZE // 2, 2).mean(axis=(2, 4))
+        return {k: torch.as_tensor(v, device=device) for k, v in out.items()}
+
+
+def _kmeans(Z: np.ndarray, k: int, seed: int) -> Any:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, n_init=4, random_state=seed).fit(Z)
+
+
+class M3H(MultiTaskLearner):
+    """M3H as interpreted in the module docstring; ``attention=False`` is hard sharing.
+
+    Parameters: ``hidden`` width; ``attention`` (task attention or hard sharing); ``balance``
+    (self-exploitation weight beta in [0, 1], or ``"learned"``); the training parameters of
+    :func:`~ehrcausal.learners.torch_scaffold.check_torch_params`; ``random_state``;
+    ``device``. ``fit`` takes ``val_mask`` (boolean, True for the early-stopping rows).
+    """
+
+    fit_inputs = ("val_mask",)
+
+    def __init__(self, hidden: int = 32, attention: bool = True, balance: float | str = 0.5,
+                 epochs: int = 60, batch_size: int = 128, lr: float = 3e-3,
+                 weight_decay: float = 1e-4, patience: int = 10, val_fraction: float = 0.2,
+                 random_state: int = 0, device: str = "auto") -> None:
+        store_params(self, locals())
+
+    def _check_balance(self) -> float | str:
+        if self.balance == "learned":
+            return "learned"
+        if isinstance(self.balance, str):
+            raise ValueError(f"balance must be a number in [0, 1] or 'learned', got "
+                             f"{self.balance!r}")
+        return check_number(self.balance, "balance", 0.0, 1.0)
+
+    def _fit(self, mods: dict[str, Any], y: pd.DataFrame, specs: list[TaskSpec],
+             val_mask: Any = None, inputs: _Inputs | None = None) -> None:
+        params = check_torch_params(self)
+        balance = self._check_balance()
+        if not isinstance(self.attention, (bool, np.bool_)):
+            raise ValueError(f"attention must be True or False, got {self.attention!r}")
+        seed = check_seed(self.random_state)
+        self.device_ = resolve_device(self.device)
+        n = len(y)
+        tr, va = _val_rows(n, params.val_fraction, seed, val_mask)
+        self._target_scales(y, tr)
+        self.inputs_ = _Inputs(mods, tr, seed) if inputs is None else inputs
+        supervised = [s for s in specs if s.problem_class != "clustering"]
+        self.supervised_ = supervised
+        Y = np.column_stack([y[s.name].to_numpy() for s in supervised]) if supervised else (
+            np.zeros((n, 0)))
+        for j, s in enumerate(supervised):
+            if s.problem_class == "regression":
+                mu, sd = self.target_scale_[s.name]
+                Y[:, j] = (Y[:, j] - mu) / sd
+        data = self.inputs_.tensors(mods, self.device_)
+        data["y"] = torch.as_tensor(np.nan_to_num(Y), dtype=torch.float32, device=self.device_)
+        data["ymask"] = torch.as_tensor(np.isfinite(Y), device=self.device_)
+        dims = self.inputs_.dims
+
+        def build() -> M3HNet:
+            return M3HNet(dims, params.hidden, [s.out_dim for s in supervised] or [1],
+                          bool(self.attention), balance)
+
+        plan = _LossPlan(supervised, self.device_)
+
+        def loss_fn(net: nn.Module, batch: dict[str, torch.Tensor]):
+            out = net(batch)
+            terms = plan.terms(out, batch["y"], batch["ymask"])
+            ok = torch.isfinite(terms)
+            loss = terms[ok].mean() if ok.any() else out.sum() * 0.0
+            return loss, loss.detach()
+
+        if supervised:
+            self.net_, self.history_ = train_network(
+                build, loss_fn, data, tr, va, params=params, seed=seed, device=self.device_,
+                desc=type(self).__name__)
+        else:
+            from ..runtime import torch_seed
+
+            with torch_seed(seed):
+                self.net_ = build().to(self.device_).eval()
+            self.history_ = None
+        self.clusters_ = {}
+        clustering = [s for s in specs if s.problem_class == "clustering"]
+        if clustering:
+            H = self._shared({k: v[torch.as_tensor(tr, device=self.device_)]
+                              for k, v in data.items()})
+            for s in clustering:
+                self.clusters_[s.name] = _kmeans(H, s.n_classes, seed)
+
+    def _shared(self, data: dict[str, torch.Tensor]) -> np.ndarray:
+        self.net_.eval()
+        with torch.no_grad():
+            return self.net_.shared(data).cpu().numpy().astype(float)
+
+    def _forward_all(self, mods: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        data = self.inputs_.tensors(mods, self.device_)
+        n = len(data["avail"])
+        keys = list(data)
+        X = np.arange(n)[:, None].astype(np.float32)
+
+        def forward(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+            rows = idx[:, 0].long().to(self.device_)
+            batch = {k: data[k][rows] for k in keys}
+            hs = self.net_.shared(batch)
+            out, A = self.net_.task_outputs(hs)
+            res = {"out": out, "h": hs}
+            if A is not None:
+                res["A"] = A
+            return res
+
+        res = predict_chunked(forward, X, device=self.device_, modules=[self.net_],
+                              chunk_size=1024)
+        return res, res["h"]
+
+    def _scores(self, mods: dict[str, Any]) -> dict[str, np.ndarray]:
+        res, H = self._forward_all(mods)
+        out = res["out"]
+        scores: dict[str, np.ndarray] = {}
+        for t, s in enumerate(self.supervised_):
+            o = out[:, t]
+            if s.problem_class == "binary":
+                scores[s.name] = 1 / (1 + np.exp(-o[:, 0]))
+            elif s.problem_class == "multiclass":
+                e = np.exp(o[:, : s.n_classes] - o[:, : s.n_classes].max(axis=1, keepdims=True))
+                scores[s.name] = e / e.sum(axis=1, keepdims=True)
+            else:
+                mu, sd = self.target_scale_[s.name]
+                scores[s.name] = o[:, 0] * sd + mu
+        for name, km in self.clusters_.items():
+            scores[name] = km.predict(H).astype(float)
+        return {s.name: scores[s.name] for s in self.tasks_}
+
+    def attention_matrix(self, X: Mapping[str, Any]) -> pd.DataFrame:
+        """Mean over patients of the learned cross-task attention ``A`` (source row, auxiliary
+        column) among the supervised tasks; the cheap TIM proxy. Needs ``attention=True``."""
+        mods = self._check_X(X)
+        if not self.attention:
+            raise ValueError("attention_matrix needs attention=True (m3h)")
+        res, _ = self._forward_all(mods)
+        names = [s.name for s in self.supervised_]
+        return pd.DataFrame(res["A"].mean(axis=0), index=names, columns=names)
+
+    def balances(self) -> pd.Series:
+        """The self-exploitation weight beta of each supervised task after fit."""
+        check_is_fitted(self, "fitted_")
+        b = self.net_.beta().detach().cpu().numpy()
+        return pd.Series(b, index=[s.name for s in self.supervised_])
+
+
+class SingleTask(MultiTaskLearner):
+    """The M3H network (hard sharing) fitted once per task on that task alone.
+
+    The clustering task, which has no training signal alone, is k-means on the concatenated,
+    standardised per-modality summary features (as :class:`HAIMGBT`).
+    """
+
+    fit_inputs = ("val_mask",)
+
+    def __init__(self, hidden: int = 32, epochs: int = 60, batch_size: int = 128,
+                 lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 10,
+                 val_fraction: float = 0.2, random_state: int = 0,
+                 device: str = "auto") -> None:
+        store_params(self, locals())
+
+    def _fit(self, mods: dict[str, Any], y: pd.DataFrame, specs: list[TaskSpec],
+             val_mask: Any = None) -> None:
+        p = self.get_params()
+        check_torch_params(self)
+        seed = check_seed(self.random_state)
+        tr, _ = _val_rows(len(y), check_number(self.val_fraction, "val_fraction", 0.0, 1.0,
+                                                 high_open=True), seed, val_mask)
+        self._target_scales(y, tr)
+        inputs = _Inputs(mods, tr, seed)  # one text encoder and scaling for every task
+        self.models_: dict[str, Any] = {}
+        for s in specs:
+            if s.problem_class == "clustering":
+                self.models_[s.name] = _FeatureClusters(s.n_classes, seed).fit(mods, tr)
+                continue
+            one = pd.DataFrame([{"name": s.name, "problem_class": s.problem_class,
+                                 "n_classes": s.n_classes}])
+            est = M3H(attention=False, **p)
+            est.tasks_, _ = check_tasks(one, y)
+            est.modalities_ = tuple(mods)
+            est._fit(mods, y[[s.name]], est.tasks_, val_mask=val_mask, inputs=inputs)
+            est.fitted_ = True
+            self.models_[s.name] = est
+
+    def _scores(self, mods: dict[str, Any]) -> dict[str, np.ndarray]:
+        out = {}
+        for s in self.tasks_:
+            m = self.models_[s.name]
+            out[s.name] = (m.predict(mods) if isinstance(m, _FeatureClusters)
+                           else m.predict_scores(mods)[s.name])
+        return out
+
+
+class _FeatureClusters:
+    """k-means on the imputed, standardised concatenated summary features."""
+
+    def __init__(self, k: int, seed: int) -> None:
+        self.k, self.seed = k, seed
+
+    def fit(self, mods: Mapping[str, Any], rows: np.ndarray) -> _FeatureClusters:
+        self.features = _FlatFeatures(mods, rows, self.seed)
+        self.km = _kmeans(self.features.standardised(mods)[rows], self.k, self.seed)
+        return self
+
+    def predict(self, mods: Mapping[str, Any]) -> np.ndarray:
+        return self.km.predict(self.features.standardised(mods)).astype(float)
+
+
+class _FlatFeatures:
+    """HAIM-style concatenated per-modality features, text encoder fitted on training rows."""
+
+    def __init__(self, mods: Mapping[str, Any], rows: np.ndarray, seed: int) -> None:
+        from ..text.embeddings import TfidfSVD
+
+        self.text = None
+        if "text" in mods:
+            notes = [mods["text"][i] for i in rows.tolist()]
+            notes = [t for t in notes if t is not None and str(t).strip()]
+            if len(notes) >= 10:
+                self.text = TfidfSVD(n_components=min(32, len(notes) - 1),
+                                     random_state=seed).fit(notes)
+        X = self.raw(mods)
+        fill = np.nanmedian(X[rows], axis=0)
+        self.fill = np.where(np.isfinite(fill), fill, 0.0)
+        self.scale = Standardiser.fit(np.where(np.isfinite(X), X, self.fill), rows)
+
+    def raw(self, mods: Mapping[str, Any]) -> np.ndarray:
+        feats = modality_summary(mods, text_encoder=self.text, image_pool=8)
+        return np.column_stack([f.to_numpy(dtype=float) for f in feats.values()])
+
+    def standardised(self, mods: Mapping[str, Any]) -> np.ndarray:
+        X = self.raw(mods)
+        return self.scale.transform(np.where(np.isfinite(X), X, self.fill))
+
+
+class HAIMGBT(MultiTaskLearner):
+    """HAIM-style baseline: gradient-boosted trees per task on concatenated features.
+
+    Features: :func:`~ehrcausal.data.multimodal.summary_features` of every modality (tabular
+    values; 7 statistics per time-series channel; a 32-d TF-IDF/SVD of the note; 8 x 8 pooled
+    pixels), concatenated, missing values left to the trees. One LightGBM model per task
+    (``n_estimators`` trees of depth ``max_depth``, learning rate ``learning_rate``; HAIM's
+    XGBoost used 200, 5 and 0.3); the clustering task is k-means on the standardised features.
+    """
+
+    def __init__(self, n_estimators: int = 100, max_depth: int = 5, learning_rate: float = 0.1,
+                 random_state: int = 0) -> None:
+        store_params(self, locals())
+
+    def _fit(self, mods: dict[str, Any], y: pd.DataFrame, specs: list[TaskSpec]) -> None:
+        import lightgbm as lgb
+
+        n_est = check_int(self.n_estimators, "n_estimators", 1)
+        depth = check_int(self.max_depth, "max_depth", 1)
+        lr = check_number(self.learning_rate, "learning_rate", 0.0, low_open=True)
+        seed = check_seed(self.random_state)
+        rows = np.arange(len(y))
+        self.features_ = _FlatFeatures(mods, rows, seed)
+        X = self.features_.raw(mods)
+        self._target_scales(y, rows)
+        self.models_ = {}
+        common = {"n_estimators": n_est, "max_depth": depth, "learning_rate": lr,
+                  "random_state": seed, "n_jobs": 1, "verbose": -1, "num_leaves": 2**depth - 1}
+        for s in specs:
+            if s.problem_class == "clustering":
+                self.models_[s.name] = _FeatureClusters(s.n_classes, seed).fit(mods, rows)
+                continue
+            v = y[s.name].to_numpy()
+            m = np.isfinite(v)
+            if s.problem_class == "regression":
+                model = lgb.LGBMRegressor(**common)
+            else:
+                model = lgb.LGBMClassifier(**common)
+            self.models_[s.name] = model.fit(X[m], v[m] if s.problem_class == "regression"
+                                             else v[m].astype(int))
+
+    def _scores(self, mods: dict[str, Any]) -> dict[str, np.ndarray]:
+        X = self.features_.raw(mods)
+        out = {}
+        for s in self.tasks_:
+            m = self.models_[s.name]
+            if isinstance(m, _FeatureClusters):
+                out[s.name] = m.predict(mods)
+            elif s.problem_class == "regression":
+                out[s.name] = m.predict(X)
+            else:
+                p = m.predict_proba(X)
+                if s.problem_class == "binary":
+                    out[s.name] = p[:, 1] if p.shape[1] == 2 else np.full(len(X), float(
+                        m.classes_[0]))
+                else:
+                    full = np.zeros((len(X), s.n_classes))
+                    full[:, m.classes_.astype(int)] = p
+                    out[s.name] = full
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The task-interdependence score
+# ---------------------------------------------------------------------------------------------
+
+
+def task_interdependence(
+    make_learner: Callable[[], MultiTaskLearner],
+    X: Mapping[str, Any],
+    Y: pd.DataFrame,
+    tasks: pd.DataFrame,
+    *,
+    sources: Sequence[str],
+    auxiliaries: Sequence[str],
+    eval_mask: np.ndarray,
+    fit_mask: np.ndarray,
+    **fit_params: Any,
+) -> tuple[pd.DataFrame, float]:
+    """TIM[s, j]: relative change in source ``s``'s held-out loss when ``j`` is learned with it.
+
+    ``TIM[s, j] = (L_s({s}) - L_s({s, j})) / L_s({s})``, where ``L_s(S)`` is the mean loss of
+    task ``s`` (:meth:`MultiTaskLearner.task_losses`) on the ``eval_mask`` rows of a learner
+    from ``make_learner()`` fitted on the ``fit_mask`` rows with the tasks ``S``. Positive:
+    learning ``j`` jointly helps ``s``; negative: it hurts. One fit per source alone and one
+    per pair, each with the learner's own seed (common random numbers, so the difference is
+    not seed noise). Returns the (sources x auxiliaries) matrix (NaN where ``s == j``) and the
+    seconds it took.
+    """
+    start = time.perf_counter()
+    table = tasks.set_index("name")
+    fit_rows = np.flatnonzero(np.asarray(fit_mask, dtype=bool))
+    ev = np.asarray(eval_mask, dtype=bool)
+    Xf = {k: _rows(v, fit_rows) for k, v in X.items()}
+    Xe = {k: _rows(v, np.flatnonzero(ev)) for k, v in X.items()}
+    Yf, Ye = Y.iloc[fit_rows].reset_index(drop=True), Y[ev].reset_index(drop=True)
+    extra = {k: (np.asarray(v)[fit_rows] if isinstance(v, np.ndarray) else v)
+             for k, v in fit_params.items()}
+
+    def loss(names: list[str], source: str) -> float:
+        sub = table.loc[names].reset_index()
+        est = make_learner().fit(Xf, Yf, tasks=sub, **extra)
+        return float(est.task_losses(Xe, Ye)[source])
+
+    out = pd.DataFrame(np.nan, index=list(sources), columns=list(auxiliaries))
+    for s in sources:
+        alone = loss([s], s)
+        for j in auxiliaries:
+            if j != s:
+                out.loc[s, j] = (alone - loss([s, j], s)) / alone
+    return out, time.perf_counter() - start
+
+
+def _rows(v: Any, idx: np.ndarray) -> Any:
+    if isinstance(v, pd.DataFrame):
+        return v.iloc[idx].reset_index(drop=True)
+    if isinstance(v, IrregularSeries):
+        return v.take(idx)
+    if isinstance(v, list):
+        return [v[i] for i in idx.tolist()]
+    return np.asarray(v)[idx]
+
+
+def spearman_offdiagonal(score: pd.DataFrame, truth: pd.DataFrame) -> float:
+    """Spearman rank correlation of ``score[s, j]`` with ``truth[s, j]`` over the pairs
+    ``s != j`` where the score is defined."""
+    from scipy.stats import spearmanr
+
+    a, b = [], []
+    for s in score.index:
+        for j in score.columns:
+            if s != j and np.isfinite(score.loc[s, j]):
+                a.append(score.loc[s, j])
+                b.append(truth.loc[s, j])
+    if len(a) < 3:
+        raise ValueError("need at least 3 defined pairs for a rank correlation")
+    return float(spearmanr(a, b).statistic)
+
+
+_TORCH = {"family": "multitask", "budget": ("epochs", "device"), "fit_inputs": ("val_mask",)}
+register("m3h", M3H, "M3H: modality encoders, fusion, task attention (Bertsimas & Ma 2024)",
+         **_TORCH)
+register("m3h_no_attention", M3H, "M3H network with hard parameter sharing (no attention)",
+         **_TORCH, attention=False)
+register("single_task", SingleTask, "the M3H network fitted once per task", **_TORCH)
+register("haim_gbt", HAIMGBT, "HAIM: boosted trees per task on concatenated features",
+         family="multitask", budget=("n_estimators",))

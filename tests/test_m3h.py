@@ -1,0 +1,230 @@
+"""The multitask family (M3H, hard sharing, single-task, HAIM trees): its protocol, masks for
+missing labels and modalities, the task attention's balance, errors that name the problem, and
+the task-interdependence score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from ehrcausal.data import simulate_multimodal
+from ehrcausal.learners import available, make, spec
+from ehrcausal.learners.m3h import (
+    M3HNet,
+    check_modalities,
+    spearman_offdiagonal,
+    task_interdependence,
+)
+
+FAMILY = available("multitask")
+TASKS = ["heart_failure", "atrial_fibrillation", "pneumonia", "severity", "los_days",
+         "phenotype"]
+
+
+def _light(name: str, **extra) -> dict:
+    if spec(name).torch:
+        return {"epochs": 3, "hidden": 8, "batch_size": 32, "device": "cpu", **extra}
+    return {"n_estimators": 5, **extra}
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = simulate_multimodal(160, seed=1)
+    tasks = ds.tasks[ds.tasks.name.isin(TASKS)].reset_index(drop=True)
+    return ds, tasks
+
+
+def _fit(name, ds, tasks, **extra):
+    return make(name, random_state=0, **_light(name, **extra)).fit(
+        ds.modalities, ds.targets, tasks=tasks)
+
+
+def test_the_family_is_registered_with_its_budget():
+    assert set(FAMILY) == {"m3h", "m3h_no_attention", "single_task", "haim_gbt"}
+    assert spec("m3h").budget == ("epochs", "device") and "val_mask" in spec("m3h").fit_inputs
+    assert spec("haim_gbt").budget == ("n_estimators",) and spec("haim_gbt").fit_inputs == ()
+    assert make("m3h_no_attention").attention is False and make("m3h").attention is True
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_every_multitask_learner_follows_the_protocol(data, name):
+    ds, tasks = data
+    est = make(name, random_state=0, **_light(name))
+    assert clone(est).get_params() == est.get_params()
+    assert est.fit(ds.modalities, ds.targets, tasks=tasks) is est
+    scores = est.predict_scores(ds.modalities)
+    n = len(ds)
+    assert list(scores) == TASKS
+    assert scores["heart_failure"].shape == (n,)
+    assert ((scores["heart_failure"] >= 0) & (scores["heart_failure"] <= 1)).all()
+    assert scores["severity"].shape == (n, 3)
+    np.testing.assert_allclose(scores["severity"].sum(axis=1), 1, atol=1e-6)
+    assert np.isfinite(scores["los_days"]).all()
+    assert set(np.unique(scores["phenotype"])) <= {0.0, 1.0, 2.0, 3.0}
+    pred = est.predict(ds.modalities)
+    assert list(pred.columns) == TASKS and set(pred["heart_failure"]) <= {0, 1}
+    losses = est.task_losses(ds.modalities, ds.targets)
+    assert list(losses.index) == TASKS[:-1] and np.isfinite(losses).all() and (losses > 0).all()
+    again = make(name, random_state=0, **_light(name)).fit(ds.modalities, ds.targets,
+                                                           tasks=tasks)
+    np.testing.assert_array_equal(again.predict_scores(ds.modalities)["los_days"],
+                                  scores["los_days"])
+
+
+def test_m3h_learns_more_than_chance_and_masks_missing_labels():
+    ds = simulate_multimodal(600, seed=2)
+    tasks = ds.tasks[ds.tasks.problem_class == "binary"].head(6).reset_index(drop=True)
+    tr, te = ds.subset("train"), ds.subset("test")
+    est = make("m3h", random_state=0, epochs=15, device="cpu").fit(
+        tr.modalities, tr.targets, tasks=tasks)
+    from sklearn.metrics import roc_auc_score
+
+    sc = est.predict_scores(te.modalities)
+    aucs = [roc_auc_score(te.targets[t].dropna(), sc[t][te.targets[t].notna()])
+            for t in tasks.name]
+    assert np.mean(aucs) > 0.65
+    # a label that is missing does not move the fit: changing it (while missing) changes nothing
+    y2 = tr.targets.copy()
+    miss = y2["heart_failure"].isna()
+    assert miss.any()
+    small = dict(epochs=2, hidden=8, device="cpu")
+    a = make("m3h", random_state=0, **small).fit(tr.modalities, tr.targets, tasks=tasks)
+    y3 = y2.copy()
+    y3.loc[miss, "heart_failure"] = np.nan  # identical masks: identical fits
+    b = make("m3h", random_state=0, **small).fit(tr.modalities, y3, tasks=tasks)
+    np.testing.assert_array_equal(a.predict_scores(te.modalities)["heart_failure"],
+                                  b.predict_scores(te.modalities)["heart_failure"])
+
+
+def test_a_missing_modality_is_masked_not_imputed(data):
+    ds, tasks = data
+    est = _fit("m3h", ds, tasks)
+    rows = np.flatnonzero(np.isnan(ds.modalities["image"]).all(axis=(1, 2)))
+    assert len(rows)
+    # whatever the missing picture holds (all NaN or anything else flagged missing), the
+    # prediction is the same: only available modalities enter the fused representation
+    net_in = est.inputs_.tensors(ds.modalities, "cpu")
+    assert (net_in["avail"][rows, 3] == 0).all()
+    bumped = {k: (v + 0 if k != "image" else v) for k, v in net_in.items()}
+    bumped["image"] = bumped["image"].clone()
+    bumped["image"][rows] = 0.9
+    h0 = est.net_.shared(net_in).detach().numpy()[rows]
+    h1 = est.net_.shared(bumped).detach().numpy()[rows]
+    np.testing.assert_allclose(h0, h1, atol=1e-6)
+
+
+def test_balance_one_is_pure_self_exploitation_and_learned_balance_moves():
+    import torch
+
+    net = M3HNet({"tabular": 3}, 8, [1, 1, 1], attention=True, balance=1.0)
+    hs = torch.randn(5, 8)
+    out, A = net.task_outputs(hs)
+    # with beta = 1 each task reads only its own token
+    x = torch.relu(net.tok(hs).unsqueeze(1) + net.task_emb.unsqueeze(0))
+    own = torch.einsum("bth,thw->btw", net.Wv(x), net.head_w) + net.head_b
+    torch.testing.assert_close(out, own)
+    assert A.shape == (5, 3, 3)
+    torch.testing.assert_close(A.sum(dim=2), torch.ones(5, 3))
+    ds = simulate_multimodal(200, seed=4)
+    tasks = ds.tasks.head(4)
+    est = make("m3h", random_state=0, balance="learned", epochs=5, device="cpu").fit(
+        ds.modalities, ds.targets, tasks=tasks)
+    b = est.balances()
+    assert len(b) == 4 and not np.allclose(b, 0.5)
+    att = est.attention_matrix(ds.modalities)
+    assert att.shape == (4, 4) and np.allclose(att.sum(axis=1), 1)
+    fixed = make("m3h", random_state=0, balance=0.3, epochs=2, device="cpu").fit(
+        ds.modalities, ds.targets, tasks=tasks)
+    assert np.allclose(fixed.balances(), 0.3)
+
+
+def test_ablation_fits_on_any_subset_of_modalities(data):
+    ds, tasks = data
+    sub = {k: ds.modalities[k] for k in ("tabular", "timeseries")}
+    for name in FAMILY:
+        est = make(name, random_state=0, **_light(name)).fit(sub, ds.targets, tasks=tasks)
+        assert est.modalities_ == ("tabular", "timeseries")
+        with pytest.raises(ValueError, match="fitted on"):
+            est.predict_scores(ds.modalities)
+
+
+def test_bad_input_is_named(data):
+    ds, tasks = data
+    est = make("m3h", random_state=0, **_light("m3h"))
+    bad = tasks.copy()
+    bad.loc[0, "problem_class"] = "ranking"
+    with pytest.raises(ValueError, match="unknown problem class 'ranking'"):
+        est.fit(ds.modalities, ds.targets, tasks=bad)
+    y = ds.targets.copy()
+    y["pneumonia"] = np.nan
+    with pytest.raises(ValueError, match="'pneumonia' has no labels"):
+        est.fit(ds.modalities, y, tasks=tasks)
+    mods = dict(ds.modalities)
+    mods["image"] = ds.modalities["image"][:, :32, :32]
+    with pytest.raises(ValueError, match=r"image must have shape \(n, 64, 64\)"):
+        est.fit(mods, ds.targets, tasks=tasks)
+    with pytest.raises(ValueError, match="unknown modality"):
+        est.fit({**ds.modalities, "audio": ds.modalities["image"]}, ds.targets, tasks=tasks)
+    only = {"image": ds.modalities["image"]}
+    with pytest.raises(ValueError, match="have every modality missing"):
+        est.fit(only, ds.targets, tasks=tasks)
+    y = ds.targets.copy()
+    y.loc[0, "heart_failure"] = 2
+    with pytest.raises(ValueError, match="binary task 'heart_failure' needs labels 0/1"):
+        est.fit(ds.modalities, y, tasks=tasks)
+    with pytest.raises(ValueError, match="same rows"):
+        est.fit(ds.modalities, ds.targets.iloc[:10], tasks=tasks)
+    with pytest.raises(ValueError, match="balance must be"):
+        make("m3h", balance=1.5, **_light("m3h")).fit(ds.modalities, ds.targets, tasks=tasks)
+    with pytest.raises(ValueError, match="balance must be"):
+        make("m3h", balance="auto", **_light("m3h")).fit(ds.modalities, ds.targets, tasks=tasks)
+    with pytest.raises(ValueError, match="unexpected fit argument"):
+        make("haim_gbt", **_light("haim_gbt")).fit(ds.modalities, ds.targets, tasks=tasks,
+                                                   val_mask=np.zeros(len(ds), bool))
+    assert check_modalities({"tabular": ds.modalities["tabular"]})["tabular"].shape[0] == len(ds)
+
+
+BAD = [("epochs", 2.5, "epochs must be an integer"), ("epochs", 0, "epochs must be an integer"),
+       ("lr", 0.0, "lr must be a number"), ("batch_size", "8", "batch_size must be an integer"),
+       ("val_fraction", 1.0, "val_fraction must be a number")]
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILY if spec(n).torch])
+@pytest.mark.parametrize(("param", "value", "match"), BAD)
+def test_torch_members_reject_bad_training_parameters(data, name, param, value, match):
+    ds, tasks = data
+    est = make(name, random_state=0, **_light(name, **{param: value}))
+    with pytest.raises(ValueError, match=match):
+        est.fit(ds.modalities, ds.targets, tasks=tasks)
+    assert not hasattr(est, "fitted_")
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILY if spec(n).torch])
+def test_torch_members_take_numpy_integers_and_a_val_mask(data, name):
+    ds, tasks = data
+    p = _light(name, epochs=np.int64(3), batch_size=np.int32(16))
+    val = np.arange(len(ds)) % 4 == 0
+    est = make(name, random_state=0, **p).fit(ds.modalities, ds.targets, tasks=tasks,
+                                              val_mask=val)
+    assert np.isfinite(est.predict_scores(ds.modalities)["los_days"]).all()
+    with pytest.raises(ValueError, match="val_mask must be a boolean array"):
+        make(name, **p).fit(ds.modalities, ds.targets, tasks=tasks, val_mask=val[:5])
+
+
+def test_tim_is_a_relative_loss_change_and_rank_correlation_is_checked(data):
+    ds, tasks = data
+    fit = np.asarray(ds.split) != "test"
+    tim, seconds = task_interdependence(
+        lambda: make("m3h_no_attention", random_state=0, **_light("m3h")),
+        ds.modalities, ds.targets, tasks, sources=["heart_failure", "pneumonia"],
+        auxiliaries=["heart_failure", "atrial_fibrillation", "pneumonia"],
+        eval_mask=~fit, fit_mask=fit)
+    assert tim.shape == (2, 3) and seconds > 0
+    assert np.isnan(tim.loc["heart_failure", "heart_failure"])
+    assert np.isfinite(tim.loc["heart_failure", "pneumonia"])
+    truth = pd.DataFrame([[1, 0.9, 0.1], [0.2, 0.3, 1]], index=tim.index, columns=tim.columns)
+    score = pd.DataFrame([[np.nan, 5, 1], [2, 3, np.nan]], index=tim.index, columns=tim.columns)
+    assert spearman_offdiagonal(score, truth) == pytest.approx(1.0)
+    assert spearman_offdiagonal(-score, truth) == pytest.approx(-1.0)
