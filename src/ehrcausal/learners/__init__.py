@@ -77,14 +77,13 @@ register(
     n_ensemble=5,
 )
 
-# Chapter learners register themselves on import (annotation-assisted; multi-outcome).
+# Chapter learners register themselves on import (annotation-assisted; multi-outcome; multitask
+# prediction from several modalities, which has no treatment and its own protocol).
 from .aace import AACE, Oracle, RiskBased  # noqa: E402
+from .m3h import HAIMGBT, M3H, MultiTaskLearner, SingleTask  # noqa: E402
 from .metalearners_mc import MetaLearnerMC  # noqa: E402
 from .multioutcome import MultiOutcomeLearner  # noqa: E402
 from .multitask import DCNPD, MultiOutcomeTARNet, XMultiTask  # noqa: E402
-
-# Multitask prediction from several modalities (no treatment; its own protocol).
-from .m3h import HAIMGBT, M3H, MultiTaskLearner, SingleTask  # noqa: E402
 
 __all__ = [
     "CATELearner",
