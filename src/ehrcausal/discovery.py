@@ -634,12 +634,14 @@ def forest_importance(
 def selection_metrics(selected: Any, truth: Any) -> dict[str, float]:
     """IoU, precision and recall of a selected set against the true modifiers.
 
+    ``selected`` and ``truth`` hold column indices or labels (compared as sets).
+
     Conventions of the released evaluation (``evaluate_methods_on_dataset`` in
     ``src/method/nexis.py``): IoU of two empty sets is 1; precision of an empty selection is 1
     when the truth is empty and 0 otherwise; recall with an empty truth is 1.
     """
-    S = {int(s) for s in np.asarray(selected).ravel()}
-    G = {int(g) for g in np.asarray(truth).ravel()}
+    S = set(np.asarray(selected).ravel().tolist())
+    G = set(np.asarray(truth).ravel().tolist())
     tp = len(S & G)
     union = len(S | G)
     return {

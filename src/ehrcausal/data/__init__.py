@@ -1,6 +1,7 @@
 """Data sets as one dataclass, their loaders and simulators of multimodal records."""
 
 from .cardiac import simulate_cardiac
+from .cdisc_pilot import load_cdisc_pilot
 from .dataset import SPLITS, CausalDataset
 from .ihdp import N_REALIZATIONS as IHDP_REALIZATIONS
 from .ihdp import load_ihdp
@@ -27,4 +28,5 @@ __all__ = [
     "MultimodalDataset",
     "simulate_multimodal",
     "modality_recoverability",
+    "load_cdisc_pilot",
 ]

@@ -1,0 +1,590 @@
+r"""Experiments of the chapter on direct effect modifiers read from clinical text (NEXIS).
+
+A simulated randomised trial with enrolment notes (:func:`ehrcausal.data.simulate_trial_notes`)
+is embedded (TF-IDF + SVD, or MiniLM: :mod:`ehrcausal.text`), a TopK sparse autoencoder
+(:class:`ehrcausal.learners.sae.TopKSAE`) trained on a larger *unlabelled* corpus of notes from
+the same simulator turns the embeddings into sparse neurons, and each neuron is labelled by the
+concept most correlated with it on that corpus (:func:`~ehrcausal.learners.sae.neuron_labels`).
+The searches of :mod:`ehrcausal.discovery` run on two candidate spaces:
+
+- ``"neurons"``: the SAE neurons; a selection is scored by the set of its neurons' labels
+  against the true direct modifiers (several neurons with one label count once);
+- ``"concepts"``: the 24 latent concepts themselves (what a perfect reader of the notes would
+  give), scored directly.
+
+Scores: IoU, precision and recall (:func:`ehrcausal.discovery.selection_metrics`), and the share
+of the selected labels that are proxies of a modifier. Under the null (``effect = 0``) the
+family-wise error is the share of trials in which a method selects anything.
+
+The policy section learns, on half of a trial, a rule from the NEXIS neurons (treat where the
+OLS estimate ``b_T + g' z_S`` of the effect is positive) and a causal forest's rule on all
+neurons, and scores both by their *true* value on the other half,
+``mean(pi mu1 + (1 - pi) mu0)``.
+
+The CDISC pilot section (:func:`ehrcausal.data.load_cdisc_pilot`) searches the pre-treatment
+history terms and medications (one 0/1 candidate per term recorded for at least 5 patients)
+for modifiers of the effect of xanomeline on the ADAS-Cog change at week 24, then plants
+modifiers on that real text: ``Y' = Y + delta sd(Y) T (z_a - z_b)`` for two terms ``a``,
+``b`` drawn per seed among those recorded for 15-50 % of the patients, and measures recovery.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import load_cdisc_pilot, simulate_trial_notes
+from ..data.dataset import CausalDataset
+from ..discovery import (
+    Discovery,
+    distinct_columns,
+    forest_importance,
+    lasso_interactions,
+    marginal,
+    nexis,
+    selection_metrics,
+    subgroup_effects,
+)
+from ..learners.sae import TopKSAE, neuron_labels
+from ..runtime import child_seeds
+from ..text import TfidfSVD, embed
+from ..validation import check_int, check_number
+from .base import ChapterConfig, parse_list
+from .report import Md, ci, metric_table, paired_difference, pm, summarise
+
+#: the searches compared, in the chapter's order: key -> label
+METHODS: dict[str, str] = {
+    "nexis": "NEXIS",
+    "nexis_released": "NEXIS, released gate",
+    "marginal_bonferroni": "marginal, Bonferroni",
+    "marginal_bh": "marginal, BH",
+    "lasso": "LASSO interactions",
+    "forest": "causal forest, top k",
+}
+#: the methods run under the null (the others have no error-rate claim)
+NULL_METHODS: tuple[str, ...] = ("nexis", "nexis_released", "marginal_bonferroni", "marginal_bh")
+SPACES: tuple[str, ...] = ("neurons", "concepts")
+EMBEDDINGS: tuple[str, ...] = ("tfidf", "minilm")
+#: seed of the unlabelled corpus (kept apart from every trial replicate's seed)
+CORPUS_SEED_OFFSET = 10_007
+
+
+@dataclass(kw_only=True)
+class Config(ChapterConfig):
+    """The chapter's knobs (see the notebook's ``parameters`` cell)."""
+
+    n: int = 600
+    effect: float = 1.0
+    sizes: Any = "300,600"
+    effects: Any = "0.5,1.0"
+    n_modifiers: int = 3
+    proxy_correlation: float = 0.8
+    corpus: int = 2000
+    embedding: str = "tfidf"
+    n_latents: int = 128
+    k: int = 8
+    null_seeds: int = 50
+    null_n: int = 300
+    null_clusters: int = 20
+    methods: Any = "nexis,nexis_released,marginal_bonferroni,marginal_bh,lasso,forest"
+    runtime_neurons: Any = "256,1024"
+    runtime_n: int = 2000
+    cdisc_seeds: int = 20
+    cdisc_effect: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.n = check_int(self.n, "n", 50)
+        self.effect = check_number(self.effect, "effect", 0.0)
+        self.sizes = parse_list(self.sizes, int, "sizes")
+        self.effects = parse_list(self.effects, float, "effects")
+        self.n_modifiers = check_int(self.n_modifiers, "n_modifiers", 1, 6)
+        self.proxy_correlation = check_number(self.proxy_correlation, "proxy_correlation", 0, 1)
+        self.corpus = check_int(self.corpus, "corpus", 100)
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        self.n_latents = check_int(self.n_latents, "n_latents", 8)
+        self.k = check_int(self.k, "k", 1, self.n_latents)
+        self.null_seeds = check_int(self.null_seeds, "null_seeds", 1)
+        self.null_n = check_int(self.null_n, "null_n", 50)
+        self.null_clusters = check_int(self.null_clusters, "null_clusters", 0)
+        self.methods = parse_list(self.methods, str, "methods")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"methods {unknown} unknown; choose from {list(METHODS)}")
+        self.runtime_neurons = parse_list(self.runtime_neurons, int, "runtime_neurons")
+        self.runtime_n = check_int(self.runtime_n, "runtime_n", 100)
+        self.cdisc_seeds = check_int(self.cdisc_seeds, "cdisc_seeds", 1)
+        self.cdisc_effect = check_number(self.cdisc_effect, "cdisc_effect", 0.0)
+
+    def trial(self, n: int, effect: float, seed: int, **kw: Any) -> CausalDataset:
+        """One simulated trial at this configuration's modifiers and proxies."""
+        return simulate_trial_notes(n, seed, effect=effect, n_modifiers=self.n_modifiers,
+                                    proxy_correlation=self.proxy_correlation, **kw)
+
+
+def label(method: str) -> str:
+    """How the chapter names a method."""
+    return METHODS.get(method, method)
+
+
+# ---------------------------------------------------------------------------------------------
+# Representation
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Representation:
+    """Embedding + TopK SAE fitted on the unlabelled corpus, with the neurons' labels."""
+
+    embedding: str
+    sae: TopKSAE
+    labels: pd.DataFrame
+    tfidf: TfidfSVD | None = None
+    readings: dict[str, Any] = field(default_factory=dict)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.tfidf is not None:
+            return self.tfidf.transform(list(texts))
+        return embed(list(texts), "minilm", progress=False)
+
+    def neurons(self, texts: Sequence[str]) -> np.ndarray:
+        """SAE activations of the notes (n, n_latents)."""
+        return self.sae.transform(self.embed(texts))
+
+
+def representation(cfg: Config) -> Representation:
+    """Fit the embedding (TF-IDF only) and the SAE on ``cfg.corpus`` unlabelled notes."""
+    corpus = cfg.trial(cfg.corpus, 0.0, cfg.seed + CORPUS_SEED_OFFSET)
+    tfidf = None
+    if cfg.embedding == "tfidf":
+        tfidf = TfidfSVD(n_components=64, random_state=cfg.seed).fit(corpus.text)
+        E = tfidf.transform(corpus.text)
+    else:
+        E = embed(corpus.text, "minilm", progress=False)
+    sae = TopKSAE(cfg.n_latents, cfg.k, epochs=cfg.epochs or 30, random_state=cfg.seed,
+                  device=cfg.device_used).fit(E)
+    A = sae.transform(E)
+    concepts = corpus.modalities["records"][corpus.meta["concepts"]]
+    labels = neuron_labels(A, concepts)
+    labelled = labels.dropna(subset=["label"])
+    mods = corpus.meta["modifiers"]
+    readings = {
+        "corpus_n": cfg.corpus, "n_latents": cfg.n_latents, "sae_k": cfg.k,
+        "embedding": "TF-IDF + SVD (64 dimensions)" if tfidf is not None
+        else "MiniLM (all-MiniLM-L6-v2, 384 dimensions)",
+        "sae_dead": sae.dead_, "sae_epochs": sae.history_.n_epochs,
+        "sae_r2": sae.explained_variance_, "n_labelled": len(labelled),
+        "concepts_covered": int(labelled.label.nunique()),
+        "median_label_corr": float(labelled.correlation.median()) if len(labelled) else np.nan,
+        "modifier_neurons": int(labelled.label.isin(mods).sum()),
+        "note_example": Md("> " + corpus.text[0].replace("\n", " ")),
+    }
+    return Representation(cfg.embedding, sae, labels, tfidf, readings)
+
+
+def label_table(rep: Representation, modifiers: Sequence[str], proxies: Sequence[str],
+                top: int = 3) -> pd.DataFrame:
+    """For each modifier and proxy concept: its neurons and their best correlation."""
+    rows = []
+    for role, names in (("direct modifier", modifiers), ("proxy", proxies)):
+        for c in names:
+            sub = rep.labels[rep.labels.label == c].sort_values("correlation", ascending=False)
+            rows.append({"concept": c, "role": role, "neurons": len(sub),
+                         "best correlation": f"{sub.correlation.max():.2f}" if len(sub) else "–",
+                         "top neurons": ", ".join(str(i) for i in sub.index[:top])})
+    return pd.DataFrame(rows).set_index("concept")
+
+
+# ---------------------------------------------------------------------------------------------
+# Searches
+# ---------------------------------------------------------------------------------------------
+
+
+def run_method(method: str, Y: np.ndarray, T: np.ndarray, Z: np.ndarray, *, k: int, seed: int,
+               n_estimators: int, **kw: Any) -> Discovery:
+    """One search by its chapter key."""
+    if method == "nexis":
+        return nexis(Y, T, Z, **kw)
+    if method == "nexis_released":
+        return nexis(Y, T, Z, released=True, **kw)
+    if method == "marginal_bonferroni":
+        return marginal(Y, T, Z, **kw)
+    if method == "marginal_bh":
+        return marginal(Y, T, Z, correction="bh", **kw)
+    if method == "lasso":
+        return lasso_interactions(Y, T, Z, random_state=seed)
+    if method == "forest":
+        return forest_importance(Y, T, Z, k=k, n_estimators=n_estimators, random_state=seed)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def candidates(rep: Representation | None, ds: CausalDataset, space: str) -> tuple[
+        np.ndarray, np.ndarray]:
+    """The candidate matrix of a space and the name of each of its columns."""
+    if space == "concepts":
+        names = np.asarray(ds.meta["concepts"], dtype=object)
+        return ds.modalities["records"][list(names)].to_numpy(dtype=float), names
+    assert rep is not None
+    return rep.neurons(ds.text), rep.labels.label.to_numpy(dtype=object)
+
+
+def score(selected: np.ndarray, names: np.ndarray, ds: CausalDataset) -> dict[str, float]:
+    """Selection metrics of the labels of the selected columns against the true modifiers."""
+    labs = {str(x) for x in names[np.asarray(selected, dtype=int)] if x is not None}
+    out = selection_metrics(sorted(labs), ds.meta["modifiers"])
+    out["proxy_share"] = (len(labs & set(ds.meta["proxies"])) / len(labs)) if labs else 0.0
+    out["any"] = float(len(selected) > 0)
+    out["n_columns"] = float(len(selected))
+    return out
+
+
+def run_trial(cfg: Config, rep: Representation | None, *, n: int, effect: float, seed: int,
+              spaces: Sequence[str], methods: Sequence[str], clusters: int = 0,
+              cov_types: Sequence[str] = ("nonrobust",)) -> list[dict[str, Any]]:
+    """Simulate one trial; run every method on every space; one row per (space, method)."""
+    ds = cfg.trial(n, effect, seed, clusters=clusters)
+    rows = []
+    for space in spaces:
+        Z, names = candidates(rep, ds, space)
+        for method in methods:
+            for cov in cov_types:
+                kw: dict[str, Any] = {}
+                if method.startswith(("nexis", "marginal")):
+                    kw = {"cov_type": cov}
+                    if cov == "cluster":
+                        kw["clusters"] = ds.modalities["site"]
+                elif cov != "nonrobust":
+                    continue
+                res = run_method(method, ds.Y, ds.T, Z, k=cfg.n_modifiers, seed=seed,
+                                 n_estimators=cfg.n_estimators or 100, **kw)
+                rows.append({"space": space, "method": method, "cov_type": cov, "n": n,
+                             "effect": effect, "seed": seed, "clusters": clusters,
+                             "selected": [int(j) for j in res.selected],
+                             **score(res.selected, names, ds)})
+    return rows
+
+
+def sweep(cfg: Config, rep: Representation) -> pd.DataFrame:
+    """Recovery against n (at ``cfg.effect``) and against the effect size (at ``cfg.n``)."""
+    cells = ([{"n": n, "effect": cfg.effect} for n in cfg.sizes]
+             + [{"n": cfg.n, "effect": e} for e in cfg.effects if e != cfg.effect
+                or cfg.n not in cfg.sizes])
+    rows = []
+    for cell in cells:
+        for r, seed in enumerate(cfg.seeds):
+            for row in run_trial(cfg, rep, n=cell["n"], effect=cell["effect"], seed=seed,
+                                 spaces=SPACES, methods=cfg.methods):
+                rows.append({**row, "replicate": r})
+    return pd.DataFrame(rows)
+
+
+METRICS = {"iou": "IoU", "precision": "precision", "recall": "recall",
+           "proxy_share": "proxy share", "n_columns": "columns selected"}
+
+
+def main_table(results: pd.DataFrame, cfg: Config, space: str) -> pd.DataFrame:
+    """Mean ± s.e. of the metrics at the main design (``cfg.n``, ``cfg.effect``)."""
+    sub = results[(results.space == space) & (results.n == cfg.n)
+                  & (results.effect == cfg.effect)]
+    s = summarise(sub, list(METRICS), by="method").set_index("method")
+    s = s.loc[[m for m in cfg.methods if m in s.index]]
+    return metric_table(s, METRICS, digits=2, index=[label(m) for m in s.index])
+
+
+def main_readings(results: pd.DataFrame, cfg: Config) -> dict[str, Any]:
+    """The headline numbers: IoU of NEXIS and of marginal Bonferroni in each space."""
+    out: dict[str, Any] = {"n_main": cfg.n, "effect_main": cfg.effect,
+                           "replicates": cfg.replicates}
+    for space in SPACES:
+        sub = results[(results.space == space) & (results.n == cfg.n)
+                      & (results.effect == cfg.effect)]
+        s = summarise(sub, ["iou", "proxy_share"], by="method").set_index("method")
+        for m in ("nexis", "marginal_bonferroni"):
+            if m in s.index:
+                out[f"iou_{m}_{space}"] = Md(pm(s.loc[m, "iou_mean"], s.loc[m, "iou_se"], 2))
+                out[f"iou_{m}_{space}_mean"] = float(s.loc[m, "iou_mean"])
+                out[f"proxy_{m}_{space}"] = float(s.loc[m, "proxy_share_mean"])
+        if {"nexis", "marginal_bonferroni"} <= set(s.index):
+            target = (s.loc["nexis", "iou_mean"] >= 0.8
+                      and s.loc["marginal_bonferroni", "iou_mean"] < 0.3)
+            out[f"target_{space}"] = "met" if target else "not met"
+    out["main_table_neurons"] = main_table(results, cfg, "neurons")
+    out["main_table_concepts"] = main_table(results, cfg, "concepts")
+    return out
+
+
+def sweep_figure(results: pd.DataFrame, cfg: Config, space: str = "neurons") -> Any:
+    """IoU, precision and recall against n and against the effect size."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import learner_palette, legend_right, mean_se_lines
+
+    sub = results[results.space == space]
+    panels = [("n", sub[sub.effect == cfg.effect]), ("effect", sub[sub.n == cfg.n])]
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), sharey=True)
+    colours = learner_palette(list(METHODS.values()))
+    for row, (x, data) in enumerate(panels):
+        s = summarise(data, ["iou", "precision", "recall"], by=["method", x])
+        for col, metric in enumerate(("iou", "precision", "recall")):
+            ax = axes[row, col]
+            mean_se_lines(ax, s, x, metric, cfg.methods, labels=METHODS, palette=colours,
+                          by="method")
+            ax.set_xlabel("participants n" if x == "n" else "effect size")
+            ax.set_title(METRICS[metric])
+            if x == "n":
+                ax.set_xscale("log")
+    legend_right(axes[0, -1])
+    fig.suptitle(f"Recovery of the direct modifiers ({space})")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Null, stale gate, runtime
+# ---------------------------------------------------------------------------------------------
+
+
+def null_runs(cfg: Config, rep: Representation) -> pd.DataFrame:
+    """``cfg.null_seeds`` trials without modifiers (effect 0), individually and by cluster."""
+    seeds = child_seeds(cfg.seed + 1, cfg.null_seeds)
+    rows = []
+    for s in seeds:
+        rows += run_trial(cfg, rep, n=cfg.null_n, effect=0.0, seed=s, spaces=SPACES,
+                          methods=[m for m in NULL_METHODS if m in cfg.methods])
+        if cfg.null_clusters:
+            rows += run_trial(cfg, rep, n=cfg.null_n, effect=0.0, seed=s, spaces=("neurons",),
+                              methods=["nexis", "marginal_bonferroni"],
+                              clusters=cfg.null_clusters, cov_types=("nonrobust", "cluster"))
+    return pd.DataFrame(rows)
+
+
+def null_table(null: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Share of null trials selecting anything (FWER) with its binomial s.e., against alpha."""
+    rows, readings = [], {}
+    for (clusters, space, method, cov), g in null.groupby(
+            ["clusters", "space", "method", "cov_type"], sort=False):
+        p = float(g["any"].mean())
+        R = len(g)
+        se = float(np.sqrt(max(p * (1 - p), alpha * (1 - alpha)) / R))
+        design = "individual" if clusters == 0 else f"{clusters} sites"
+        ok = p <= alpha + 2 * se
+        rows.append({"design": design, "space": space, "method": label(method),
+                     "variance": cov, "trials": R, "FWER": pm(p, np.sqrt(p * (1 - p) / R), 3),
+                     "within α + 2 s.e.": "yes" if ok else "no"})
+        key = f"fwer_{'ind' if clusters == 0 else 'cl'}_{space}_{method}_{cov}"
+        readings[key] = p
+    readings["null_trials"] = int(null.seed.nunique())
+    naive = readings.get("fwer_cl_neurons_nexis_nonrobust")
+    robust = readings.get("fwer_cl_neurons_nexis_cluster")
+    if naive is None or robust is None:
+        readings["cluster_reading"] = Md("No cluster-randomised null trials were run.")
+    else:
+        R = int((null.clusters > 0).sum() / max(1, null[null.clusters > 0].groupby(
+            ["method", "cov_type"]).ngroups))
+        se = np.sqrt(alpha * (1 - alpha) / max(R, 1))
+        words = []
+        for name, p in (("homoskedastic", naive), ("cluster-robust (CR1S)", robust)):
+            verdict = "within" if p <= alpha + 2 * se else "above"
+            words.append(f"{p:.2f} with {name} errors ({verdict} α + 2 s.e.)")
+        readings["cluster_reading"] = Md(
+            "Under cluster randomisation the share of null trials in which NEXIS selects a "
+            f"neuron is {words[0]} and {words[1]}."
+        )
+    return pd.DataFrame(rows), readings
+
+
+def gate_readings(results: pd.DataFrame) -> dict[str, Any]:
+    """Where the released (stale) gate and the fixed gate select differently."""
+    a = results[results.method == "nexis"].set_index(["space", "n", "effect", "seed"])
+    b = results[results.method == "nexis_released"].set_index(["space", "n", "effect", "seed"])
+    if a.empty or b.empty:
+        return {"gate_runs": 0, "gate_differ": 0, "gate_iou_diff": Md("–")}
+    b = b.loc[a.index]
+    differ = [sa != sb for sa, sb in zip(a.selected, b.selected, strict=True)]
+    paired = results[results.method.isin(["nexis", "nexis_released"])].assign(
+        run=lambda d: d.space + d.n.astype(str) + d.effect.astype(str) + d.seed.astype(str))
+    d, se = paired_difference(paired, "nexis", "nexis_released", "iou", by="run",
+                              column="method")
+    return {"gate_runs": len(a), "gate_differ": int(sum(differ)),
+            "gate_iou_diff": Md(pm(d, se, 3))}
+
+
+def runtime(cfg: Config, neurons: Sequence[int] | None = None, n: int | None = None,
+            k: int = 16) -> pd.DataFrame:
+    """Wall-clock seconds of NEXIS (and marginal tests) on SAE-like sparse neurons.
+
+    Activations: each unit has ``k`` active neurons (exponential values), three of them modify
+    the effect; the timing includes input checks and standardisation.
+    """
+    rows = []
+    n = cfg.runtime_n if n is None else n
+    for m in (cfg.runtime_neurons if neurons is None else neurons):
+        rng = np.random.default_rng(m)
+        Z = np.zeros((n, m))
+        cols = rng.integers(0, m, size=(n, k))
+        Z[np.arange(n)[:, None], cols] = rng.exponential(size=(n, k))
+        T = rng.integers(0, 2, n)
+        Y = Z[:, :3].sum(axis=1) + T * (Z[:, :3] @ np.array([1.0, -1.0, 0.8])) + rng.normal(size=n)
+        for method in ("nexis", "marginal_bonferroni"):
+            start = time.perf_counter()
+            run_method(method, Y, T, Z, k=3, seed=0, n_estimators=10)
+            rows.append({"neurons": m, "n": n, "method": label(method),
+                         "seconds": time.perf_counter() - start})
+    return pd.DataFrame(rows)
+
+
+def runtime_figure(times: pd.DataFrame) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for method, g in times.groupby("method", sort=False):
+        ax.plot(g.neurons, g.seconds, marker="o", label=method)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("neurons (candidates)")
+    ax.set_ylabel("seconds")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# From modifiers to a policy
+# ---------------------------------------------------------------------------------------------
+
+
+def policy_values(cfg: Config, rep: Representation) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """True values of policies learned on half of each trial, on the other half.
+
+    Policies: NEXIS neurons (treat where ``b_T + g' z_S > 0``, OLS on the learning half), a
+    causal forest on all neurons (treat where its effect estimate is positive), treat all,
+    treat none, and the oracle (treat where the true effect is positive). Also returns the
+    subgroup effects (HC1) of the neurons NEXIS selects on the first replicate.
+    """
+    from econml.grf import CausalForest
+
+    rows, groups = [], []
+    for r, seed in enumerate(cfg.seeds):
+        ds = cfg.trial(2 * cfg.n, cfg.effect, seed)
+        Z = rep.neurons(ds.text)
+        half = np.random.default_rng(seed).permutation(len(ds.Y)) < cfg.n
+        learn, test = half, ~half
+        res = nexis(ds.Y[learn], ds.T[learn], Z[learn])
+        S = res.selected
+        t = ds.T[learn].astype(float)
+        X = np.column_stack([np.ones(learn.sum()), t, Z[learn][:, S], t[:, None] * Z[learn][:, S]])
+        beta = np.linalg.lstsq(X, ds.Y[learn], rcond=None)[0]
+        tau_sel = beta[1] + Z[test][:, S] @ beta[2 + len(S):]
+        keep = np.count_nonzero(Z[learn], axis=0) >= 5
+        forest = CausalForest(n_estimators=max(4, (cfg.n_estimators or 100) // 4 * 4),
+                              min_samples_leaf=10, random_state=seed, n_jobs=1)
+        forest.fit(Z[learn][:, keep], t, ds.Y[learn])
+        tau_cf = forest.predict(Z[test][:, keep]).ravel()
+        mu0, mu1, tau = ds.mu0[test], ds.mu1[test], ds.tau[test]
+        for name, treat in (("NEXIS neurons", tau_sel > 0), ("causal forest, all neurons",
+                            tau_cf > 0), ("treat all", np.ones_like(tau, bool)),
+                            ("treat none", np.zeros_like(tau, bool)), ("oracle", tau > 0)):
+            rows.append({"replicate": r, "policy": name,
+                         "value": float(np.where(treat, mu1, mu0).mean()),
+                         "treated": float(treat.mean())})
+        if r == 0:
+            for j in S:
+                g = subgroup_effects(ds.Y, ds.T, Z[:, j])
+                groups.append({
+                    "neuron": int(j), "label": rep.labels.label.iloc[j],
+                    "active": int(g["active_n"]),
+                    "effect if active": ci(g["active_effect"], g["active_effect"]
+                                           - 1.96 * g["active_se"], g["active_effect"]
+                                           + 1.96 * g["active_se"]),
+                    "effect if inactive": ci(g["inactive_effect"], g["inactive_effect"]
+                                             - 1.96 * g["inactive_se"], g["inactive_effect"]
+                                             + 1.96 * g["inactive_se"]),
+                })
+    return pd.DataFrame(rows), pd.DataFrame(groups)
+
+
+def policy_readings(values: pd.DataFrame) -> dict[str, Any]:
+    s = summarise(values, ["value", "treated"], by="policy").set_index("policy")
+    table = metric_table(s, {"value": "true value (higher is better)", "treated": "share treated"},
+                         digits=3)
+    out: dict[str, Any] = {"policy_table": table}
+    d, se = paired_difference(values, "NEXIS neurons", "causal forest, all neurons", "value",
+                              column="policy")
+    out["policy_nexis_vs_forest"] = Md(pm(d, se, 3))
+    d, se = paired_difference(values, "oracle", "NEXIS neurons", "value", column="policy")
+    out["policy_regret_nexis"] = Md(pm(d, se, 3))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The CDISC pilot
+# ---------------------------------------------------------------------------------------------
+
+
+def cdisc_search(ds: CausalDataset | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """NEXIS and marginal Bonferroni on the pilot's term indicators (nonrobust and HC1)."""
+    ds = load_cdisc_pilot() if ds is None else ds
+    terms = ds.modalities["terms"]
+    keep = distinct_columns(terms.to_numpy(dtype=float))
+    Z = terms.to_numpy(dtype=float)[:, keep]
+    names = np.asarray(terms.columns, dtype=object)[keep]
+    rows = []
+    for method in ("nexis", "marginal_bonferroni"):
+        for cov in ("nonrobust", "HC1"):
+            res = run_method(method, ds.Y, ds.T, Z, k=2, seed=0, n_estimators=10, cov_type=cov)
+            p = res.pvalues[np.isfinite(res.pvalues)]
+            rows.append({"method": label(method), "variance": cov,
+                         "selected": ", ".join(names[res.selected]) or "none",
+                         "smallest p": f"{p.min():.2g}",
+                         "Bonferroni level": f"{0.05 / len(p):.2g}"})
+    arms = pd.Series(ds.meta["arm"]).value_counts()
+    readings = {
+        "cdisc_n": len(ds.Y), "cdisc_treated": int(ds.T.sum()), "cdisc_terms": Z.shape[1],
+        "cdisc_terms_mh": int(sum(str(c).startswith("mh:") for c in names)),
+        "cdisc_arms": ", ".join(f"{k} {v}" for k, v in arms.items()),
+        "cdisc_ate": float(ds.Y[ds.T == 1].mean() - ds.Y[ds.T == 0].mean()),
+        "cdisc_text_example": Md("> " + ds.text[0]),
+    }
+    return pd.DataFrame(rows), readings
+
+
+def cdisc_planted(cfg: Config, ds: CausalDataset | None = None) -> pd.DataFrame:
+    """Recovery of two modifiers planted on the pilot's real terms (module docstring)."""
+    ds = load_cdisc_pilot() if ds is None else ds
+    terms = ds.modalities["terms"]
+    keep = distinct_columns(terms.to_numpy(dtype=float))
+    Z = terms.to_numpy(dtype=float)[:, keep]
+    share = Z.mean(axis=0)
+    pool = np.flatnonzero((share >= 0.15) & (share <= 0.5))
+    rows = []
+    sd = float(ds.Y.std())
+    for s in child_seeds(cfg.seed + 2, cfg.cdisc_seeds):
+        a, b = np.random.default_rng(s).choice(pool, size=2, replace=False)
+        Y = ds.Y + cfg.cdisc_effect * sd * ds.T * (Z[:, a] - Z[:, b])
+        for method in ("nexis", "marginal_bonferroni", "marginal_bh"):
+            res = run_method(method, Y, ds.T, Z, k=2, seed=s, n_estimators=10)
+            m = selection_metrics(res.selected, [a, b])
+            rows.append({"seed": s, "method": method, **m})
+    return pd.DataFrame(rows)
+
+
+def cdisc_readings(planted: pd.DataFrame) -> dict[str, Any]:
+    s = summarise(planted, ["iou", "precision", "recall"], by="method").set_index("method")
+    table = metric_table(s, {"iou": "IoU", "precision": "precision", "recall": "recall"},
+                         digits=2, index=[label(m) for m in s.index])
+    return {"cdisc_planted_table": table, "cdisc_planted_seeds": int(planted.seed.nunique()),
+            "cdisc_iou_nexis": Md(pm(s.loc["nexis", "iou_mean"], s.loc["nexis", "iou_se"], 2))}
+
+
+__all__ = [
+    "cdisc_search", "cdisc_planted", "cdisc_readings",
+    "Config", "METHODS", "NULL_METHODS", "SPACES", "Representation", "representation",
+    "label_table", "run_method", "candidates", "score", "run_trial", "sweep", "main_table",
+    "main_readings", "sweep_figure", "null_runs", "null_table", "gate_readings", "runtime",
+    "runtime_figure", "policy_values", "policy_readings",
+]

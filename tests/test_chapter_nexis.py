@@ -1,0 +1,98 @@
+"""The NEXIS chapter's experiment code, the TopK autoencoder and the CDISC pilot loader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ehrcausal.chapters import nexis as chapter
+from ehrcausal.data import load_cdisc_pilot
+from ehrcausal.data.cdisc_pilot import pretreatment_before
+from ehrcausal.learners.sae import TopKSAE, neuron_labels
+
+
+def test_config_checks_its_knobs():
+    cfg = chapter.Config(sizes="100,200", effects="0.5", methods="nexis,marginal_bh")
+    assert cfg.sizes == [100, 200] and cfg.methods == ["nexis", "marginal_bh"]
+    with pytest.raises(ValueError, match="methods"):
+        chapter.Config(methods="nexis,oracle")
+    with pytest.raises(ValueError, match="embedding"):
+        chapter.Config(embedding="bert")
+
+
+def test_concept_space_search_scores_labels_against_the_truth():
+    cfg = chapter.Config(n=2000, methods="nexis,marginal_bonferroni")
+    rows = chapter.run_trial(cfg, None, n=2000, effect=1.5, seed=3, spaces=("concepts",),
+                             methods=cfg.methods)
+    by = {r["method"]: r for r in rows}
+    assert by["nexis"]["iou"] >= 0.99 and by["nexis"]["proxy_share"] == 0.0
+    assert by["marginal_bonferroni"]["proxy_share"] > 0  # proxies pass marginal tests
+    assert by["marginal_bonferroni"]["recall"] == 1.0
+
+
+def test_score_counts_each_label_once_and_ignores_unlabelled_neurons():
+    ds = chapter.Config().trial(50, 1.0, 0)
+    names = np.array(["ckd", "ckd", None, "nephrology"], dtype=object)
+    s = chapter.score(np.array([0, 1, 2, 3]), names, ds)
+    assert s["n_columns"] == 4 and s["precision"] == 0.5 and s["proxy_share"] == 0.5
+
+
+def test_null_table_is_the_share_of_trials_with_a_selection():
+    null = pd.DataFrame({"clusters": 0, "space": "concepts", "method": "nexis",
+                         "cov_type": "nonrobust", "seed": range(40),
+                         "any": [1.0] * 4 + [0.0] * 36})
+    table, readings = chapter.null_table(null)
+    assert readings["fwer_ind_concepts_nexis_nonrobust"] == pytest.approx(0.1)
+    assert table.loc[0, "within α + 2 s.e."] == "yes"  # 0.1 <= 0.05 + 2 sqrt(.05 .95 / 40)
+    null["any"] = [1.0] * 8 + [0.0] * 32
+    assert chapter.null_table(null)[0].loc[0, "within α + 2 s.e."] == "no"
+
+
+def test_gate_readings_compare_paired_runs():
+    rows = []
+    for seed in range(3):
+        for method, sel in (("nexis", [1]), ("nexis_released", [1] if seed else [1, 2])):
+            rows.append({"space": "neurons", "n": 10, "effect": 1.0, "seed": seed,
+                         "method": method, "selected": sel, "iou": 1.0 if sel == [1] else 0.5})
+    out = chapter.gate_readings(pd.DataFrame(rows))
+    assert out["gate_runs"] == 3 and out["gate_differ"] == 1
+
+
+def test_topk_autoencoder_is_sparse_deterministic_and_labels_a_planted_direction():
+    rng = np.random.default_rng(0)
+    n = 400
+    F = (rng.random((n, 4)) < 0.3).astype(float)
+    dirs = rng.normal(size=(4, 16))
+    X = F @ dirs + 0.05 * rng.normal(size=(n, 16))
+    kw = dict(n_latents=12, k=3, normalise="none", epochs=25, lr=1e-2, random_state=1,
+              device="cpu")
+    sae = TopKSAE(**kw).fit(X)
+    A = sae.transform(X)
+    assert A.shape == (n, 12) and (np.count_nonzero(A, axis=1) <= 3).all() and A.min() >= 0
+    np.testing.assert_array_equal(A, TopKSAE(**kw).fit(X).transform(X))
+    assert sae.explained_variance_ > 0.5
+    labels = neuron_labels(A, pd.DataFrame(F, columns=list("abcd")))
+    best = labels.groupby("label").correlation.max()
+    assert set(best.index) == set("abcd") and best.min() > 0.5
+    with pytest.raises(ValueError, match="k must be"):
+        TopKSAE(n_latents=4, k=5).fit(X)
+    with pytest.raises(ValueError, match="columns"):
+        sae.transform(X[:, :5])
+
+
+def test_partial_dates_count_as_before_only_when_surely_before():
+    start = pd.Series(["2010", "2012", "2012-03", "2012-05-01", None, "2012-05-02"])
+    first = pd.Series(["2012-05-02"] * 6)
+    assert pretreatment_before(start, first).tolist() == [True, False, True, True, False, False]
+
+
+def test_cdisc_pilot_text_is_pre_treatment_only():
+    ds = load_cdisc_pilot()
+    assert len(ds.Y) == 234 and set(np.unique(ds.T)) == {0, 1}
+    terms = ds.modalities["terms"]
+    assert (terms.sum(axis=0) >= 5).all()
+    assert all(t.startswith("Medical history:") for t in ds.text)
+    joined = " ".join(ds.text).lower()
+    assert "xanomeline" not in joined and "alzheimer" not in joined
+    assert ds.meta["arm"].count("Placebo") == int((ds.T == 0).sum())
