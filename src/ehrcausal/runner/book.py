@@ -6,37 +6,13 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from .findings import write_findings
 from .manifest import write_manifest_markdown
-from .paths import StudyPaths
+from .paths import StudyPaths, toc_chapters, toc_files
+from .publish import write_figures_list
 
-__all__ = ["toc_files", "missing_toc_files", "missing_mathjax", "build_book"]
-
-
-def toc_files(root: Path) -> list[str]:
-    """Every ``file:``/``root:`` entry of ``_toc.yml`` (none when there is no ``_toc.yml``)."""
-    import yaml
-
-    toc_path = Path(root) / "_toc.yml"
-    if not toc_path.is_file():
-        return []
-    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8")) or {}
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if isinstance(node.get(key), str):
-                    found.append(node[key])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
-    return found
+__all__ = ["toc_files", "toc_chapters", "missing_toc_files", "missing_mathjax", "build_book"]
 
 
 def missing_toc_files(root: Path) -> list[str]:
@@ -82,10 +58,13 @@ def build_book(
 ) -> int:
     """Build the Jupyter Book at ``paths.root`` into ``_build/html``; return the exit status.
 
-    Writes ``manifest.md`` first if it is missing (a "no chapters executed yet" table). With
+    Writes ``manifest.md`` first if it is missing (a "no chapters executed yet" table), and the
+    findings page (:func:`.findings.write_findings`) from ``book/findings.yml`` and the list of
+    figures of the reproducibility page (:func:`.publish.write_figures_list`). With
     ``strict`` (default) warnings fail the build (``-W -n --keep-going``); ``all_pages`` rebuilds
     every page, so warnings of unchanged pages are reported too. Refuses (status 1, before
-    calling Jupyter Book) when MathJax is not vendored or a page of ``_toc.yml`` is missing.
+    calling Jupyter Book) when MathJax is not vendored, a page of ``_toc.yml`` is missing or the
+    findings registry does not match the executed chapters.
     """
     if not paths.manifest_md.is_file():
         write_manifest_markdown(paths)
@@ -106,6 +85,12 @@ def build_book(
             file=sys.stderr,
         )
         return 1
+    problems = write_findings(paths)
+    if problems:
+        print("error: the findings page cannot be written:\n  " + "\n  ".join(problems),
+              file=sys.stderr)
+        return 1
+    write_figures_list(paths, toc_chapters(paths.root))
     cmd = [
         sys.executable,
         "-c",

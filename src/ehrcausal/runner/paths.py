@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..checkout import project_root
 
-__all__ = ["MANIFEST_JSON", "MANIFEST_MD", "StudyPaths", "find_root"]
+__all__ = ["MANIFEST_JSON", "MANIFEST_MD", "StudyPaths", "find_root", "toc_chapters", "toc_files"]
 
 MANIFEST_JSON = "manifest.json"
 MANIFEST_MD = "manifest.md"
@@ -78,3 +79,33 @@ def find_root(start: Path | None = None) -> Path:
     """
     root = project_root(start, marker="notebooks")
     return root if root is not None else (start or Path.cwd()).resolve()
+
+
+def toc_files(root: Path) -> list[str]:
+    """Every ``file:``/``root:`` entry of ``_toc.yml`` (none when there is no ``_toc.yml``)."""
+    import yaml
+
+    toc_path = Path(root) / "_toc.yml"
+    if not toc_path.is_file():
+        return []
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8")) or {}
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    found.append(node[key])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return found
+
+
+def toc_chapters(root: Path) -> list[str]:
+    """The stems of the chapters (``book/chapters/<stem>`` entries) of ``_toc.yml``, in order."""
+    return [Path(f).name for f in toc_files(root) if Path(f).parent.name == "chapters"]
