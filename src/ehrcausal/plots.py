@@ -3,7 +3,12 @@
 - :func:`set_style` -- the book's style; :func:`learner_palette` -- a stable colour per learner;
 - :func:`mean_se_lines` -- one line with error bars (mean ± s.e.) per learner across a knob;
 - :func:`legend_right` -- the legend beside the last panel, outside the axes;
-- :func:`save_figure` -- SVG and PNG copies into ``$EHRCAUSAL_FIGURES``.
+- :func:`save_figure` -- SVG and PNG copies into ``$EHRCAUSAL_FIGURES``;
+- :func:`describe_figure` -- a text description of a figure's panels (its alt text).
+
+The palette is seaborn's ``colorblind`` (Okabe-Ito-like): its colours stay distinct under the
+common colour-vision deficiencies, and the figures also separate series by marker or line style
+where they overlap.
 """
 
 from __future__ import annotations
@@ -81,6 +86,49 @@ def mean_se_lines(
                     **style)
 
 
+def figure_files(name: str) -> list[str]:
+    """The file names :func:`save_figure` writes for ``name``: SVG, then PNG."""
+    return [f"{name}.svg", f"{name}.png"]
+
+
+def _axis_text(ax: plt.Axes) -> str:
+    parts = []
+    title = ax.get_title() or ax.get_title("left")
+    parts.append(f"panel '{title}'" if title else "a panel")
+    if ax.get_xlabel():
+        parts.append(f"x: {ax.get_xlabel()}")
+    if ax.get_ylabel():
+        parts.append(f"y: {ax.get_ylabel()}")
+    handles, labels = ax.get_legend_handles_labels()
+    legend = ax.get_legend()
+    if legend is not None and not labels:
+        labels = [t.get_text() for t in legend.get_texts()]
+    labels = [lb for lb in labels if lb and not lb.startswith("_")]
+    if labels:
+        parts.append("series: " + ", ".join(dict.fromkeys(labels)))
+    return "; ".join(parts)
+
+
+def describe_figure(fig: plt.Figure) -> str:
+    """A one-paragraph text description of ``fig`` for its alt text.
+
+    Names the figure's title, and per panel (axes with content) its title, axis labels and the
+    series of its legend, e.g. ``"Figure with 2 panels: panel 'In sample' (x: learner; y:
+    √PEHE); panel 'Out of sample' (...)."`` Deterministic: it reads only the figure's texts.
+    """
+    axes = [ax for ax in fig.get_axes() if ax.has_data() or ax.get_title()]
+    suptitle = fig.get_suptitle()
+    head = f"Figure '{suptitle}'" if suptitle else "Figure"
+    if not axes:
+        return head + "."
+    legends = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    text = f"{head} with {len(axes)} panel{'s' * (len(axes) > 1)}: "
+    text += "; ".join(f"({_axis_text(ax)})" for ax in axes)
+    if legends:
+        text += "; series: " + ", ".join(dict.fromkeys(legends))
+    return text + "."
+
+
 def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> list[Path]:
     """Save ``fig`` as SVG and PNG into ``folder`` (default ``$EHRCAUSAL_FIGURES``).
 
@@ -91,7 +139,7 @@ def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = N
         return []
     out = Path(target)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.svg", out / f"{name}.png"]
+    paths = [out / f for f in figure_files(name)]
     for p in paths:
         fig.savefig(p, metadata={"Date": None} if p.suffix == ".svg" else None)
     return paths

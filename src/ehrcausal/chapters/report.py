@@ -216,14 +216,23 @@ def glue_all(values: Mapping[str, Any]) -> None:
         glue(name, _displayable(value), display=False)
 
 
-def glue_figure(name: str, fig: Any, file: str | None = None) -> None:
-    """Save ``fig`` as ``file`` (:func:`ehrcausal.plots.save_figure`), glue it, and close it."""
+def glue_figure(name: str, fig: Any, file: str | None = None, *, alt: str | None = None) -> None:
+    """Save ``fig`` as ``file`` (:func:`ehrcausal.plots.save_figure`), glue it, and close it.
+
+    Beside the figure, ``<name>__figure`` is glued: its alt text (``alt``, else
+    :func:`ehrcausal.plots.describe_figure`) and the names of the SVG and PNG files, from which
+    the runner writes the figure's alt text and lists its files on the reproducibility page.
+    ``file`` defaults to ``name``.
+    """
     import matplotlib.pyplot as plt
     from myst_nb import glue
 
-    from ..plots import save_figure
+    from ..plots import describe_figure, figure_files, save_figure
 
-    if file is not None:
-        save_figure(fig, file)
+    file = name if file is None else file
+    save_figure(fig, file)
+    companion = {"alt": alt if alt is not None else describe_figure(fig),
+                 "files": figure_files(file)}
     glue(name, fig, display=False)
+    glue(f"{name}__figure", companion, display=False)
     plt.close(fig)

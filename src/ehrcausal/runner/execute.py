@@ -46,6 +46,7 @@ from .memory import PeakMemory
 from .params import parameters_cell, read_notebook
 from .paths import StudyPaths
 from .plan import ChapterTask
+from .publish import chapter_data_digest, decorate_notebook
 
 __all__ = [
     "PROFILE_ENV",
@@ -303,7 +304,9 @@ def execute_chapter(
 ) -> ChapterResult:
     """Run one chapter with papermill and publish it; never raises for a failing notebook.
 
-    The published notebook's ``metadata.ehrcausal`` holds the runner's record of the run
+    The executed notebook is decorated (:func:`.publish.decorate_notebook`: parameters shown
+    once, provenance lines, alt text, the rerun section) and its ``metadata.ehrcausal`` holds
+    the runner's record of the run
     (``content_hash``, ``profile``, ``parameters``, ``device``, ``seconds``, ``commit``,
     ``timestamp``). The temporary notebook is removed whatever happens (an exception or an
     interrupt included); it is moved to ``_build/failed/`` when the chapter fails.
@@ -369,6 +372,16 @@ def execute_chapter(
             pm_meta["output_path"] = paths.rel(final)
             requested = device if device is not None else task.parameters.get("device")
             result.device = _recorded_device(glued_scalar(nb, "device"), requested)
+            decorate_notebook(
+                nb,
+                task.stem,
+                profile=profile,
+                parameters=task.parameters,
+                injected=task.injected,
+                device_from_cli=device,
+                commit=commit,
+                data_sha256=chapter_data_digest(paths, task.stem),
+            )
             nb["metadata"]["ehrcausal"] = {
                 "content_hash": task.digest,
                 "profile": profile,
