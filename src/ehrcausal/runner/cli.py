@@ -29,7 +29,7 @@ PROG = "python -m ehrcausal.runner"
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The argument parser of the four sub-commands."""
+    """The argument parser of the five sub-commands."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=(
@@ -43,7 +43,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         default=None,
         help="repository root (default: the nearest folder above the cwd with _config.yml)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,build,list,params}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{run,build,pdf,list,params}"
+    )
 
     def add_selection(p: argparse.ArgumentParser) -> None:
         group = p.add_mutually_exclusive_group()
@@ -110,6 +112,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--incremental", action="store_true", help="rebuild only changed pages (default: all)"
     )
 
+    pdf = sub.add_parser("pdf", help="print the built book to one PDF (_build/pdf/book.pdf)")
+    pdf.add_argument("-o", "--output", type=Path, default=None, help="where to write the PDF")
+
     lst = sub.add_parser("list", help="list chapters, their parameters and cache state")
     add_selection(lst)
 
@@ -133,6 +138,18 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     prm.add_argument("chapter", help="chapter (notebook stem)")
     return parser
+
+
+def _cmd_pdf(paths: StudyPaths, args: argparse.Namespace) -> int:
+    from .pdf import build_pdf
+
+    try:
+        out = build_pdf(paths, args.output)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"pdf: {paths.rel(out)}")
+    return 0
 
 
 def _cmd_params(paths: StudyPaths, args: argparse.Namespace) -> int:
@@ -209,6 +226,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             return _cmd_params(paths, args)
         if args.command == "build":
             return build_book(paths, strict=not args.no_strict, all_pages=not args.incremental)
+        if args.command == "pdf":
+            return _cmd_pdf(paths, args)
         results = run_chapters(
             paths,
             args.chapters,
