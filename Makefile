@@ -1,5 +1,6 @@
 # The study's two commands:   make book   (main job)   and   make test   (CI).
-# GNU make. Everything is installed from pinned versions (requirements.lock, mathjax@3.2.2).
+# GNU make. Everything is installed from pinned versions (requirements.lock, mathjax@3.2.2,
+# axe-core@4.10.2).
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -26,11 +27,15 @@ FORCE ?=
 MATHJAX_VERSION := 3.2.2
 VENDOR := book/_vendor
 MATHJAX_JS := $(VENDOR)/static/mathjax/tex-mml-chtml.js
+# axe-core from the npm registry: the render tests run it on every page (accessibility).
+AXE_VERSION := 4.10.2
+AXE_JS := $(VENDOR)/node_modules/axe-core/axe.min.js
+VENDOR_STAMP := $(VENDOR)/.installed-mathjax-$(MATHJAX_VERSION)-axe-core-$(AXE_VERSION)
 
 # Stage timings of `make test` (bash's `time`).
 export TIMEFORMAT := [stage took %1R s]
 
-.PHONY: help setup vendor browser study book build test lint unit nbval clean distclean
+.PHONY: help setup vendor browser study book build pdf test lint unit nbval clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -50,14 +55,20 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 
-vendor: $(MATHJAX_JS)  ## install MathJax (npm, pinned) into book/_vendor/ for the offline book
+vendor: $(VENDOR_STAMP)  ## install MathJax and axe-core (npm, pinned) into book/_vendor/
 
-$(MATHJAX_JS):
-	npm install --no-save --no-package-lock --no-audit --no-fund --prefix $(VENDOR) mathjax@$(MATHJAX_VERSION)
+# One npm call for both packages (npm prunes what a later --no-save call does not name); the
+# stamp names the versions, so changing one reinstalls.
+$(VENDOR_STAMP):
+	npm install --no-save --no-package-lock --no-audit --no-fund --prefix $(VENDOR) \
+	  mathjax@$(MATHJAX_VERSION) axe-core@$(AXE_VERSION)
 	test "$$(node -p "require('./$(VENDOR)/node_modules/mathjax/package.json').version")" = "$(MATHJAX_VERSION)"
+	test "$$(node -p "require('./$(VENDOR)/node_modules/axe-core/package.json').version")" = "$(AXE_VERSION)"
 	mkdir -p $(VENDOR)/static
 	ln -sfn ../node_modules/mathjax/es5 $(VENDOR)/static/mathjax
-	test -f $(MATHJAX_JS)
+	test -f $(MATHJAX_JS) && test -f $(AXE_JS)
+	rm -f $(VENDOR)/.installed-*
+	touch $@
 
 browser:  ## install Debian's chromium-headless-shell (render tests) if no Chromium is present
 	@if command -v chromium-headless-shell >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1; then \
@@ -77,10 +88,13 @@ study: setup  ## run the chapters: make study PROFILE=paper DEVICE=cuda [JOBS=1 
 build: setup vendor  ## build the Jupyter Book from the executed chapters into _build/html
 	$(STUDY) build
 
-book: setup vendor  ## main job: every chapter at the `default` profile, then the book
-	$(STUDY) run --profile default --device $(DEVICE) --jobs $(JOBS)
+book: setup vendor  ## main job: every chapter at PROFILE (`default`), then the book
+	$(STUDY) run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS)
 	$(STUDY) build
 	@echo "book: _build/html/index.html"
+
+pdf: setup browser  ## one PDF of the built book (after `make book`): _build/pdf/book.pdf
+	$(STUDY) pdf
 
 # ---------------------------------------------------------------------------------------------
 # Tests (CI: .ci/run). The IHDP data ship in data/ (see data/README.md); nothing to set.
@@ -92,7 +106,7 @@ test: setup vendor browser  ## lint, unit tests, smoke study, nbval on its chapt
 	@echo "== nbval (re-execute the executed chapters, compare every output)"; \
 	  time EHRCAUSAL_PROFILE=smoke $(NBVAL) book/chapters/*.ipynb
 	@echo "== book"; time $(STUDY) build
-	@echo "== render tests (chromium)"; time $(PY) -m pytest -m book tests/test_book_render.py
+	@echo "== render tests (chromium) and the PDF"; time $(PY) -m pytest -m book tests/test_book_render.py tests/test_book_pdf.py
 
 lint: setup  ## ruff
 	$(PY) -m ruff check src tests benchmarks

@@ -8,7 +8,16 @@ under ``book/`` (intro, chapters, reproducibility, references) is loaded by
 - math is typeset by MathJax (``mjx-container`` elements, no ``mjx-merror``, no raw ``\\(``,
   ``\\[`` or ``$$`` left in the visible text), with MathJax loaded exactly once, locally;
 - no page loads a script, style sheet or font from anywhere but the local server, and every
-  request the pages made was answered (no 404).
+  request the pages made was answered (no 404);
+- axe-core (npm, pinned, vendored by ``make vendor`` into ``book/_vendor/node_modules``),
+  injected by the test server into every page it serves, finds no serious or critical
+  accessibility violation; every ``<img>`` has alt text;
+- example notes and other long text wrap (no ``pre`` of a note or an output is wider than its
+  box: ``scrollWidth <= clientWidth`` in the browser);
+- the findings page links to existing sections of the chapters and pastes their numbers; each
+  chapter offers its executed notebook for download and says how to rerun it; tables are
+  numbered as tables; every figure and table caption ends with its provenance line; the
+  parameters cell shows the parameters that ran, once.
 
 ``make test`` builds the book first; run alone, the module is skipped when ``_build/html`` is
 missing. Marked ``book`` (``pytest -m book``).
@@ -16,6 +25,9 @@ missing. Marked ``book`` (``pytest -m book``).
 
 from __future__ import annotations
 
+import html as html_lib
+import json
+import re
 import shutil
 import subprocess
 import threading
@@ -25,6 +37,7 @@ from functools import partial
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
@@ -63,6 +76,9 @@ class Page:
     """What the parser saw in one HTML document."""
 
     imgs: list[str] = field(default_factory=list)
+    img_alts: list[str] = field(default_factory=list)
+    anchors: list[tuple[str, str]] = field(default_factory=list)  # (href, class)
+    ids: set[str] = field(default_factory=set)
     scripts: list[str] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)  # (rel, href)
     styles: list[str] = field(default_factory=list)  # contents of <style>
@@ -81,8 +97,13 @@ class _Collector(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: (v or "") for k, v in attrs}
         self.page.tags[tag] = self.page.tags.get(tag, 0) + 1
+        if a.get("id"):
+            self.page.ids.add(a["id"])
         if tag == "img":
             self.page.imgs.append(a.get("src", ""))
+            self.page.img_alts.append(a.get("alt", "").strip())
+        elif tag == "a" and a.get("href"):
+            self.page.anchors.append((a["href"], a.get("class", "")))
         elif tag == "script" and a.get("src"):
             self.page.scripts.append(a["src"])
         elif tag == "link" and a.get("href"):
@@ -118,10 +139,73 @@ def parse(html: str) -> Page:
     return parser.page
 
 
+AXE_JS = ROOT / "book" / "_vendor" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_URL = "/__render-test__/axe.min.js"
+#: Impacts of axe violations that fail the tests.
+FAILING_IMPACTS = {"serious", "critical"}
+#: What the test server adds before ``</body>`` of every HTML page: once MathJax has typeset,
+#: run axe-core and measure every note and output block, then store the results as JSON in
+#: ``<script type="application/json" id="render-test-results">`` for ``--dump-dom``.
+PROBE = f"""<script src="{AXE_URL}"></script>
+<script>
+(async () => {{
+  const out = {{}};
+  try {{
+    if (document.readyState !== "complete") {{
+      await new Promise(ok => window.addEventListener("load", ok, {{once: true}}));
+    }}
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {{
+      await MathJax.startup.promise;
+    }}
+    // the theme makes scrollable blocks focusable 300 ms after the page settles
+    await new Promise(ok => setTimeout(ok, 1500));
+    const blocks = [...document.querySelectorAll(
+      "div.highlight-text pre, div.cell_output pre, div.output pre")];
+    out.blocks = blocks.length;
+    out.overflow = blocks.filter(el => el.scrollWidth > el.clientWidth)
+      .map(el => [el.scrollWidth, el.clientWidth, el.textContent.slice(0, 80)]);
+    // preload: false -- axe would fetch the style sheets' @imports relative to the page
+    const res = await axe.run(document, {{resultTypes: ["violations"], preload: false}});
+    out.violations = res.violations.map(v => ({{
+      id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}}));
+  }} catch (e) {{
+    out.error = String(e);
+  }}
+  const el = document.createElement("script");
+  el.type = "application/json";
+  el.id = "render-test-results";
+  el.textContent = JSON.stringify(out);
+  document.body.appendChild(el);
+}})();
+</script>
+"""
+
+
 class _Handler(SimpleHTTPRequestHandler):
-    """Serves the build quietly and records (path, status) of every request."""
+    """Serves the build quietly, records (path, status) of every request, adds :data:`PROBE`."""
 
     requests: list[tuple[str, int]]
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        path = urlsplit(self.path).path
+        if path == AXE_URL:
+            return self._send(AXE_JS.read_bytes(), "text/javascript")
+        file = Path(self.translate_path(path))
+        if file.is_dir():
+            file = file / "index.html"
+        if file.suffix == ".html" and file.is_file():
+            html = file.read_text(encoding="utf-8")
+            html = html.replace("</body>", PROBE + "</body>", 1)
+            return self._send(html.encode("utf-8"), "text/html; charset=utf-8")
+        return super().do_GET()
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self.requests.append((self.path, int(code) if str(code).isdigit() else 0))
@@ -138,9 +222,22 @@ class Rendered:
     dom: Page  # the DOM after scripts (MathJax) ran
     dom_html: str
 
+    @property
+    def probe(self) -> dict[str, Any]:
+        """What :data:`PROBE` measured in the browser (axe violations, block overflow)."""
+        match = re.search(
+            r'<script type="application/json" id="render-test-results">(.*?)</script>',
+            self.dom_html,
+            re.DOTALL,
+        )
+        assert match, f"{self.url}: the page's probe did not run (no axe results in the DOM)"
+        return json.loads(html_lib.unescape(match[1]) if "&quot;" in match[1] else match[1])
+
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    if not AXE_JS.is_file():
+        pytest.skip(f"axe-core is not vendored ({AXE_JS.relative_to(ROOT)}): run `make vendor`")
     if not (HTML / "index.html").is_file():
         pytest.skip(
             f"{HTML.relative_to(ROOT)} is missing: build the book first (`make book` or `make test`)"
@@ -187,7 +284,8 @@ def rendered(
             "--no-first-run",
             "--disable-dev-shm-usage",
             f"--user-data-dir={profile}",
-            "--virtual-time-budget=15000",
+            "--virtual-time-budget=30000",
+            "--window-size=1280,900",
             "--dump-dom",
             url,
         ]
@@ -285,3 +383,118 @@ def test_no_remote_scripts_styles_or_fonts(
     assert any(MATHJAX_SCRIPT in p for p, _ in requests), (
         "MathJax was never fetched from the local server"
     )
+
+
+# ------------------------------------------------------------------------------------------
+def chapter_pages(rendered: dict[str, Rendered]) -> dict[str, Rendered]:
+    return {rel: page for rel, page in rendered.items() if rel.startswith("book/chapters/")}
+
+
+def test_no_serious_accessibility_violations(rendered: dict[str, Rendered]) -> None:
+    failures = []
+    for rel, page in rendered.items():
+        probe = page.probe
+        assert "error" not in probe, f"{rel}: axe-core failed: {probe['error']}"
+        failures += [
+            f"{rel}: {v['impact']} {v['id']} ({v['help']}) at {v['nodes']}"
+            for v in probe["violations"]
+            if v["impact"] in FAILING_IMPACTS
+        ]
+    assert not failures, "axe-core:\n" + "\n".join(failures)
+
+
+def test_every_figure_has_alt_text(rendered: dict[str, Rendered]) -> None:
+    for rel, page in rendered.items():
+        missing = [src for src, alt in zip(page.dom.imgs, page.dom.img_alts, strict=True)
+                   if not alt]
+        assert not missing, f"{rel}: images without alt text: {missing}"
+
+
+def test_notes_and_outputs_wrap(rendered: dict[str, Rendered]) -> None:
+    blocks = 0
+    for rel, page in rendered.items():
+        probe = page.probe
+        blocks += probe["blocks"]
+        assert not probe["overflow"], f"{rel}: blocks wider than their box: {probe['overflow']}"
+    assert blocks, "no note or output block was measured"
+
+
+def test_findings_page_pastes_numbers_and_links_to_sections(
+    rendered: dict[str, Rendered], server: tuple[str, list[tuple[str, int]]]
+) -> None:
+    base, _ = server
+    page = rendered["book/findings.html"]
+    html = page.path.read_text(encoding="utf-8")
+    assert "{glue" not in "".join(page.dom.text), "a glue role was left unresolved"
+    assert 'class="pasted-text"' in html, "no glued number on the findings page"
+    linked: set[str] = set()
+    for href, _ in page.static.anchors:
+        absolute = urljoin(page.url, href)
+        target = _file_of(href, page.url, base)
+        if target is None or "/chapters/" not in absolute:
+            continue
+        assert target.is_file(), f"findings: {href} -> {target} does not exist"
+        fragment = urlsplit(absolute).fragment
+        if fragment:
+            ids = parse(target.read_text(encoding="utf-8")).ids
+            assert fragment in ids, f"findings: {href}: no element with id {fragment!r}"
+            linked.add(target.stem)
+    chapters = {rel.split("/")[-1][:-5] for rel in chapter_pages(rendered)}
+    assert linked == chapters, f"chapters without a linked finding: {chapters - linked}"
+
+
+def test_each_chapter_offers_its_notebook_and_how_to_rerun_it(
+    rendered: dict[str, Rendered], server: tuple[str, list[tuple[str, int]]]
+) -> None:
+    base, _ = server
+    for rel, page in chapter_pages(rendered).items():
+        stem = Path(rel).stem
+        downloads = [h for h, cls in page.static.anchors
+                     if "download" in cls.split() and h.endswith(f"/{stem}.ipynb")]
+        assert downloads, f"{rel}: no download link to {stem}.ipynb"
+        target = _file_of(downloads[0], page.url, base)
+        assert target is not None and target.is_file(), f"{rel}: {downloads[0]} is missing"
+        nb = json.loads(target.read_text(encoding="utf-8"))
+        assert nb["metadata"]["ehrcausal"]["profile"], f"{rel}: not an executed chapter"
+        assert any(c.get("outputs") for c in nb["cells"]), f"{rel}: the notebook has no outputs"
+        text = " ".join("".join(page.dom.text).split())
+        assert "Rerun this chapter" in text
+        html = page.path.read_text(encoding="utf-8")
+        assert f"notebooks/{stem}.ipynb" in html and "papermill" in html
+
+
+def test_tables_are_numbered_as_tables_and_captions_carry_provenance(
+    rendered: dict[str, Rendered],
+) -> None:
+    tables = 0
+    for rel, page in chapter_pages(rendered).items():
+        html = page.path.read_text(encoding="utf-8")
+        figures = re.findall(r"<figure\b[^>]*>.*?</figure>", html, re.DOTALL)
+        assert figures, f"{rel}: no figure"
+        for fig in figures:
+            number = re.search(r'<span class="caption-number">([^<]*)</span>', fig)
+            assert number, f"{rel}: a figure without a numbered caption"
+            is_table = "<table" in fig
+            tables += is_table
+            expected = "Table" if is_table else "Fig."
+            assert number[1].startswith(expected), f"{rel}: {number[1]!r} numbers a " + (
+                "table" if is_table else "figure")
+            assert 'class="provenance"' in fig, f"{rel}: {number[1]} has no provenance line"
+            provenance = re.search(r'<p class="provenance">(.*?)</p>', fig, re.DOTALL)[1]
+            assert "commit" in provenance and "profile" in provenance
+            assert f"{Path(rel).stem}.ipynb" in provenance
+    assert tables, "no table in any chapter"
+
+
+def test_parameters_are_shown_once_with_their_profile(rendered: dict[str, Rendered]) -> None:
+    for rel, page in chapter_pages(rendered).items():
+        html = page.path.read_text(encoding="utf-8")
+        meta = json.loads((ROOT / rel.replace(".html", ".ipynb")).read_text())["metadata"]
+        injected = bool(meta["papermill"]["parameters"])
+        # myst-nb marks each cell's tags as classes: the notebook's defaults are removed from
+        # the page when papermill injected the ones that ran, and those are labelled.
+        assert html.count("tag_parameters") == (0 if injected else 1), rel
+        if injected:
+            assert html.count("tag_injected-parameters") == 1, rel
+            assert html.count("The parameters this chapter ran with") == 1, rel
+            assert f"[{meta['ehrcausal']['profile']}]" in html, rel

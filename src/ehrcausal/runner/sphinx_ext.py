@@ -5,6 +5,10 @@
   reference as "Fig. n"; :class:`TablesAreTables` turns those into :class:`table_figure` nodes,
   an enumerable node of type ``table``: numbered "Table n" in their caption and in every
   ``{numref}``, in the same sequence as Markdown tables.
+- **Bibliography entries are list items.** docutils marks the citation list ``role="list"``
+  and each entry ``role="doc-biblioentry"``, a role DPUB-ARIA 1.1 deprecated in favour of
+  ``listitem``; a list without list items is a critical accessibility error (axe-core
+  ``aria-required-children``), so each entry of a citation list becomes a ``listitem``.
 - **The book's style sheet** (``static/ehrcausal.css``): long text in code blocks and outputs
   (example clinical notes) wraps instead of running off the page; tables scroll inside their
   own box when wider than the page; the provenance line of a caption is set small.
@@ -58,6 +62,13 @@ def _depart(self: Any, node: nodes.Element) -> None:
     self.depart_figure(node)
 
 
+def _listitem_citations(app: Any, pagename: str, templatename: str, context: dict[str, Any],
+                        doctree: Any) -> None:
+    body = context.get("body")
+    if isinstance(body, str) and 'role="doc-biblioentry"' in body:
+        context["body"] = body.replace('role="doc-biblioentry"', 'role="listitem"')
+
+
 def _add_static(app: Any) -> None:
     static = str(STATIC)
     if static not in app.config.html_static_path:
@@ -71,5 +82,6 @@ def setup(app: Any) -> dict[str, Any]:
     )
     app.add_transform(TablesAreTables)
     app.connect("builder-inited", _add_static)
+    app.connect("html-page-context", _listitem_citations)
     app.add_css_file("ehrcausal.css")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
