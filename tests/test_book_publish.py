@@ -133,13 +133,14 @@ def test_findings_glue_numbers_paste_verdicts_and_link_sections(book: StudyPaths
     assert text.startswith("## Alpha: a chapter\n")
     assert "profile `default` on `cpu` (commit `0123456789`)" in text
     # numbers stay glue references, resolved by myst-nb from the executed notebook
-    assert "{glue:text}`chapters/alpha.ipynb::name`" in text
+    assert "{glue:text}`chapters/alpha.ipynb::name:s`" in text  # myst-nb needs the format
     assert "{glue:text}`chapters/alpha.ipynb::best:.2f`" in text
     assert "{glue}`chapters/alpha.ipynb::best`" in text
     # a glued sentence is pasted as the notebook holds it
     assert "it is *above* risk-based (0.4 vs 0.3)." in text
-    assert "([What the numbers say](chapters/alpha.ipynb#what-the-numbers-say))" in text
-    assert "([Results](chapters/alpha.ipynb#results))" in text
+    link = '(<a class="finding-source" href="chapters/alpha.html#{}">{}</a>)'
+    assert link.format("what-the-numbers-say", "What the numbers say") in text
+    assert link.format("results", "Results") in text
     assert write_findings(book) == []
     assert "chapters/alpha.ipynb::best" in (book.generated / "findings.md").read_text()
 

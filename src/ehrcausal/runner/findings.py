@@ -193,10 +193,10 @@ def chapter_title(nb: Mapping[str, Any]) -> str:
 
 
 def heading_slug(title: str) -> str:
-    """The anchor MyST gives a heading (``myst_heading_anchors``): GitHub's slug rule."""
-    slug = title.strip().lower()
-    slug = re.sub(r"[^\w\- ]", "", slug)
-    return slug.replace(" ", "-")
+    """The HTML id Sphinx gives a section with this title (:func:`docutils.nodes.make_id`)."""
+    from docutils.nodes import make_id
+
+    return make_id(title)
 
 
 def _short_commit(commit: str) -> str:
@@ -239,8 +239,10 @@ def _rewrite(finding: Finding, chapter: str, doc: str, glued: Mapping[str, Mappi
             problems.append(_problem(where, f"{match[0]}: only {{glue}}, {{glue:text}} and "
                                             "{glue:md} can be used on the findings page"))
             return match[0]
-        role = "{glue:text}" if kind == "text" else "{glue}"
-        return f"{role}`{doc}::{body}`"
+        if kind == "text":
+            # myst-nb splits a cross-document key from its format at the last colon
+            return f"{{glue:text}}`{doc}::{body if ':' in body else body + ':s'}`"
+        return f"{{glue}}`{doc}::{body}`"
 
     return GLUE_ROLE.sub(replace, finding.text)
 
@@ -276,6 +278,7 @@ def render_findings(paths: StudyPaths, page_dir: str = "book") -> tuple[str, lis
 
 def _render_chapter(entry: ChapterFindings, nb: Mapping[str, Any], doc: str,
                     problems: list[str]) -> str:
+    page = doc.rsplit(".", 1)[0] + ".html"
     glued = glued_outputs(nb)
     titles = {heading_slug(title): title for _, title in headings(nb)}
     record = (nb.get("metadata") or {}).get("ehrcausal") or {}
@@ -295,7 +298,9 @@ def _render_chapter(entry: ChapterFindings, nb: Mapping[str, Any], doc: str,
                                      f"{finding.section!r} is not a heading of the chapter"))
             continue
         text = _rewrite(finding, entry.chapter, doc, glued, problems)
-        lines.append(f"- {text} ([{titles[slug]}]({doc}#{slug}))")
+        # A plain link to the section's id: MyST checks anchors only in Markdown documents.
+        href = f"{page}#{slug}"
+        lines.append(f'- {text} (<a class="finding-source" href="{href}">{titles[slug]}</a>)')
     return "\n".join(lines) + "\n"
 
 

@@ -133,9 +133,10 @@ def label_parameters(
     if "remove-cell" not in tags:
         tags.append("remove-cell")
     where = f"notebooks/params/{profile}.yml" if profile in PROFILES else "its parameters file"
+    cli = "; [--device]: by the command line" if device_from_cli else ""
     lines = [
         f"# The parameters this chapter ran with. [{profile}]: set by profile {profile!r}",
-        f"# ({where}); [--device]: by the command line; the others are the notebook's own.",
+        f"# ({where}){cli}; the others are the notebook's own.",
     ]
     for name, value in parameters.items():
         if name in injected and name == "device" and device_from_cli:
