@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from ehrcausal.plots import describe_figure  # noqa: E402
+from ehrcausal.plots import describe_figure, plain_text  # noqa: E402
 from ehrcausal.runner.findings import (  # noqa: E402
     FINDINGS_FILE,
     heading_slug,
@@ -280,3 +280,9 @@ def test_describe_figure_names_panels_axes_and_series() -> None:
     plt.close(fig)
     assert text == ("Figure 'Results' with 2 panels: (panel 'Policy'; x: budget; y: benefit; "
                     "series: AACE, risk-based); (panel 'Error').")
+
+
+def test_plain_text_reads_tex_labels() -> None:
+    assert plain_text(r"$\sqrt{\epsilon_{PEHE}}$ (log scale)") == "√ε PEHE (log scale)"
+    assert plain_text(r"$\hat\tau$ vs $\tau$") == "estimated τ vs τ"
+    assert plain_text("no TeX: 25 %") == "no TeX: 25 %"

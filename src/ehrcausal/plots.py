@@ -4,7 +4,8 @@
 - :func:`mean_se_lines` -- one line with error bars (mean ± s.e.) per learner across a knob;
 - :func:`legend_right` -- the legend beside the last panel, outside the axes;
 - :func:`save_figure` -- SVG and PNG copies into ``$EHRCAUSAL_FIGURES``;
-- :func:`describe_figure` -- a text description of a figure's panels (its alt text).
+- :func:`describe_figure` -- a text description of a figure's panels (its alt text), with
+  :func:`plain_text` turning TeX labels into readable text.
 
 The palette is seaborn's ``colorblind`` (Okabe-Ito-like): its colours stay distinct under the
 common colour-vision deficiencies, and the figures also separate series by marker or line style
@@ -14,6 +15,7 @@ where they overlap.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -91,6 +93,26 @@ def figure_files(name: str) -> list[str]:
     return [f"{name}.svg", f"{name}.png"]
 
 
+_TEX_SYMBOLS = {
+    "sqrt": "√", "epsilon": "ε", "varepsilon": "ε", "tau": "τ", "mu": "μ", "phi": "φ",
+    "sigma": "σ", "gamma": "γ", "alpha": "α", "beta": "β", "Delta": "Δ", "hat": "estimated ", "mathrm": "",
+    "mathbb": "", "pm": "±", "leq": "≤", "geq": "≥", "times": "×", "cdot": "·",
+}
+
+
+def plain_text(label: str) -> str:
+    """A label with matplotlib's TeX (``$\\sqrt{\\epsilon_{PEHE}}$``) as readable text (``√ε PEHE``).
+
+    Greek letters and common symbols become their characters; sub- and superscripts, braces
+    and dollar signs are dropped, so a screen reader reads the words, not the markup.
+    """
+    text = re.sub(r"\\([A-Za-z]+)\s*", lambda m: _TEX_SYMBOLS.get(m[1], m[1]), label)
+    text = re.sub(r"[_^]\{([^{}]*)\}", r" \1", text)
+    text = re.sub(r"[_^](\w)", r" \1", text)
+    text = text.replace("$", "").replace("{", "").replace("}", "")
+    return " ".join(text.split())
+
+
 def _axis_text(ax: plt.Axes) -> str:
     parts = []
     title = ax.get_title() or ax.get_title("left")
@@ -117,7 +139,7 @@ def describe_figure(fig: plt.Figure) -> str:
     √PEHE); panel 'Out of sample' (...)."`` Deterministic: it reads only the figure's texts.
     """
     axes = [ax for ax in fig.get_axes() if ax.has_data() or ax.get_title()]
-    suptitle = fig.get_suptitle()
+    suptitle = fig.get_suptitle()  # TeX in any label is made plain at the end
     head = f"Figure '{suptitle}'" if suptitle else "Figure"
     if not axes:
         return head + "."
@@ -126,7 +148,7 @@ def describe_figure(fig: plt.Figure) -> str:
     text += "; ".join(f"({_axis_text(ax)})" for ax in axes)
     if legends:
         text += "; series: " + ", ".join(dict.fromkeys(legends))
-    return text + "."
+    return plain_text(text) + "."
 
 
 def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> list[Path]:
