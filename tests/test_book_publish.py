@@ -10,6 +10,7 @@ SHA-256 and a figure's description. The rendered book is checked in a browser by
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from ehrcausal.plots import describe_figure, plain_text  # noqa: E402
+from ehrcausal.plots import describe_figure, learner_palette, plain_text  # noqa: E402
 from ehrcausal.runner.findings import (  # noqa: E402
     FINDINGS_FILE,
     heading_slug,
@@ -286,3 +288,38 @@ def test_plain_text_reads_tex_labels() -> None:
     assert plain_text(r"$\sqrt{\epsilon_{PEHE}}$ (log scale)") == "√ε PEHE (log scale)"
     assert plain_text(r"$\hat\tau$ vs $\tau$") == "estimated τ vs τ"
     assert plain_text("no TeX: 25 %") == "no TeX: 25 %"
+
+
+# Colour-vision deficiency simulation of Machado, Oliveira & Fernandes (2009), "A
+# physiologically-based model for simulation of color vision deficiency", IEEE TVCG 15(6):
+# their matrices for severity 1.0, applied to linear RGB.
+CVD = {
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                   [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                     [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                   [0.004733, 0.691367, 0.303900]],
+}
+
+
+def _lab(rgb: tuple[float, float, float], matrix: list[list[float]]) -> np.ndarray:
+    """CIELAB (D65) of an sRGB colour as seen through a deficiency ``matrix``."""
+    c = np.asarray(rgb, dtype=float)
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(np.asarray(matrix) @ linear, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ seen / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_learner_colours_stay_distinct_under_colour_vision_deficiencies() -> None:
+    names = [f"learner{i}" for i in range(10)]  # the palette's ten colours
+    colours = list(learner_palette(names).values())
+    assert len(set(colours)) == 10
+    for kind, matrix in CVD.items():
+        labs = [_lab(c, matrix) for c in colours]
+        closest = min(float(np.linalg.norm(a - b)) for a, b in itertools.combinations(labs, 2))
+        # CIELAB distance 10: clearly different marks (a just-noticeable difference is about 2)
+        assert closest >= 10, f"{kind}: two learner colours are {closest:.1f} apart"
