@@ -11,7 +11,8 @@
   ``aria-required-children``), so each entry of a citation list becomes a ``listitem``.
 - **The book's style sheet** (``static/ehrcausal.css``): long text in code blocks and outputs
   (example clinical notes) wraps instead of running off the page; tables scroll inside their
-  own box when wider than the page; the provenance line of a caption is set small.
+  own box when wider than the page; the provenance line of a caption is set small. Its script
+  (``static/ehrcausal.js``) makes such a scrolling box reachable by keyboard.
 """
 
 from __future__ import annotations
@@ -84,4 +85,5 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("builder-inited", _add_static)
     app.connect("html-page-context", _listitem_citations)
     app.add_css_file("ehrcausal.css")
+    app.add_js_file("ehrcausal.js")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
