@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,7 +152,7 @@ class _Problem:
 
     y: np.ndarray
     t: np.ndarray
-    Z: np.ndarray  # standardised kept columns (n, m_kept)
+    Zt: np.ndarray  # standardised kept columns, transposed (m_kept, n), C-ordered
     kept: np.ndarray  # column indices of the original Z
     m: int
     clusters: np.ndarray | None  # integer codes 0..G-1
@@ -164,12 +165,17 @@ class _Problem:
     yy: float = field(init=False)
 
     def __post_init__(self) -> None:
-        Z, t, y = self.Z, self.t, self.y
-        self.zz = np.einsum("ij,ij->j", Z, Z)
-        self.tzz = t @ (Z * Z) if Z.shape[1] else np.zeros(0)
-        self.zy = Z.T @ y
-        self.tzy = Z.T @ (t * y)
+        Zt, t, y = self.Zt, self.t, self.y
+        self.zz = np.einsum("ij,ij->i", Zt, Zt)
+        self.tzz = np.einsum("ij,ij,j->i", Zt, Zt, t)
+        self.zy = Zt @ y
+        self.tzy = Zt @ (t * y)
         self.yy = float(y @ y)
+
+    @property
+    def Z(self) -> np.ndarray:
+        """The standardised kept columns (n, m_kept), a Fortran-ordered view."""
+        return self.Zt.T
 
 
 def distinct_columns(Z: Any, decimals: int = 10) -> np.ndarray:
@@ -198,6 +204,26 @@ def _column_key(col: np.ndarray, decimals: int) -> bytes:
         z = -z
     z = np.round(z, decimals) + 0.0  # -0.0 -> 0.0
     return hashlib.sha256(z.tobytes()).digest()
+
+
+def _affine_duplicate(Zt: np.ndarray) -> tuple[int, int] | None:
+    """A pair of standardised rows equal up to sign (affinely identical columns), or None.
+
+    Candidates are found with one product, the fingerprint ``|Zt r|`` for a fixed random
+    ``r``, and confirmed by comparing the rows.
+    """
+    if Zt.shape[0] < 2:
+        return None
+    r = np.random.default_rng(0).standard_normal(Zt.shape[1])
+    f = np.abs(Zt @ r)
+    order = np.argsort(f, kind="stable")
+    fs = f[order]
+    close = np.flatnonzero(np.diff(fs) <= 1e-8 * (1.0 + fs[1:]))
+    for i in close.tolist():
+        a, b = sorted((int(order[i]), int(order[i + 1])))
+        if np.allclose(Zt[a], Zt[b], atol=1e-8) or np.allclose(Zt[a], -Zt[b], atol=1e-8):
+            return a, b
+    return None
 
 
 def _check_inputs(
@@ -233,9 +259,12 @@ def _check_inputs(
 
     active = np.count_nonzero(X, axis=0)
     kept = np.flatnonzero(active >= min_active)
-    Xk = X[:, kept]
-    sd = Xk.std(axis=0)
-    scale = np.maximum(1.0, np.abs(Xk).max(axis=0)) if kept.size else np.ones(0)
+    # work on the transpose: one contiguous row per candidate
+    Xt = np.ascontiguousarray(X.T[kept]) if kept.size < m else np.ascontiguousarray(X.T)
+    mean = Xt.mean(axis=1)
+    Xt -= mean[:, None]
+    sd = np.sqrt(np.einsum("ij,ij->i", Xt, Xt) / n)
+    scale = np.maximum(1.0, np.abs(mean) + np.abs(Xt).max(axis=1)) if kept.size else np.ones(0)
     constant = kept[sd <= 1e-12 * scale]
     if constant.size:
         raise ValueError(
@@ -248,19 +277,16 @@ def _check_inputs(
             "units: the search needs fewer candidates than units; reduce the candidates (a "
             "smaller dictionary, a larger min_active) or add units"
         )
-    Zs = (Xk - Xk.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    seen: dict[bytes, int] = {}
-    for pos in range(Zs.shape[1]):
-        key = _column_key(Zs[:, pos], 10)
-        if key in seen:
-            a, b = int(kept[seen[key]]), int(kept[pos])
-            raise ValueError(
-                f"Z has collinear candidate columns {a} and {b} (one is an affine function of "
-                "the other), so their interactions cannot be told apart; keep one "
-                "(ehrcausal.discovery.distinct_columns)"
-            )
-        seen[key] = pos
-    return _Problem(y=y - y.mean(), t=t, Z=np.ascontiguousarray(Zs), kept=kept, m=m,
+    Xt /= sd[:, None]
+    pair = _affine_duplicate(Xt)
+    if pair is not None:
+        a, b = int(kept[pair[0]]), int(kept[pair[1]])
+        raise ValueError(
+            f"Z has collinear candidate columns {a} and {b} (one is an affine function of "
+            "the other), so their interactions cannot be told apart; keep one "
+            "(ehrcausal.discovery.distinct_columns)"
+        )
+    return _Problem(y=y - y.mean(), t=t, Zt=Xt, kept=kept, m=m,
                     clusters=codes, n_clusters=n_clusters, cov_type=cov_type)
 
 
@@ -288,7 +314,7 @@ def _tests(pb: _Problem, S: list[int], cand: np.ndarray) -> tuple[np.ndarray, np
         raise ValueError("the design [1, T, Z_S, T Z_S] is rank deficient")
     QT = Q * t[:, None]
     full = K > pb.Z.shape[1] // 2
-    Zc = pb.Z if full else pb.Z[:, cand]
+    Zc = pb.Z if full else pb.Zt[cand].T
     QZ, QTZ = Q.T @ Zc, QT.T @ Zc
     if full:
         QZ, QTZ = QZ[:, cand], QTZ[:, cand]
@@ -558,6 +584,7 @@ def lasso_interactions(
     penalty by ``cv``-fold cross-validation (shuffled folds seeded by ``random_state``).
     ``scores`` holds ``|coefficient|`` of each interaction; there is no test (t, p are NaN).
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LassoCV
     from sklearn.model_selection import KFold
 
@@ -571,7 +598,11 @@ def lasso_interactions(
     F /= np.maximum(F.std(axis=0), 1e-12)
     y = pb.y - Q @ (Q.T @ pb.y)
     folds = KFold(cv, shuffle=True, random_state=seed)
-    model = LassoCV(cv=folds, alphas=50, max_iter=5000, random_state=seed).fit(F, y)
+    with warnings.catch_warnings():
+        # the weakest penalties of the path may stop before convergence; the chosen one is
+        # scored on held-out folds, so that is a cost in accuracy, not in validity
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LassoCV(cv=folds, alphas=50, max_iter=5000, random_state=seed).fit(F, y)
     coef = np.abs(model.coef_[pb.kept.size:])
     sel = np.flatnonzero(coef > 0)
     tested = np.zeros(pb.m, dtype=bool)
