@@ -99,7 +99,7 @@ pdf: setup browser  ## one PDF of the built book (after `make book`): _build/pdf
 # ---------------------------------------------------------------------------------------------
 # Tests (CI: .ci/run). The IHDP data ship in data/ (see data/README.md); nothing to set.
 # ---------------------------------------------------------------------------------------------
-test: setup vendor browser  ## lint, unit tests, smoke study, nbval on its chapters, book, render tests
+test: setup vendor browser  ## lint, unit tests, smoke study, nbval on its chapters, book, render tests, PDF
 	@echo "== lint"; time $(PY) -m ruff check src tests benchmarks
 	@echo "== unit tests"; time $(PY) -m pytest -m "not book" tests
 	@echo "== study (smoke profile)"; time $(STUDY) run --profile smoke --jobs $(JOBS) --no-progress
