@@ -1,0 +1,444 @@
+"""The M3H chapter: one network for many clinical tasks from four modalities.
+
+Experiments on :func:`~ehrcausal.data.simulate_multimodal` (see ``book/design.md``):
+
+- :func:`run_cell` -- one replicate of one learner (a registry name, or ``m3h`` at a given
+  self/cross balance, or on a subset of modalities): per-task held-out metrics;
+- :func:`relative_gains` -- per task, the relative gain of a multitask learner over
+  ``single_task`` on each task's primary metric, and its mean over tasks per replicate;
+- :func:`tim_experiment` -- the task-interdependence score (TIM) and its attention proxy
+  against the simulator's true dependency (Spearman rank correlation), with their cost.
+
+Per-task metrics: AUC (binary); macro-F1 and one-vs-rest AUC (multiclass); R^2 and RMSE
+(regression); ARI and NMI (the clustering task, against the true phenotype). The *primary*
+metric of a task, on which relative gains are computed, is AUC, macro-F1, RMSE (lower is
+better) or NMI. The relative gain of learner ``a`` over ``single_task`` on task ``t`` is
+
+    g_t = (m_t(a) - m_t(single)) / |m_t(single)|   (higher-is-better metrics),
+    g_t = (m_t(single) - m_t(a)) / m_t(single)     (RMSE),
+
+and a replicate's mean gain is the mean of ``g_t`` over tasks; its mean and paired standard
+error over replicates are reported (the replicates share nothing but the design).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.multimodal import MODALITIES, MultimodalDataset, simulate_multimodal
+from ..learners import make
+from ..learners.m3h import spearman_offdiagonal as rank_agreement_offdiagonal
+from ..learners.m3h import task_interdependence
+from ..plots import learner_palette
+from ..validation import check_int
+from .base import ChapterConfig, learner_names, parse_list, run_cached
+from .report import pm, verdict
+
+__all__ = [
+    "Cell",
+    "select_tasks",
+    "task_metrics",
+    "run_cell",
+    "relative_gains",
+    "gain_summary",
+    "tim_experiment",
+    "PRIMARY",
+]
+
+#: the primary metric of each problem class, and whether higher is better
+PRIMARY: dict[str, tuple[str, bool]] = {
+    "binary": ("auc", True), "multiclass": ("macro_f1", True), "regression": ("rmse", False),
+    "clustering": ("nmi", True),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One fit: data (n, seed, shared), learner (name, budget), variant (balance, modalities)."""
+
+    n: int
+    seed: int
+    shared: float
+    learner: str
+    tasks: tuple[str, ...]
+    budget: tuple[tuple[str, Any], ...] = ()
+    balance: float | str | None = None
+    drop: str | None = None
+
+    def key(self) -> dict[str, Any]:
+        return {**asdict(self), "tasks": list(self.tasks), "budget": dict(self.budget),
+                "version": 1}
+
+
+def select_tasks(tasks: pd.DataFrame, value: Any) -> list[str]:
+    """Task names from a notebook parameter: ``"all"``, or a comma-separated list of task
+    names and department names (a department stands for its tasks)."""
+    if isinstance(value, str) and value.strip() == "all":
+        return list(tasks["name"])
+    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value)]
+    out: list[str] = []
+    for item in items:
+        if item in set(tasks["name"]):
+            out.append(item)
+        elif item in set(tasks["department"]):
+            out += list(tasks.loc[tasks.department == item, "name"])
+        elif item:
+            raise ValueError(f"tasks: {item!r} is neither a task nor a department; departments: "
+                             f"{sorted(set(tasks.department))}")
+    if not out:
+        raise ValueError("tasks is empty")
+    return list(dict.fromkeys(out))
+
+
+def task_metrics(scores: dict[str, np.ndarray], Y: pd.DataFrame, tasks: pd.DataFrame
+                 ) -> pd.DataFrame:
+    """One row per task: its primary metric and the others of its class (module docstring)."""
+    from sklearn.metrics import (
+        adjusted_rand_score,
+        f1_score,
+        normalized_mutual_info_score,
+        r2_score,
+        roc_auc_score,
+    )
+
+    rows = []
+    for _, t in tasks.iterrows():
+        y = Y[t["name"]].to_numpy()
+        m = np.isfinite(y)
+        s = scores[t["name"]][m]
+        y = y[m]
+        row = {"task": t["name"], "problem_class": t["problem_class"],
+               "department": t["department"]}
+        cls = t["problem_class"]
+        if cls == "binary":
+            row["auc"] = float(roc_auc_score(y, s)) if len(np.unique(y)) == 2 else np.nan
+        elif cls == "multiclass":
+            row["macro_f1"] = float(f1_score(y.astype(int), s.argmax(axis=1), average="macro",
+                                             labels=list(range(s.shape[1]))))
+            row["auc"] = float(roc_auc_score(y.astype(int), s, multi_class="ovr",
+                                             labels=list(range(s.shape[1]))))
+        elif cls == "regression":
+            row["rmse"] = float(np.sqrt(np.mean((y - s) ** 2)))
+            row["r2"] = float(r2_score(y, s))
+        else:
+            row["ari"] = float(adjusted_rand_score(y, s))
+            row["nmi"] = float(normalized_mutual_info_score(y, s))
+        metric, _ = PRIMARY[cls]
+        row["primary"] = row[metric]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@functools.lru_cache(maxsize=4)
+def cohort(n: int, seed: int, shared: float) -> MultimodalDataset:
+    """The simulated cohort of a cell (kept for the next cells of the same design point)."""
+    return simulate_multimodal(n, seed, shared=shared)
+
+
+def _data(cell: Cell):
+    ds = cohort(cell.n, cell.seed, cell.shared)
+    tasks = ds.tasks[ds.tasks.name.isin(cell.tasks)].reset_index(drop=True)
+    return ds, tasks
+
+
+def run_cell(cell: Cell) -> dict[str, Any]:
+    """Fit ``cell.learner`` on the train+val rows (val for early stopping) and score the test
+    rows: ``{"metrics": records of :func:`task_metrics`, "seconds": fit time}``."""
+    ds, tasks = _data(cell)
+    fit_rows = np.asarray(ds.split) != "test"
+    train, test = ds.take(fit_rows), ds.subset("test")
+    mods = {k: v for k, v in train.modalities.items() if k != cell.drop}
+    test_mods = {k: v for k, v in test.modalities.items() if k != cell.drop}
+    params = dict(cell.budget)
+    if cell.balance is not None:
+        params["balance"] = cell.balance
+    est = make(cell.learner, random_state=cell.seed % (2**31), **params)
+    extra = {"val_mask": np.asarray(train.split) == "val"} if "val_mask" in _inputs(
+        cell.learner) else {}
+    start = time.perf_counter()
+    est.fit(mods, train.targets, tasks=tasks, **extra)
+    seconds = time.perf_counter() - start
+    metrics = task_metrics(est.predict_scores(test_mods), test.targets, tasks)
+    out = {"metrics": metrics.to_dict("records"), "seconds": seconds}
+    if cell.learner == "m3h" and cell.drop is None:
+        out["balances"] = est.balances().to_dict()
+    return out
+
+
+def _inputs(name: str) -> tuple[str, ...]:
+    from ..learners import spec
+
+    return spec(name).fit_inputs
+
+
+def tidy(cells: Sequence[Cell], results: Sequence[dict[str, Any]], label: str = "learner"
+         ) -> pd.DataFrame:
+    """One row per (cell, task) with the cell's design and the task's metrics."""
+    frames = []
+    for i, (c, r) in enumerate(zip(cells, results, strict=True)):
+        df = pd.DataFrame(r["metrics"])
+        df["replicate"] = c.seed
+        df["learner"] = c.learner
+        df["shared"] = c.shared
+        df["balance"] = "" if c.balance is None else str(c.balance)
+        df["drop"] = c.drop or ""
+        df["seconds"] = r["seconds"]
+        df["cell"] = i
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def relative_gains(df: pd.DataFrame, learner: str, baseline: str = "single_task"
+                   ) -> pd.DataFrame:
+    """Per replicate and task, the relative gain of ``learner`` over ``baseline`` (module
+    docstring); ``df`` is a :func:`tidy` table with one row per (replicate, learner, task)."""
+    key = ["replicate", "task", "problem_class"]
+    a = df[df.learner == learner].set_index(key)["primary"]
+    b = df[df.learner == baseline].set_index(key)["primary"]
+    both = pd.concat({"a": a, "b": b}, axis=1).dropna().reset_index()
+    higher = both.problem_class.map(lambda c: PRIMARY[c][1])
+    gain = np.where(higher, (both.a - both.b) / both.b.abs(), (both.b - both.a) / both.b)
+    both["gain"] = gain
+    return both
+
+
+def gain_summary(gains: pd.DataFrame) -> dict[str, float]:
+    """Mean over tasks per replicate, then mean and standard error over replicates; the range
+    of the per-task mean gains."""
+    per_rep = gains.groupby("replicate")["gain"].mean()
+    per_task = gains.groupby("task")["gain"].mean()
+    r = len(per_rep)
+    return {
+        "mean": float(per_rep.mean()),
+        "se": float(per_rep.std(ddof=1) / np.sqrt(r)) if r > 1 else float("nan"),
+        "replicates": r,
+        "task_min": float(per_task.min()),
+        "task_max": float(per_task.max()),
+        "share_positive": float((per_task > 0).mean()),
+    }
+
+
+def tim_experiment(n: int, seed: int, shared: float, sources: Sequence[str],
+                   budget: dict[str, Any]) -> dict[str, Any]:
+    """TIM and its attention proxy among ``sources`` (each also an auxiliary), against truth.
+
+    TIM uses pairs of tasks fitted with ``m3h`` (its own seed for every fit) on the train+val
+    rows and the loss on the test rows (:func:`~ehrcausal.learners.m3h.task_interdependence`).
+    The proxy is the mean cross-task attention of one ``m3h`` fit on the same tasks
+    (:meth:`~ehrcausal.learners.m3h.M3H.attention_matrix`). Both are compared with the true
+    dependency by Spearman's rank correlation over ordered pairs ``s != j``.
+    """
+    ds = cohort(n, seed, shared)
+    tasks = ds.tasks[ds.tasks.name.isin(sources)].reset_index(drop=True)
+    names = list(tasks.name)
+    fit = np.asarray(ds.split) != "test"
+    val = np.asarray(ds.split) == "val"
+    rs = seed % (2**31)
+    tim, tim_seconds = task_interdependence(
+        lambda: make("m3h", random_state=rs, **budget), ds.modalities, ds.targets, tasks,
+        sources=names, auxiliaries=names, eval_mask=~fit, fit_mask=fit, val_mask=val)
+    start = time.perf_counter()
+    train = ds.take(fit)
+    est = make("m3h", random_state=rs, **budget).fit(
+        train.modalities, train.targets, tasks=tasks, val_mask=np.asarray(train.split) == "val")
+    att = est.attention_matrix(ds.subset("test").modalities)
+    proxy_seconds = time.perf_counter() - start
+    truth = ds.dependency.loc[names, names]
+    return {
+        "tim": tim.to_dict(), "attention": att.to_dict(), "truth": truth.to_dict(),
+        "tim_seconds": tim_seconds, "proxy_seconds": proxy_seconds,
+        "tim_rho": rank_agreement_offdiagonal(tim, truth),
+        "proxy_rho": rank_agreement_offdiagonal(att, truth),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's configuration, design and report
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class Config(ChapterConfig):
+    """The notebook's parameters, checked (see the notebook's ``parameters`` cell)."""
+
+    n: int = 300
+    tasks: str = "all"
+    learners: str = "all"
+    shared_levels: str = "1.0,0.0"
+    balances: str = "0.0,0.5,1.0,learned"
+    ablation: bool = True
+    tim_tasks: str = "heart_failure,atrial_fibrillation,pneumonia,copd_exacerbation"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.n = check_int(self.n, "n", 60)
+        table = simulate_multimodal(60, 0).tasks
+        self.task_names = select_tasks(table, self.tasks)
+        self.learner_names = learner_names(self.learners, ["multitask"])
+        self.shared = parse_list(self.shared_levels, float, "shared_levels")
+        self.balance_levels = [b if b == "learned" else float(b)
+                               for b in parse_list(self.balances, name="balances")]
+        self.tim_names = select_tasks(table, self.tim_tasks)
+        if len(self.tim_names) < 3:
+            raise ValueError("tim_tasks: give at least 3 tasks")
+        bad = [t for t in self.tim_names
+               if table.set_index("name").loc[t, "problem_class"] == "clustering"]
+        if bad:
+            raise ValueError(f"tim_tasks: the clustering task has no loss to compare: {bad}")
+
+    def budget_of(self, name: str) -> tuple[tuple[str, Any], ...]:
+        return tuple(sorted(self.budget([name])[name].items()))
+
+
+def main_cells(cfg: Config) -> list[Cell]:
+    """Every learner on every replicate at every level of the shared-causes knob."""
+    return [Cell(cfg.n, seed, shared, name, tuple(cfg.task_names), cfg.budget_of(name))
+            for shared in cfg.shared for seed in cfg.seeds for name in cfg.learner_names]
+
+
+def balance_cells(cfg: Config) -> list[Cell]:
+    """``m3h`` at each self/cross balance (shared causes at the first knob level)."""
+    return [Cell(cfg.n, seed, cfg.shared[0], "m3h", tuple(cfg.task_names), cfg.budget_of("m3h"),
+                 balance=b) for b in cfg.balance_levels for seed in cfg.seeds]
+
+
+def ablation_cells(cfg: Config) -> list[Cell]:
+    """``m3h`` without each modality in turn (shared causes at the first knob level)."""
+    if not cfg.ablation:
+        return []
+    return [Cell(cfg.n, seed, cfg.shared[0], "m3h", tuple(cfg.task_names), cfg.budget_of("m3h"),
+                 drop=m) for m in MODALITIES for seed in cfg.seeds]
+
+
+def run_all(cells: Sequence[Cell], *, n_jobs: int = 1, cache_dir: Any = None) -> pd.DataFrame:
+    """Run (or read from the cache) every cell; the :func:`tidy` table of all of them."""
+    results = run_cached(run_cell, cells, n_jobs=n_jobs, cache_dir=cache_dir,
+                         namespace="m3h", progress=False)
+    return tidy(cells, results)
+
+
+def class_table(df: pd.DataFrame, learners: Sequence[str]) -> pd.DataFrame:
+    """Mean over tasks of each class's metrics, then mean ± s.e. over replicates, per learner."""
+    cols = {"binary": ["auc"], "multiclass": ["macro_f1", "auc"], "regression": ["r2", "rmse"],
+            "clustering": ["ari", "nmi"]}
+    rows = {}
+    for name in learners:
+        sub = df[df.learner == name]
+        row = {}
+        for cls, metrics in cols.items():
+            part = sub[sub.problem_class == cls]
+            if part.empty:
+                continue
+            for m in metrics:
+                per_rep = part.groupby("replicate")[m].mean()
+                se = per_rep.std(ddof=1) / np.sqrt(len(per_rep)) if len(per_rep) > 1 else np.nan
+                row[f"{cls} {m.upper().replace('MACRO_F1', 'macro-F1')}"] = pm(
+                    per_rep.mean(), se, 3)
+        rows[name] = row
+    return pd.DataFrame(rows).T
+
+
+def fit_seconds(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean fit time (seconds) of each learner over its cells (varies from run to run)."""
+    per_cell = df.groupby(["learner", "cell"]).seconds.first()
+    return per_cell.groupby("learner").mean().round(1).to_frame("fit (s)")
+
+
+def gain_readings(df: pd.DataFrame, learners: Sequence[str], shared: Sequence[float]
+                  ) -> dict[str, Any]:
+    """Relative gains over ``single_task`` at each knob level, as glue-able values."""
+    out: dict[str, Any] = {}
+    for level in shared:
+        sub = df[df.shared == level]
+        tag = "shared" if level > 0 else "zero"
+        for name in learners:
+            if name == "single_task" or name not in set(sub.learner) or "single_task" not in set(
+                    sub.learner):
+                continue
+            g = gain_summary(relative_gains(sub, name))
+            key = f"{tag}_{name}"
+            out[f"gain_{key}"] = 100 * g["mean"]
+            out[f"gain_{key}_se"] = 100 * g["se"]
+            out[f"gain_{key}_text"] = pm(100 * g["mean"], 100 * g["se"], 2)
+            out[f"gain_{key}_min"] = 100 * g["task_min"]
+            out[f"gain_{key}_max"] = 100 * g["task_max"]
+            out[f"gain_{key}_positive"] = 100 * g["share_positive"]
+            out[f"gain_{key}_verdict"] = verdict(
+                g["mean"], g["se"], higher="beats", lower="loses to",
+                within="is within two standard errors of", above="is above (one replicate: "
+                "not judged)", below="is below (one replicate: not judged)",
+                subject="single-task learning")
+    return out
+
+
+def gain_figure(df: pd.DataFrame, shared: float) -> Any:
+    """Per-task relative gain of ``m3h`` over ``single_task`` (mean over replicates), sorted."""
+    import matplotlib.pyplot as plt
+
+    g = relative_gains(df[df.shared == shared], "m3h").groupby(["task", "problem_class"])[
+        "gain"].mean().reset_index().sort_values("gain")
+    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.16 * len(g))))
+    colors = learner_palette(list(PRIMARY))
+    ax.barh(g.task, 100 * g.gain, color=[colors[c] for c in g.problem_class])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("relative gain of m3h over single_task (%)")
+    ax.tick_params(axis="y", labelsize=6)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[c]) for c in PRIMARY]
+    ax.legend(handles, list(PRIMARY), fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def variant_table(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mean primary metric per problem class for each level of ``column`` (``balance`` or
+    ``drop``), mean ± s.e. over replicates."""
+    rows = {}
+    for level, sub in df.groupby(column, sort=False):
+        row = {}
+        for cls in PRIMARY:
+            part = sub[sub.problem_class == cls]
+            if part.empty:
+                continue
+            per_rep = part.groupby("replicate")["primary"].mean()
+            se = per_rep.std(ddof=1) / np.sqrt(len(per_rep)) if len(per_rep) > 1 else np.nan
+            metric = PRIMARY[cls][0].upper().replace("MACRO_F1", "macro-F1")
+            row[f"{cls} {metric}"] = pm(per_rep.mean(), se, 3)
+        rows[str(level) if level != "" else "none"] = row
+    return pd.DataFrame(rows).T
+
+
+def tim_figure(result: dict[str, Any]) -> Any:
+    """Heatmaps: TIM, the attention proxy and the true dependency (same task order)."""
+    import matplotlib.pyplot as plt
+
+    truth = pd.DataFrame(result["truth"])
+    names = list(truth.index)
+    panels = [("TIM (relative loss change)", pd.DataFrame(result["tim"]).loc[names, names]),
+              ("attention proxy", pd.DataFrame(result["attention"]).loc[names, names]),
+              ("true shared-cause strength", truth)]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    for ax, (title, M) in zip(axes, panels, strict=True):
+        A = M.to_numpy(dtype=float).copy()
+        np.fill_diagonal(A, np.nan)
+        im = ax.imshow(A, cmap="viridis")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(names)), names, fontsize=6)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    axes[0].set_ylabel("source task s")
+    for ax in axes:
+        ax.set_xlabel("auxiliary task j", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def modality_columns() -> list[str]:
+    """The modalities, in the book's order."""
+    return list(MODALITIES)

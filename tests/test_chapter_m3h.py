@@ -1,0 +1,96 @@
+"""The M3H chapter's experiment code: task selection, metrics, relative gains and their
+summary, the configuration's checks, and one cell end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ehrcausal.chapters import m3h as chapter
+from ehrcausal.data import simulate_multimodal
+
+
+@pytest.fixture(scope="module")
+def table():
+    return simulate_multimodal(60, 0).tasks
+
+
+def test_select_tasks_expands_departments_and_names_unknowns(table):
+    names = chapter.select_tasks(table, "cardiology,severity")
+    assert names[:4] == list(table[table.department == "cardiology"].name) and names[-1] == \
+        "severity"
+    assert chapter.select_tasks(table, "all") == list(table.name)
+    assert chapter.select_tasks(table, "severity,severity") == ["severity"]
+    with pytest.raises(ValueError, match="neither a task nor a department"):
+        chapter.select_tasks(table, "oncology")
+
+
+def _tidy(values: dict[tuple[str, int], list[float]]) -> pd.DataFrame:
+    rows = []
+    classes = {"a": "binary", "b": "regression"}
+    for (learner, rep), (va, vb) in values.items():
+        rows.append({"learner": learner, "replicate": rep, "task": "a", "problem_class": "binary",
+                     "primary": va})
+        rows.append({"learner": learner, "replicate": rep, "task": "b",
+                     "problem_class": classes["b"], "primary": vb})
+    return pd.DataFrame(rows)
+
+
+def test_relative_gain_per_task_and_its_paired_summary():
+    df = _tidy({("m3h", 1): [0.88, 1.5], ("single_task", 1): [0.80, 2.0],
+                ("m3h", 2): [0.84, 1.0], ("single_task", 2): [0.80, 1.0]})
+    g = chapter.relative_gains(df, "m3h")
+    # AUC: (0.88 - 0.80) / 0.80; RMSE (lower is better): (2.0 - 1.5) / 2.0
+    got = g.set_index(["replicate", "task"]).gain
+    assert got[(1, "a")] == pytest.approx(0.1) and got[(1, "b")] == pytest.approx(0.25)
+    assert got[(2, "a")] == pytest.approx(0.05) and got[(2, "b")] == pytest.approx(0.0)
+    s = chapter.gain_summary(g)
+    per_rep = np.array([0.175, 0.025])
+    assert s["mean"] == pytest.approx(per_rep.mean())
+    assert s["se"] == pytest.approx(per_rep.std(ddof=1) / np.sqrt(2))
+    assert s["task_min"] == pytest.approx(0.075) and s["task_max"] == pytest.approx(0.125)
+    one = chapter.gain_summary(g[g.replicate == 1])
+    assert np.isnan(one["se"])
+
+
+def test_task_metrics_by_problem_class(table):
+    tasks = table[table.name.isin(["heart_failure", "severity", "los_days", "phenotype"])]
+    Y = pd.DataFrame({"heart_failure": [0, 1, 1, 0, np.nan], "severity": [0, 1, 2, 2, 1],
+                      "los_days": [1.0, 2.0, 3.0, 4.0, 5.0], "phenotype": [0, 0, 1, 1, 2]})
+    onehot = np.eye(3)[[0, 1, 2, 2, 1]]
+    scores = {"heart_failure": np.array([0.1, 0.9, 0.8, 0.2, 0.5]), "severity": onehot,
+              "los_days": np.array([1.0, 2.0, 3.0, 4.0, 6.0]),
+              "phenotype": np.array([2, 2, 0, 0, 1])}
+    m = chapter.task_metrics(scores, Y, tasks).set_index("task")
+    assert m.loc["heart_failure", "auc"] == 1.0 and m.loc["severity", "macro_f1"] == 1.0
+    assert m.loc["los_days", "rmse"] == pytest.approx(np.sqrt(1 / 5))
+    assert m.loc["phenotype", "ari"] == pytest.approx(1.0)  # labels permuted, same partition
+    assert m.loc["los_days", "primary"] == m.loc["los_days", "rmse"]
+
+
+def test_config_checks_its_parameters():
+    cfg = chapter.Config(n=100, tasks="cardiology,phenotype", learners="m3h,single_task",
+                         balances="0.5,learned", tim_tasks="heart_failure,pneumonia,sepsis",
+                         epochs=2, device="cpu")
+    assert cfg.balance_levels == [0.5, "learned"] and cfg.shared == [1.0, 0.0]
+    assert dict(cfg.budget_of("m3h")) == {"epochs": 2, "device": "cpu"}
+    cells = chapter.main_cells(cfg)
+    assert len(cells) == 2 * 1 * 2 and {c.learner for c in cells} == {"m3h", "single_task"}
+    assert len(chapter.ablation_cells(cfg)) == 4 and len(chapter.balance_cells(cfg)) == 2
+    with pytest.raises(ValueError, match="learners"):
+        chapter.Config(learners="tarnet")
+    with pytest.raises(ValueError, match="tim_tasks"):
+        chapter.Config(tim_tasks="heart_failure,phenotype,sepsis")
+    with pytest.raises(ValueError, match="at least 3"):
+        chapter.Config(tim_tasks="heart_failure,sepsis")
+
+
+def test_one_cell_end_to_end():
+    cell = chapter.Cell(150, 3, 1.0, "m3h", ("heart_failure", "sepsis", "los_days", "phenotype"),
+                        (("device", "cpu"), ("epochs", 2)), drop="image")
+    out = chapter.run_cell(cell)
+    df = chapter.tidy([cell], [out])
+    assert list(df.task) == ["heart_failure", "sepsis", "los_days", "phenotype"]
+    assert df["drop"].eq("image").all() and np.isfinite(df.primary).all()
+    assert out["seconds"] > 0
