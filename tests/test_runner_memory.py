@@ -1,4 +1,4 @@
-"""Peak memory: the sampler of a process tree, and the runner's record of each chapter."""
+"""Peak memory (the sampler of a process tree, the runner's record) and the cost-curve page."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from ehrcausal.runner import StudyPaths, read_manifest, run_chapters
+from ehrcausal.runner.costs import write_costs_markdown
 from ehrcausal.runner.memory import PeakMemory, tree_rss
 
 from .test_runner import good_cells, repo, write_notebook
@@ -65,3 +66,30 @@ def test_runner_records_each_chapters_peak_memory(repo: StudyPaths) -> None:
     assert cached.status == "cached"
     assert read_manifest(repo.manifest)["chapters"]["alpha"]["peak_memory_mib"] == (
         result.peak_memory_mib)
+
+
+def test_costs_page_shows_each_measured_chapter(tmp_path) -> None:
+    paths = StudyPaths.from_root(tmp_path)
+    assert "No cost measurements yet" in write_costs_markdown(paths).read_text()
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "cost-broken-smoke.json").write_text("{not json")
+    (results / "cost-ihdp_benchmark-smoke.json").write_text(json.dumps({
+        "chapter": "ihdp_benchmark", "profile": "smoke", "param": "n_realizations",
+        "overrides": {}, "cpus": 2, "machine": "x86_64", "measured": "2026-01-01",
+        "rows": [
+            {"n_realizations": 1, "seconds": 20.04, "peak_memory_mib": 900.2,
+             "load_before": 1.0, "load_after": 1.5, "returncode": 0},
+            {"n_realizations": 2, "seconds": 30.0, "peak_memory_mib": 1010.0,
+             "load_before": 1.5, "load_after": 2.0, "returncode": 1},
+        ],
+        "paper_estimate": {"n_realizations": 50, "seconds": 510.0, "peak_memory_mib": 6400.0},
+    }))
+    text = write_costs_markdown(paths).read_text()
+    assert text == (paths.generated / "costs.md").read_text()
+    assert "`ihdp_benchmark` at the `smoke` profile, against `n_realizations`" in text
+    assert "| 1 | 20.0 | 900 | 1.0, 1.5 |" in text
+    assert "| 2 | 30.0 (failed) | 1,010 | 1.5, 2.0 |" in text
+    assert "n_realizations = 50" in text and "about 510 s and 6,400 MiB" in text
+    assert "broken" not in text
+    assert not any(line.startswith("#") for line in text.splitlines())

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .costs import write_costs_markdown
 from .findings import write_findings
 from .manifest import write_manifest_markdown
 from .paths import StudyPaths, toc_chapters, toc_files
@@ -60,7 +61,8 @@ def build_book(
 
     Writes ``manifest.md`` first if it is missing (a "no chapters executed yet" table), and the
     findings page (:func:`.findings.write_findings`) from ``book/findings.yml`` and the list of
-    figures of the reproducibility page (:func:`.publish.write_figures_list`). With
+    figures of the reproducibility page (:func:`.publish.write_figures_list`), and ``costs.md``
+    from the committed cost measurements (:mod:`.costs`). With
     ``strict`` (default) warnings fail the build (``-W -n --keep-going``); ``all_pages`` rebuilds
     every page, so warnings of unchanged pages are reported too. Refuses (status 1, before
     calling Jupyter Book) when MathJax is not vendored, a page of ``_toc.yml`` is missing or the
@@ -68,6 +70,7 @@ def build_book(
     """
     if not paths.manifest_md.is_file():
         write_manifest_markdown(paths)
+    write_costs_markdown(paths)
     mathjax = missing_mathjax(paths.root)
     if mathjax:
         print(
