@@ -1,0 +1,123 @@
+"""Batched training (``learners/batched.py``): K members in one pass, each as if alone.
+
+Unvectorised, every member equals its sequential counterpart bit for bit (seeded
+initialisation, its own shuffling, early stopping and best weights, finished members frozen);
+vectorised, the batched matrix products round differently, and members stay close.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ehrcausal.learners.batched import train_batched
+from ehrcausal.learners.nets import TwoHeadNet
+from ehrcausal.learners.neural import TARNet
+from ehrcausal.learners.torch_scaffold import check_torch_params, train_network, validation_split
+
+D = 5
+
+
+def _member(seed: int, n: int = 160):
+    """A small simulated data set, its split, and a TARNet loss bound to its treated share."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, D))
+    T = rng.binomial(1, 0.4, n)
+    Y = X[:, 0] + T * (1 + X[:, 1]) + rng.normal(scale=0.5, size=n)
+    tr, va = validation_split(T, 0.3, seed, None)
+    data = {"x": torch.tensor(X, dtype=torch.float32), "y": torch.tensor(Y, dtype=torch.float32),
+            "t": torch.tensor(T, dtype=torch.float32)}
+    learner = TARNet(**ARCH, **TRAIN)
+    learner.treated_share_ = float(T[tr].mean())
+    return data, tr, va, learner._loss
+
+
+ARCH = {"hidden": 16, "head_hidden": 8, "n_rep_layers": 2, "n_head_layers": 1}
+TRAIN = {"epochs": 30, "patience": 3, "batch_size": 32, "lr": 1e-2}  # members stop apart
+PARAMS = check_torch_params(TARNet(**ARCH, **TRAIN))
+SEEDS = [11, 12, 13]
+
+
+def _build() -> TwoHeadNet:
+    return TwoHeadNet(D, hidden=16, n_rep_layers=2, head_hidden=8, n_head_layers=1,
+                      normalize_rep=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: small networks train faster so, and the results do not depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def members():
+    return [_member(s) for s in SEEDS]
+
+
+@pytest.fixture(scope="module")
+def sequential(members):
+    return [train_network(_build, loss, data, tr, va, params=PARAMS, seed=s, device="cpu",
+                          desc="", decay=TwoHeadNet.head_parameters)
+            for (data, tr, va, loss), s in zip(members, SEEDS, strict=True)]
+
+
+def _batched(members, seeds, **kw):
+    return train_batched(
+        _build, [m[3] for m in members], [m[0] for m in members], [m[1] for m in members],
+        [m[2] for m in members], params=PARAMS, seeds=seeds, device="cpu",
+        decay=TwoHeadNet.head_parameters, **kw)
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in
+               zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_one_member_is_the_sequential_path_exactly(members, sequential):
+    (net,), (hist,) = _batched(members[:1], SEEDS[:1])
+    seq_net, seq_hist = sequential[0]
+    assert _same(net, seq_net)
+    assert hist == seq_hist
+
+
+def test_unvectorised_members_equal_their_sequential_runs(members, sequential):
+    nets, hists = _batched(members, SEEDS, vectorize=False)
+    # the members stop at different epochs, so freezing finished members is exercised
+    assert len({h.n_epochs for _, h in sequential}) > 1
+    for net, hist, (seq_net, seq_hist) in zip(nets, hists, sequential, strict=True):
+        assert _same(net, seq_net)
+        assert hist == seq_hist
+
+
+def test_vectorised_members_follow_their_sequential_runs(members, sequential):
+    nets, hists = _batched(members, SEEDS)
+    x = torch.randn(50, D, generator=torch.Generator().manual_seed(0))
+    for net, hist, (seq_net, seq_hist) in zip(nets, hists, sequential, strict=True):
+        with torch.no_grad():
+            tau = net(x)["mu1"] - net(x)["mu0"]
+            seq_tau = seq_net(x)["mu1"] - seq_net(x)["mu0"]
+        # rounding of batched products only: the same stopping epoch and nearly the same effect
+        assert hist.best_epoch == seq_hist.best_epoch
+        assert float((tau - seq_tau).abs().max()) < 1e-3
+
+
+def test_members_of_other_sizes_train_in_their_own_group(members, sequential):
+    small = _member(14, n=100)
+    nets, hists = _batched([members[0], small, members[1]], [SEEDS[0], 14, SEEDS[1]],
+                           vectorize=False)
+    assert _same(nets[0], sequential[0][0]) and _same(nets[2], sequential[1][0])
+    alone, _ = train_network(_build, small[3], small[0], small[1], small[2], params=PARAMS,
+                             seed=14, device="cpu", desc="", decay=TwoHeadNet.head_parameters)
+    assert _same(nets[1], alone)
+
+
+def test_bad_members_are_refused(members):
+    with pytest.raises(ValueError, match="at least one member"):
+        _batched([], [])
+    with pytest.raises(ValueError, match="data has 1 entries for 2 seeds"):
+        train_batched(_build, [members[0][3]] * 2, [members[0][0]], [members[0][1]] * 2,
+                      [members[0][2]] * 2, params=PARAMS, seeds=[1, 2], device="cpu")
