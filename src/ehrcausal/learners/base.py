@@ -64,14 +64,23 @@ class CATELearner(BaseEstimator):
         Extra training-time information (e.g. annotations, a validation mask) is passed as
         keyword arguments; inference needs ``X`` only.
         """
+        y, t, x = self._check_fit(Y, T, X)
+        self._fit(y, t, x, **fit_params)
+        self.fitted_ = True
+        return self
+
+    def _check_fit(self, Y: Any, T: Any, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The boundary of ``fit``: the inputs checked, the features recorded, unfitted state.
+
+        Also used by fits that train several estimators at once
+        (:func:`ehrcausal.learners.batched.fit_batched`).
+        """
         if hasattr(self, "fitted_"):  # a failed refit must not look fitted
             del self.fitted_
         minimum, reason = self._arm_minimum()
         y, t, x = check_fit_inputs(Y, T, X, min_per_arm=minimum, reason=reason)
         self._record_features(feature_names(X), x.shape[1])
-        self._fit(y, t, x, **fit_params)
-        self.fitted_ = True
-        return self
+        return y, t, x
 
     def _record_features(self, names: np.ndarray | None, n_features: int) -> None:
         """``n_features_in_``; ``feature_names_in_`` for a DataFrame, deleted for an array.
