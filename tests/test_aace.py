@@ -432,3 +432,19 @@ def test_bad_input(small):
         AACE(propensity_clip=0.5).fit(Y, T, X=X, annotations=ann)
     with pytest.raises(ValueError, match="annotation_clip"):
         AACE(annotation_clip=0.0).fit(Y, T, X=X, annotations=ann)
+
+
+def test_aace_records_data_chosen_nuisances(small):
+    from ehrcausal.nuisance import Auto
+
+    auto = Auto(candidates=("ridge", "poly"))
+    for cv in (1, 3):
+        est = fit_learner(AACE(nuisance=auto, cv=cv, random_state=0), small)
+        chosen = {role: sel.name for role, sel in est.nuisance_selection_.items()}
+        assert set(chosen) == {"outcome", "propensity"}
+        assert set(chosen.values()) <= {"ridge", "poly"}
+        # the chosen kinds are the ones cross-fitted
+        named = fit_learner(AACE(nuisance=(chosen["outcome"], chosen["propensity"]), cv=cv,
+                                 random_state=0), small)
+        np.testing.assert_allclose(est.pseudo_outcomes_, named.pseudo_outcomes_)
+    assert fit_learner(AACE(nuisance="ridge", cv=2, random_state=0), small).nuisance_selection_ == {}

@@ -177,13 +177,19 @@ class AACE(_PhiRegression):
 
     Parameters
     ----------
-    nuisance : str, estimator or pair, default="forest"
+    nuisance : str, estimator, Auto or pair, default="forest"
         Model family of :math:`e` (classifier) and :math:`\mu_0, \mu_1` (regressors), see
         :func:`~ehrcausal.nuisance.make_model`; a pair ``(outcome, propensity)`` sets them
-        apart. Random forests are the default
-        because their out-of-fold propensities stay calibrated on a few hundred annotated
-        records; boosted trees ("gbm") overfit the propensity there, and the resulting extreme
-        inverse weights make the pseudo-outcomes heavy-tailed.
+        apart. ``"auto"`` (or an :class:`~ehrcausal.nuisance.Auto`) chooses each by
+        out-of-fold loss on the annotated rows among regularised linear/logistic models,
+        degree-2 polynomial models (squares and interactions, offered when the annotation space
+        has at most :data:`~ehrcausal.nuisance.POLY_MAX_FEATURES` columns), random forests,
+        boosted trees and a stack of them (:func:`~ehrcausal.nuisance.select_model`), and
+        records the choice in ``nuisance_selection_``; it costs about six times the CPU of
+        ``"forest"`` per fit (``benchmarks/aace_crossfit.py`` measures whether it pays).
+        Random forests stay the default because their out-of-fold propensities stay calibrated
+        on a few hundred annotated records; boosted trees ("gbm") overfit the propensity there,
+        and the resulting extreme inverse weights make the pseudo-outcomes heavy-tailed.
     final : str or estimator, default="ridge"
         Regressor of :math:`\psi` on :math:`\phi`.
     cv : int, default=5
@@ -214,6 +220,9 @@ class AACE(_PhiRegression):
     n_annotated_ : number of annotated rows.
     nuisance_models_ : list (one dict per fold) of the fitted ``propensity``, ``mu0``, ``mu1``.
     folds_ : list of the ``(train, test)`` indices (into the annotated rows) of every fold.
+    nuisance_selection_ : dict mapping ``"outcome"`` / ``"propensity"`` to the
+        :class:`~ehrcausal.nuisance.Selection` that chose it (chosen name and every
+        candidate's out-of-fold loss); empty when both models were named.
     annotation_model_ : fitted annotation model, or None.
     """
 
@@ -325,6 +334,7 @@ class AACE(_PhiRegression):
         self.n_annotated_ = n_ann
         self.nuisance_models_ = nuis.models
         self.folds_ = nuis.folds
+        self.nuisance_selection_ = nuis.selection
 
 
 class RiskBased(_PhiRegression):
