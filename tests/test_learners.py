@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from ehrcausal.learners import available, budget_params, check_family, make, spec
-from ehrcausal.learners.ipm import mmd2_rbf, wasserstein_sinkhorn
+from ehrcausal.learners.ipm import mmd2_linear, mmd2_rbf, wasserstein_sinkhorn
 
 CATE_LEARNERS = available("cate")
 NEURAL = [n for n in CATE_LEARNERS if spec(n).torch]
@@ -41,10 +41,10 @@ def test_registry_names():
 # measured sqrt(PEHE) with margin; a learner that ignored heterogeneity scores about 1.0
 # (the standard deviation of tau), one that ignored confounding gets the ATE wrong.
 TOLERANCE = {"ols": 0.15, "tarnet": 0.45, "cfr_wass": 0.45, "cfr_mmd": 0.45,
-             "dragonnet": 0.45, "dragonnet_tr": 0.45}
+             "cfr_mmd_lin": 0.45, "dragonnet": 0.45, "dragonnet_tr": 0.45}
 
 
-@pytest.mark.parametrize("name", sorted(set(NEURAL) - {"cfr_wass_ens"}))
+@pytest.mark.parametrize("name", sorted(set(NEURAL) - {"cfr_wass_ens", "cfr_wass_cfrnet"}))
 def test_neural_learner_recovers_known_effect(simple, name):
     train, test = simple.subset("train", "val"), simple.subset("test")
     est = make(name, random_state=0, **params_for(name))
@@ -111,7 +111,8 @@ def test_ipm_distances_detect_imbalance():
     b = torch.randn(200, 3, generator=g)
     shifted = b + 2.0
     assert float(wasserstein_sinkhorn(a, shifted)) > 3 * float(wasserstein_sinkhorn(a, b))
-    assert float(mmd2_rbf(a, shifted)) > 10 * float(mmd2_rbf(a, b))
+    assert float(mmd2_rbf(a, shifted, sigma=1.0)) > 10 * abs(float(mmd2_rbf(a, b, sigma=1.0)))
+    assert float(mmd2_linear(a, shifted)) > 10 * float(mmd2_linear(a, b))
     assert float(mmd2_rbf(a, a[:0])) == 0.0
 
 
@@ -219,7 +220,8 @@ def test_every_registered_learner_belongs_to_one_family():
 
 
 def test_registry_declares_budget_and_fit_inputs():
-    assert NEURAL == ["tarnet", "cfr_wass", "cfr_mmd", "dragonnet", "dragonnet_tr", "cfr_wass_ens"]
+    assert NEURAL == ["tarnet", "cfr_wass", "cfr_mmd", "cfr_mmd_lin", "dragonnet", "dragonnet_tr",
+                      "cfr_wass_ens", "cfr_wass_cfrnet"]
     assert spec("xmultitask").budget == ("epochs", "device") and spec("xmultitask").torch
     assert spec("causal_forest").budget == ("n_estimators",)
     assert "annotations" in spec("aace").fit_inputs and "val_mask" not in spec("aace").fit_inputs

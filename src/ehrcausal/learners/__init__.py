@@ -12,10 +12,12 @@ name                    learner
 ``causal_forest``       EconML CausalForestDML
 ``tarnet``              TARNet (torch)
 ``cfr_wass``            CFR with a Wasserstein (Sinkhorn) penalty (torch)
-``cfr_mmd``             CFR with an RBF-MMD penalty (torch)
+``cfr_mmd``             CFR with cfrnet's unbiased RBF-MMD penalty, bandwidth 0.1 (torch)
+``cfr_mmd_lin``         CFR with cfrnet's squared linear MMD (torch)
 ``dragonnet``           DragonNet without targeted regularisation (torch)
 ``dragonnet_tr``        DragonNet with targeted regularisation (torch)
 ``cfr_wass_ens``        CFR-Wass averaged over 5 independently seeded networks (torch)
+``cfr_wass_cfrnet``     CFR-Wass in cfrnet's published IHDP configuration (torch)
 ``aace``                AACE: DR pseudo-outcomes in annotation space, regressed on phi
 ``aace_no_crossfit``    AACE without cross-fitting (as the public code)
 ``aace_weighted``       AACE with inverse annotation-propensity weights
@@ -69,12 +71,30 @@ register("r_learner", RLearner, "R-learner (EconML NonParamDML)", **_FOREST)
 register("causal_forest", CausalForest, "Causal forest (EconML CausalForestDML)", **_FOREST)
 register("tarnet", TARNet, "TARNet (Shalit et al. 2017)", **_TORCH)
 register("cfr_wass", CFR, "CFR, Wasserstein penalty (Shalit et al. 2017)", **_TORCH, ipm="wass")
-register("cfr_mmd", CFR, "CFR, MMD penalty (Shalit et al. 2017)", **_TORCH, ipm="mmd")
+register("cfr_mmd", CFR, "CFR, unbiased RBF-MMD penalty as cfrnet (Shalit et al. 2017)",
+         **_TORCH, ipm="mmd")
+register("cfr_mmd_lin", CFR, "CFR, squared linear MMD penalty as cfrnet (Shalit et al. 2017)",
+         **_TORCH, ipm="mmd_lin")
 register("dragonnet", DragonNet, "DragonNet (Shi et al. 2019)", **_TORCH, targeted_reg=False)
 register("dragonnet_tr", DragonNet, "DragonNet + targeted regularisation", **_TORCH, targeted_reg=True)
 register(
     "cfr_wass_ens", CFR, "CFR-Wass, deep ensemble of 5 networks (ours)", **_TORCH, ipm="wass",
     n_ensemble=5,
+)
+# cfrnet's published IHDP configuration: configs/example_ihdp.txt of clinicalml/cfrnet with
+# p_alpha = 0.3 (its README's FAQ). 3 representation layers of 200 and 3 head layers of 100
+# (n_in, n_out, dim_in, dim_out), ELU, Adam at 1e-3 decayed by 0.97 every 100 steps (lrate,
+# lrate_decay; cfr_net_train.py line 61), batches of 100, weight decay 1e-4 on the heads'
+# weights only (p_lambda, rep_weight_decay=0; cfr/cfr_net.py lines 161-165 and 229-249), raw
+# outcomes, N(0, 0.1^2/fan_in) weights (weight_init), unit-norm representation (normalization
+# 'divide'), reweighting, Wasserstein lambda 10, 30 % validation (val_part), 3000 iterations
+# (about 640 epochs of the 471 IHDP training units, so the chapter's epoch budget is not
+# applied) and the weights of the best validation objective (no early stopping).
+register(
+    "cfr_wass_cfrnet", CFR, "CFR-Wass in cfrnet's published IHDP configuration (like for like)",
+    family="cate", budget=("device",), fit_inputs=("val_mask",), ipm="wass", alpha=0.3,
+    n_head_layers=3, lr_decay=0.97, head_bias_decay=False, early_stopping="objective",
+    standardize=False, weight_init=0.1, epochs=640, patience=640, val_fraction=0.3,
 )
 
 # Chapter learners register themselves on import (annotation-assisted; multi-outcome; multitask

@@ -8,19 +8,26 @@ they differ only in the loss:
   (1/n) sum_i w_i (y_i - h_{t_i}(Phi(x_i)))^2 with w_i = t_i/(2u) + (1-t_i)/(2(1-u)),
   u = P(T=1) (``reweight=True``), plus weight decay on the heads.
 - **CFR** (Shalit et al. 2017): TARNet's loss + alpha * IPM(Phi(x)|T=1, Phi(x)|T=0) with the
-  Wasserstein (Sinkhorn) or MMD (RBF) distance, on unit-norm representations.
+  Wasserstein (Sinkhorn), cfrnet's unbiased RBF MMD^2 or cfrnet's squared linear MMD, on
+  unit-norm representations (:mod:`~ehrcausal.learners.ipm`).
 - **DragonNet** (Shi, Blei & Veitch 2019): factual squared loss + alpha * BCE(t, g(Phi(x))) with
   a propensity head g; with targeted regularisation, + beta * (1/n) sum_i (y_i - q~_i)^2 where
   q~_i = h_{t_i} + epsilon (t_i/g_i - (1-t_i)/(1-g_i)) and epsilon is learned.
 
 With ``n_ensemble > 1`` the learner averages the heads of that many networks trained from
-different seeds on the same data (a deep ensemble), which lowers the variance of tau(x).
+different seeds on the same data (a deep ensemble), which lowers the variance of tau(x); the
+ensemble's propensity is the mean of the members' probabilities.
 
-Covariates and outcomes are standardised on the training rows; the effect is
-tau(x) = sd(Y) [h_1(Phi(x)) - h_0(Phi(x))]. Early stopping monitors the factual squared error
-on a validation split (``val_mask`` in ``fit``, else a seeded, treatment-stratified
-``val_fraction`` of the rows). Parameter checks, the split, the standardisation, seeded
-training and chunked prediction come from :mod:`~ehrcausal.learners.torch_scaffold`.
+By default covariates and outcomes are standardised on the training rows; the effect is
+tau(x) = sd(Y) [h_1(Phi(x)) - h_0(Phi(x))] (``standardize=False`` trains on the raw values, as
+cfrnet does). Early stopping monitors, on a validation split (``val_mask`` in ``fit``, else a
+seeded, treatment-stratified ``val_fraction`` of the rows), either the factual squared error
+(``early_stopping="factual"``) or the whole training objective without the weight decay
+(``"objective"``: cfrnet selects its IHDP predictions by the validation objective,
+``cfr/evaluation.py`` lines 310-318; DragonNet's reference code stops on Keras' ``val_loss``,
+the total loss, ``src/experiment/ihdp_main.py`` lines 75-90). Parameter checks, the split, the
+standardisation, seeded training and chunked prediction come from
+:mod:`~ehrcausal.learners.torch_scaffold`.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import torch.nn.functional as F
 from ..runtime import check_seed, child_seeds, resolve_device
 from ..validation import check_int, check_number, warn_overlap
 from .base import CATELearner, store_params
-from .ipm import IPMS
+from .ipm import IPM_DEFAULT_PARAM, IPMS
 from .nets import TwoHeadNet
 from .torch_scaffold import (
     Standardiser,
@@ -59,8 +66,15 @@ class NeuralCATELearner(CATELearner):
     #: unit-norm representation; TARNet and CFR make it a parameter, DragonNet keeps it off
     normalize_rep = False
 
+    #: how ``early_stopping`` may monitor the validation rows
+    EARLY_STOPPING = ("factual", "objective")
+
     def _check_params(self) -> None:
         """Parameters of the loss; subclasses check theirs (the network's are checked in fit)."""
+
+    def _monitored(self, loss: torch.Tensor, factual_mse: torch.Tensor) -> torch.Tensor:
+        """The validation criterion: the whole objective or the factual squared error."""
+        return loss if self.early_stopping == "objective" else factual_mse
 
     def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, **fit_params: Any) -> None:
         self._reject_unknown(fit_params, ("val_mask",))
@@ -70,12 +84,24 @@ class NeuralCATELearner(CATELearner):
         n_head_layers = check_int(self.n_head_layers, "n_head_layers", 1)
         dropout = check_number(self.dropout, "dropout", 0.0, 1.0, high_open=True)
         n_members = check_int(self.n_ensemble, "n_ensemble", 1)
+        lr_decay = check_number(self.lr_decay, "lr_decay", 0.0, 1.0, low_open=True)
+        if self.early_stopping not in self.EARLY_STOPPING:
+            raise ValueError(
+                f"early_stopping must be one of {list(self.EARLY_STOPPING)}, got "
+                f"{self.early_stopping!r}"
+            )
+        if self.weight_init is not None:
+            check_number(self.weight_init, "weight_init", 0.0, low_open=True)
         self._check_params()
         seed = check_seed(self.random_state)
         self.device_ = resolve_device(self.device)
         tr, va = validation_split(T, params.val_fraction, seed, fit_params.get("val_mask"))
-        self.x_scaler_ = Standardiser.fit(X, tr)
-        self.y_scaler_ = Standardiser.fit(Y, tr)
+        if self.standardize:
+            self.x_scaler_ = Standardiser.fit(X, tr)
+            self.y_scaler_ = Standardiser.fit(Y, tr)
+        else:
+            self.x_scaler_ = Standardiser.identity(X.shape[1])
+            self.y_scaler_ = Standardiser(np.zeros(()), np.ones(()))
         self.treated_share_ = float(T[tr].mean())
         dev = torch.device(self.device_)
         data = {
@@ -94,7 +120,13 @@ class NeuralCATELearner(CATELearner):
                 dropout=dropout,
                 normalize_rep=bool(self.normalize_rep),
                 propensity_head=self._propensity_head,
+                weight_init=self.weight_init,
             )
+
+        bias_decay = bool(self.head_bias_decay)
+
+        def decayed(net: TwoHeadNet) -> list[torch.nn.Parameter]:
+            return net.head_parameters(biases=bias_decay)
 
         # member 0 uses the seed itself, so n_ensemble=1 is exactly the single network
         seeds = [seed] + child_seeds(seed, n_members - 1)
@@ -110,8 +142,10 @@ class NeuralCATELearner(CATELearner):
                 seed=member_seed,
                 device=self.device_,
                 desc=f"{type(self).__name__} {k + 1}/{n_members}",
-                decay=TwoHeadNet.head_parameters,
+                decay=decayed,
                 progress=bool(self.verbose),
+                lr_decay=lr_decay,
+                lr_decay_steps=100,
             )
             self.networks_.append(net)
             self.histories_.append(hist)
@@ -120,19 +154,18 @@ class NeuralCATELearner(CATELearner):
             warn_overlap(self._propensity_head_estimates(X), type(self).__name__, stacklevel=3)
 
     def _propensity_head_estimates(self, X: np.ndarray) -> np.ndarray:
-        """g(x) = sigmoid of the (ensemble-mean) propensity logit at the rows of ``X``."""
-        return 1.0 / (1.0 + np.exp(-self._forward(X)["e_logit"]))
+        """g(x) at the rows of ``X``: the ensemble mean of the members' sigmoid(logit)."""
+        return self._forward(X)["e"]
 
     def _forward(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs averaged over the ensemble members (standardised outcome scale)."""
 
         def members_mean(xb: torch.Tensor) -> dict[str, torch.Tensor]:
             members = [net(xb) for net in self.networks_]
-            return {
-                k: torch.stack([m[k] for m in members]).mean(dim=0)
-                for k in ("mu0", "mu1", "e_logit")
-                if k in members[0]
-            }
+            out = {k: torch.stack([m[k] for m in members]).mean(dim=0) for k in ("mu0", "mu1")}
+            if "e_logit" in members[0]:  # average probabilities, not logits
+                out["e"] = torch.stack([torch.sigmoid(m["e_logit"]) for m in members]).mean(dim=0)
+            return out
 
         return predict_chunked(
             members_mean, self.x_scaler_.transform(X), device=self.device_, modules=self.networks_
@@ -171,7 +204,7 @@ class _RepresentationBalancing(NeuralCATELearner):
         else:
             fact = err.mean()
         loss = fact + self._ipm_term(out["phi"], t)
-        return loss, err.mean()
+        return loss, self._monitored(loss, err.mean())
 
 
 _COMMON_DOC = """
@@ -182,7 +215,16 @@ _COMMON_DOC = """
     dropout : dropout rate in every hidden layer.
     epochs, batch_size, lr : Adam training budget; ``patience`` epochs without validation
         improvement stop training early and the best weights are kept.
-    weight_decay : L2 penalty on the outcome heads.
+    lr_decay : the learning rate is multiplied by ``lr_decay`` every 100 optimizer steps
+        (cfrnet's ``lrate_decay``); 1 keeps it constant.
+    weight_decay : L2 penalty (coupled, Adam's ``weight_decay``) on the outcome heads.
+    head_bias_decay : whether the heads' biases are penalised too (False: weights only, as
+        cfrnet and DragonNet's reference code).
+    early_stopping : "factual" (validation factual MSE) or "objective" (validation training
+        objective, without the weight decay).
+    standardize : standardise covariates and outcome on the training rows (False: raw values).
+    weight_init : None (torch's default initialisation) or ``s``: weights ~ N(0, s^2/fan_in),
+        zero biases (cfrnet's ``weight_init``).
     val_fraction : share of rows held out for early stopping when ``fit`` gets no ``val_mask``.
     n_ensemble : number of independently initialised networks whose outputs are averaged
         (a deep ensemble, Lakshminarayanan et al. 2017); 1 is the published single network.
@@ -211,7 +253,12 @@ class TARNet(_RepresentationBalancing):
         epochs: int = 300,
         batch_size: int = 100,
         lr: float = 1e-3,
+        lr_decay: float = 1.0,
         weight_decay: float = 1e-4,
+        head_bias_decay: bool = True,
+        early_stopping: str = "factual",
+        standardize: bool = True,
+        weight_init: float | None = None,
         val_fraction: float = 0.3,
         patience: int = 30,
         reweight: bool = True,
@@ -230,9 +277,11 @@ class CFR(_RepresentationBalancing):
         + _COMMON_DOC
         + "    reweight : weight units by their arm's share.\n"
         + "    normalize_rep : scale the representation to unit norm before the heads and the IPM.\n"
-        + "    ipm : 'wass' (Sinkhorn Wasserstein, Cuturi 2013) or 'mmd' (RBF MMD^2).\n"
+        + "    ipm : 'wass' (Sinkhorn Wasserstein, Cuturi 2013), 'mmd' (cfrnet's unbiased RBF\n"
+        + "        MMD^2) or 'mmd_lin' (cfrnet's squared linear MMD); arms weighted p = 1/2.\n"
         + "    alpha : weight of the IPM penalty.\n"
-        + "    ipm_param : Sinkhorn lambda for 'wass', RBF bandwidth sigma for 'mmd'.\n"
+        + "    ipm_param : Sinkhorn lambda for 'wass' (default 10), RBF bandwidth sigma for 'mmd'\n"
+        + "        (default 0.1, cfrnet's ``rbf_sigma``); 'mmd_lin' takes none.\n"
     )
 
     def __init__(
@@ -248,7 +297,12 @@ class CFR(_RepresentationBalancing):
         epochs: int = 300,
         batch_size: int = 100,
         lr: float = 1e-3,
+        lr_decay: float = 1.0,
         weight_decay: float = 1e-4,
+        head_bias_decay: bool = True,
+        early_stopping: str = "factual",
+        standardize: bool = True,
+        weight_init: float | None = None,
         val_fraction: float = 0.3,
         patience: int = 30,
         reweight: bool = True,
@@ -265,18 +319,22 @@ class CFR(_RepresentationBalancing):
             raise ValueError(f"ipm must be one of {sorted(IPMS)}, got {self.ipm!r}")
         check_number(self.alpha, "alpha", 0.0)
         if self.ipm_param is not None:
+            if IPM_DEFAULT_PARAM[self.ipm] is None:
+                raise ValueError(f"ipm_param must be None for ipm={self.ipm!r}, got "
+                                 f"{self.ipm_param!r}")
             check_number(self.ipm_param, "ipm_param", 0.0, low_open=True)
 
     def _ipm_term(self, phi, t):
         if self.alpha == 0:
             return phi.new_zeros(())
         treated, control = phi[t > 0.5], phi[t <= 0.5]
+        param = IPM_DEFAULT_PARAM[self.ipm] if self.ipm_param is None else float(self.ipm_param)
         if self.ipm == "wass":
-            lam = 10.0 if self.ipm_param is None else float(self.ipm_param)
-            dist = IPMS["wass"](treated, control, lam=lam)
+            dist = IPMS["wass"](treated, control, lam=param)
+        elif self.ipm == "mmd":
+            dist = IPMS["mmd"](treated, control, sigma=param)
         else:
-            sigma = 1.0 if self.ipm_param is None else float(self.ipm_param)
-            dist = IPMS["mmd"](treated, control, sigma=sigma)
+            dist = IPMS["mmd_lin"](treated, control)
         return self.alpha * dist
 
 
@@ -286,6 +344,15 @@ class DragonNet(NeuralCATELearner):
         + _COMMON_DOC
         + "    alpha : weight of the propensity cross-entropy.\n"
         + "    targeted_reg : add the targeted-regularisation term with weight ``beta``.\n"
+        + "\n    As the reference code (claudiashi57/dragonnet, ``src/experiment``): early stopping\n"
+        + "    on the total validation loss (``ihdp_main.py`` lines 77 and 90); an L2 penalty on\n"
+        + "    the outcome heads' weights only, ``regularizers.l2(0.01)`` on a loss summed over\n"
+        + "    batches of 64 (``models.py`` lines 127-138, ``ihdp_main.py`` lines 33 and 45), i.e.\n"
+        + "    0.02/64 = 3.125e-4 per unit of our mean loss (the default ``weight_decay``).\n"
+        + "    Not as the reference: one Adam stage (the reference follows 100 Adam epochs with\n"
+        + "    up to 300 of SGD with momentum, lines 71-102), our validation split and batch size,\n"
+        + "    the propensity clipped to [0.01, 0.99] in the targeted term (the reference maps it\n"
+        + "    to (g + 0.01) / 1.02, ``models.py`` line 90).\n"
         + "\n    ``fit`` warns (OverlapWarning) when the propensity head puts training units\n"
         + "    outside [0.01, 0.99].\n"
     )
@@ -304,7 +371,12 @@ class DragonNet(NeuralCATELearner):
         epochs: int = 300,
         batch_size: int = 100,
         lr: float = 1e-3,
-        weight_decay: float = 1e-4,
+        lr_decay: float = 1.0,
+        weight_decay: float = 0.02 / 64,
+        head_bias_decay: bool = False,
+        early_stopping: str = "objective",
+        standardize: bool = True,
+        weight_init: float | None = None,
         val_fraction: float = 0.3,
         patience: int = 30,
         n_ensemble: int = 1,
@@ -329,8 +401,8 @@ class DragonNet(NeuralCATELearner):
             h = t / g - (1 - t) / (1 - g)
             q_tilde = pred + out["eps"] * h
             loss = loss + self.beta * ((y - q_tilde) ** 2).mean()
-        return loss, err
+        return loss, self._monitored(loss, err)
 
     def propensity(self, X: Any) -> np.ndarray:
-        """Estimated propensity g(x) = P(T = 1 | x) from the propensity head."""
+        """Estimated propensity g(x) = P(T = 1 | x): the ensemble mean of the members' heads."""
         return self._propensity_head_estimates(self._check_X(X))

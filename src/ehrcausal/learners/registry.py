@@ -44,8 +44,9 @@ class LearnerSpec:
 
     @property
     def torch(self) -> bool:
-        """Whether the learner trains torch networks (it takes ``epochs`` and ``device``)."""
-        return "epochs" in self.budget
+        """Whether the learner trains torch networks (it takes ``device``, and ``epochs`` unless
+        its training length is part of a fixed published configuration)."""
+        return "device" in self.budget
 
 
 _REGISTRY: dict[str, LearnerSpec] = {}

@@ -217,13 +217,16 @@ def train_network(
     decay: Callable[[nn.Module], list[nn.Parameter]] | None = None,
     batch_sampler: BatchSampler | None = None,
     progress: bool = False,
+    lr_decay: float = 1.0,
+    lr_decay_steps: int = 100,
 ) -> tuple[nn.Module, TrainingHistory]:
     """Build ``build()`` on ``device`` and train it with :func:`train_module`, all under ``seed``.
 
     Torch's global generator is seeded with ``seed`` while the network is initialised and
     trained (and restored after), and the loop's shuffling generator gets the same seed, so a
     seed fixes the fitted weights. ``decay(net)`` names the parameters that get
-    ``params.weight_decay`` (all of them when None); the other arguments are passed to
+    ``params.weight_decay`` (all of them when None); the other arguments (the batch sampler, the
+    step decay of the learning rate) are passed to
     :func:`~ehrcausal.learners.training.train_module`. Returns the network (best weights, eval
     mode) and its history.
     """
@@ -245,6 +248,8 @@ def train_network(
             progress=progress,
             desc=desc,
             batch_sampler=batch_sampler,
+            lr_decay=lr_decay,
+            lr_decay_steps=lr_decay_steps,
         )
     return net, hist
 

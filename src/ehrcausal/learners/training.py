@@ -3,8 +3,11 @@
 ``train_module`` runs mini-batch Adam on a model-specific loss, monitors a validation loss
 after each epoch, keeps the best weights and stops after ``patience`` epochs without
 improvement (early stopping on a validation split; with no validation rows it trains for
-all epochs and keeps the last weights). It is deterministic for a seed: the
-shuffling generator and torch's initialisation are both seeded.
+all epochs and keeps the last weights). A validation loss that is never finite is an error,
+not a silent return of the initial weights. The learning rate may decay in steps
+(``lr * lr_decay ** (step // lr_decay_steps)``, as cfrnet's ``tf.train.exponential_decay``
+with ``staircase=True``). It is deterministic for a seed: the shuffling generator and torch's
+initialisation are both seeded.
 
 The batch schedules (:func:`permuted_batches`, the default, and :func:`alternating_batches`)
 live here too; building, seeding, standardising and predicting are in
@@ -42,11 +45,12 @@ class TrainingHistory:
         return len(self.train_loss)
 
 
-def permuted_batches(batch_size: int, min_size: int = 1) -> BatchSampler:
+def permuted_batches(batch_size: int, min_size: int = 2) -> BatchSampler:
     """The default epoch: a seeded permutation of the training rows cut into ``batch_size`` chunks.
 
-    A last chunk smaller than ``min_size`` joins the previous one (``min_size=2`` for networks
-    with BatchNorm, which needs two samples per batch in training mode).
+    A last chunk smaller than ``min_size`` joins the previous one. The default 2 merges a final
+    batch of a single unit (one unit's gradient step is noise, and BatchNorm cannot train on
+    it); ``min_size=1`` keeps every chunk.
     """
     batch_size = check_int(batch_size, "batch_size", 1)
     min_size = check_int(min_size, "min_size", 1)
@@ -55,7 +59,8 @@ def permuted_batches(batch_size: int, min_size: int = 1) -> BatchSampler:
         perm = torch.randperm(n, generator=generator)
         chunks = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
         if len(chunks) > 1 and len(chunks[-1]) < min_size:
-            chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+            last = chunks.pop()  # popped first: the merge must land on the new last chunk
+            chunks[-1] = torch.cat([chunks[-1], last])
         return chunks
 
     return sample
@@ -101,6 +106,8 @@ def train_module(
     progress: bool = False,
     desc: str = "training",
     batch_sampler: BatchSampler | None = None,
+    lr_decay: float = 1.0,
+    lr_decay_steps: int = 100,
 ) -> TrainingHistory:
     """Train ``module`` in place and return its history.
 
@@ -109,9 +116,15 @@ def train_module(
     decay_params -- parameters that get ``weight_decay`` (all parameters when None);
     batch_sampler -- how one epoch is cut into mini-batches: ``batch_sampler(n_train, generator)``
     returns index tensors into the training rows, drawing any randomness from ``generator``
-    (default: a seeded random permutation cut into consecutive ``batch_size`` chunks).
-    ``epochs``, ``batch_size`` and ``patience`` are integers >= 1 and ``seed`` >= 0 (floats,
-    strings and booleans are refused, never converted); ``lr`` > 0, ``weight_decay`` >= 0.
+    (default: a seeded random permutation cut into consecutive ``batch_size`` chunks, a final
+    chunk of one unit merged into the previous one);
+    lr_decay, lr_decay_steps -- the learning rate is ``lr * lr_decay ** (k // lr_decay_steps)``
+    after ``k`` optimizer steps (``lr_decay=1`` keeps it constant).
+    ``epochs``, ``batch_size``, ``patience`` and ``lr_decay_steps`` are integers >= 1 and
+    ``seed`` >= 0 (floats, strings and booleans are refused, never converted); ``lr`` > 0,
+    ``weight_decay`` >= 0, ``lr_decay`` in (0, 1]. With validation rows, a monitored loss that is
+    NaN at every epoch raises ``FloatingPointError`` (the weights would otherwise be the
+    initial ones).
     """
     from tqdm import tqdm
 
@@ -121,6 +134,8 @@ def train_module(
     seed = check_int(seed, "seed", 0)
     lr = check_number(lr, "lr", 0.0, low_open=True)
     weight_decay = check_number(weight_decay, "weight_decay", 0.0)
+    lr_decay = check_number(lr_decay, "lr_decay", 0.0, 1.0, low_open=True)
+    lr_decay_steps = check_int(lr_decay_steps, "lr_decay_steps", 1)
 
     device = next(module.parameters()).device
     tr = {k: v[torch.as_tensor(train_idx, device=v.device)] for k, v in data.items()}
@@ -136,6 +151,11 @@ def train_module(
             {"params": rest, "weight_decay": 0.0},
         ]
     opt = torch.optim.Adam(groups, lr=lr)
+    schedule = (
+        torch.optim.lr_scheduler.StepLR(opt, step_size=lr_decay_steps, gamma=lr_decay)
+        if lr_decay < 1.0
+        else None
+    )
     sampler = permuted_batches(batch_size) if batch_sampler is None else batch_sampler
     gen = torch.Generator().manual_seed(seed)
     hist = TrainingHistory()
@@ -157,6 +177,8 @@ def train_module(
             loss, _ = loss_fn(module, batch)
             loss.backward()
             opt.step()
+            if schedule is not None:
+                schedule.step()
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
         hist.train_loss.append(total / max(seen, 1))
@@ -185,6 +207,12 @@ def train_module(
                 break
         if progress:
             bar.set_postfix(train=f"{hist.train_loss[-1]:.3f}", val=f"{val:.3f}")
+    if len(val_idx) and hist.best_epoch < 0:
+        raise FloatingPointError(
+            f"the validation loss was not finite (NaN) at any of the {hist.n_epochs} epochs, so "
+            "no weights could be selected; check the validation rows (both arms present) and the "
+            "loss"
+        )
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
