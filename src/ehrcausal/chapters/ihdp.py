@@ -67,10 +67,11 @@ _REF = pd.concat([
 #: a realization whose true effects have a standard deviation above this has a "large scale"
 LARGE_SCALE_SD = 20.0
 #: the published rows the headline cites, in its order, and how the prose names them
-HEADLINE = {"tarnet": "TARNet", "cfr_wass": "CFR-Wass (our settings)",
-            "cfr_wass_cfrnet": "CFR-Wass in cfrnet's published configuration",
-            "cfr_mmd_lin": "CFR with the squared linear MMD", "ols": "the OLS T-learner",
-            "causal_forest": "the causal forest"}
+HEADLINE = {"TARNet": "TARNet", "CFR Wass": "CFR-Wass (our settings)",
+            "CFR MMD": "CFR with the squared linear MMD", "OLS-2": "the OLS T-learner",
+            "Causal forest": "the causal forest"}
+#: how the prose names the like-for-like rows (:data:`LIKE_FOR_LIKE`)
+LIKE_FOR_LIKE_LABEL = {"cfr_wass_cfrnet": "CFR-Wass in cfrnet's published configuration"}
 METRICS = ["pehe_in", "pehe_out", "ate_in", "ate_out", "seconds"]
 
 
@@ -415,7 +416,12 @@ def readings(
     large = sd[sd > LARGE_SCALE_SD].index
     best_rows = results[results.learner == best["learner"]].set_index("replicate")["pehe_out"]
     headline = []
-    for name, label in HEADLINE.items():
+    ours_of = SHALIT_2017.set_index("published method")["learner"]
+    rows = []
+    for method, label in HEADLINE.items():
+        rows.append((ours_of[method], label))
+        rows += [(k, LIKE_FOR_LIKE_LABEL[k]) for k, m in LIKE_FOR_LIKE.items() if m == method]
+    for name, label in rows:
         if name in s.index:
             ours, se_, theirs, words = _compare(s, name)
             headline.append(f"{label} reaches {ours:.2f} ± {se_:.2f} out of sample, {words} the "
