@@ -260,3 +260,26 @@ def test_rank_agreement_orderings():
 def test_rank_agreement_bad_input(a, b, match):
     with pytest.raises(ValueError, match=match):
         rank_agreement(a, b)
+
+
+def test_ate_error_nn_matches_a_hand_computation():
+    from ehrcausal.metrics import ate_error_nn
+
+    # treated at x = 0 and 10, controls at x = 1 and 9: each unit's neighbour across arms is the
+    # closest one, so the pseudo-effects are 5 - 1 = 4, 2 - 4 = -2 (treated) and 5 - 1 = 4,
+    # 2 - 4 = -2 (controls): mean 1. The estimate's mean is 2.5, so the error is 1.5.
+    X = np.array([[0.0], [10.0], [1.0], [9.0]])
+    T = np.array([1, 1, 0, 0])
+    Y = np.array([5.0, 2.0, 1.0, 4.0])
+    tau_hat = np.array([1.0, 2.0, 3.0, 4.0])
+    assert ate_error_nn(X, T, Y, tau_hat, standardize=False) == pytest.approx(1.5)
+    # two outcome columns: the second is the first negated (pseudo mean -1) and estimated by 0,
+    # an error of 1; the columns are averaged
+    Y2 = np.column_stack([Y, -Y])
+    est2 = np.column_stack([tau_hat, np.zeros(4)])
+    assert ate_error_nn(X, T, Y2, est2, standardize=False) == pytest.approx(1.25)
+    # an estimate whose mean is the pseudo-effects' mean scores 0 (standardising one column
+    # does not change the neighbours)
+    assert ate_error_nn(X, T, Y, np.ones(4)) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="both treated"):
+        ate_error_nn(X, np.ones(4, int), Y, tau_hat)

@@ -161,7 +161,7 @@ def test_weights_are_aligned_per_task_in_a_two_task_fit(cls, cont):
 
 def test_released_and_ablation_weights_are_ones(cls):
     Y, T, X, _ = cls
-    rel = XMultiTask(variant="released", ipw=True, random_state=0, **TINY).fit(Y, T, X=X)
+    rel = XMultiTask(variant="two_defects", ipw=True, random_state=0, **TINY).fit(Y, T, X=X)
     abl = XMultiTask(ipw=False, random_state=0, **TINY).fit(Y, T, X=X)
     for est in (rel, abl):
         np.testing.assert_array_equal(est.sample_weights_["default"], 1.0)
@@ -170,7 +170,7 @@ def test_released_and_ablation_weights_are_ones(cls):
 
 
 # ---- fit and predict ----------------------------------------------------------------------
-@pytest.mark.parametrize("variant", ["described", "released"])
+@pytest.mark.parametrize("variant", ["described", "two_defects"])
 @pytest.mark.parametrize("outcome", ["class", "continuous"])
 def test_xmultitask_single_and_two_tasks(cls, cont, variant, outcome):
     data = cls if outcome == "class" else cont
@@ -191,7 +191,7 @@ def test_xmultitask_single_and_two_tasks(cls, cont, variant, outcome):
             np.testing.assert_allclose(mu0.sum(axis=1), 1.0, atol=1e-5)
             assert (mu0 >= 0).all() and (mu1 >= 0).all()
         e = est.propensity(X[:50], task=task)[:, None]
-        if variant == "released":
+        if variant == "two_defects":
             np.testing.assert_allclose(tau, e * (mu1 - mu0), atol=1e-6)
         else:
             assert not np.allclose(tau, e * (mu1 - mu0), atol=1e-3)
@@ -204,7 +204,7 @@ def test_xmultitask_single_and_two_tasks(cls, cont, variant, outcome):
 def test_released_stage2_is_degenerate_and_described_recovers_effect(cls):
     Y, T, X, tau = class_data(n=600, seed=11)
     p = {"epochs": 40, "hidden": 16, "device": "cpu", "random_state": 0}
-    rel = XMultiTask(variant="released", **p).fit(Y, T, X=X)
+    rel = XMultiTask(variant="two_defects", **p).fit(Y, T, X=X)
     des = XMultiTask(**p).fit(Y, T, X=X)
     s0, s1 = rel._heads(rel.effect_net_, X, 0, 2)
     np.testing.assert_array_equal(s0, 1.0)  # softmax over one output
@@ -295,7 +295,9 @@ def test_registry_names_fit_with_default_base():
     est = make("mc_t_learner", random_state=0).fit(Y, T, X=X)  # gbm base
     assert est.base == "gbm" and est.effect(X).shape == (300, 4)
     assert isinstance(make("xmultitask"), XMultiTask) and make("xmultitask").variant == "described"
-    assert make("xmultitask_released").variant == "released"
+    from ehrcausal.learners import XMultiTaskReleased
+
+    assert isinstance(make("xmultitask_released"), XMultiTaskReleased)
     assert isinstance(make("dcn_pd"), DCNPD) and isinstance(make("mc_tarnet"), MultiOutcomeTARNet)
     assert make("mc_x_learner").kind == "x" and make("mc_s_learner").kind == "s"
 

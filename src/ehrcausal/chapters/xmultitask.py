@@ -14,7 +14,9 @@ Metrics per task, as Tamo et al. (2025) report them, plus what only a simulation
 - ``nn_pehe``: the nearest-neighbour PEHE of Schwab et al. (2018) in the paper's form, the mean
   squared error against 1-NN pseudo-effects across arms on standardised covariates, one-hot
   outcomes for classes, averaged over classes or domains; ``nn_pehe_root`` its square root.
-- ``ate_error``: :math:`|\bar{\hat\tau} - \bar\tau|` averaged over classes or domains.
+- ``ate_error``: :math:`|\bar{\hat\tau} - \bar\tau|` against the true effects, averaged over
+  classes or domains; ``ate_error_nn``: the paper's "ATE error", the same against the 1-NN
+  pseudo-effects (:func:`~ehrcausal.metrics.ate_error_nn`, as its released ``evaluate.py``).
 - ``pehe``: the true :math:`\sqrt{\mathrm{PEHE}}` against the simulator's effects (per-class
   probability differences, averaged over classes), which real data never give.
 
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import CausalDataset
-from ..metrics import ate_error, auc_by_class, nn_pehe, pehe
+from ..metrics import ate_error, ate_error_nn, auc_by_class, nn_pehe, pehe
 from ..validation import check_int
 from .base import ChapterConfig, fit_inputs, grid, learner_names, parse_list, run_cached
 from .report import Md, ci, metric_table, paired_difference, summarise, verdict
@@ -67,10 +69,14 @@ LABELS = {
 #: the columns of the results tables per task: metric -> header
 COLUMNS = {
     "approach": {"auc_treated": "AUC anterior", "auc_control": "AUC posterior",
-                 "nn_pehe": "NN-PEHE", "ate_error": "ATE error", "pehe": "√PEHE (true)"},
+                 "nn_pehe": "NN-PEHE", "ate_error_nn": "ATE error (NN, paper's)",
+                 "ate_error": "ATE error (true τ)", "pehe": "√PEHE (true)"},
     "surgery": {"rmse_treated": "RMSE surgery arm", "rmse_control": "RMSE non-surgical arm",
-                "nn_pehe": "NN-PEHE", "ate_error": "ATE error", "pehe": "√PEHE (true)"},
+                "nn_pehe": "NN-PEHE", "ate_error_nn": "ATE error (NN, paper's)",
+                "ate_error": "ATE error (true τ)", "pehe": "√PEHE (true)"},
 }
+#: the row label of the true effects scored on the paper's metrics (their noise floor)
+TRUTH = "true effect"
 #: the variants of the ablation table, in its order (the main-run rows are picked by learner)
 ABLATION = {
     "described: IPW, multitask, X-learner stage 2": ("main", DESCRIBED),
@@ -136,10 +142,47 @@ def score_task(est: Any, ds: CausalDataset, task: str) -> dict[str, float]:
         m0, m1 = mu0.reshape(len(ds), -1), mu1.reshape(len(ds), -1)
         out["rmse_treated"] = float(np.sqrt(np.mean((targets[treated] - m1[treated]) ** 2)))
         out["rmse_control"] = float(np.sqrt(np.mean((targets[~treated] - m0[~treated]) ** 2)))
+    out.update(nn_scores(ds, tau_hat, targets))
+    return out
+
+
+def nn_scores(ds: CausalDataset, tau_hat: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """The paper's two nearest-neighbour metrics of ``tau_hat`` on the rows ``ds``: NN-PEHE
+    (squared, and its root) and the NN-based ATE error; ``targets`` are the one-hot classes or
+    the outcome columns."""
     est_2d = np.asarray(tau_hat, dtype=float).reshape(len(ds), -1)
-    out["nn_pehe"] = nn_pehe(ds.X, ds.T, targets, est_2d, squared=True)
+    out = {"nn_pehe": nn_pehe(ds.X, ds.T, targets, est_2d, squared=True),
+           "ate_error_nn": ate_error_nn(ds.X, ds.T, targets, est_2d)}
     out["nn_pehe_root"] = float(np.sqrt(out["nn_pehe"]))
     return out
+
+
+def _targets(ds: CausalDataset) -> np.ndarray:
+    """One-hot classes (class outcome) or the outcome columns (continuous)."""
+    if ds.meta.get("outcome", "class") == "class":
+        return np.eye(ds.tau.shape[1])[np.asarray(ds.Y, dtype=int)]
+    return np.asarray(ds.Y, dtype=float).reshape(len(ds), -1)
+
+
+def truth_rows(cfg: Config) -> pd.DataFrame:
+    """The true effects scored on the paper's metrics, per replicate and task of the main run.
+
+    On each replicate's test patients the simulator's true :math:`\tau` is scored by NN-PEHE and
+    the NN-based ATE error (its true √PEHE and ATE error are 0): the floor of those metrics,
+    which no estimate can be expected to beat, since the pseudo-effects carry the outcome noise
+    of two patients.
+    """
+    from ..data.spine import simulate_spine
+
+    rows = []
+    for replicate, seed in enumerate(cfg.seeds):
+        cohort = simulate_spine(cfg.n, seed)
+        for task in TASKS:
+            test = cohort[task].subset("test")
+            rows.append({"experiment": "main", "replicate": replicate, "n": cfg.n,
+                         "learner": TRUTH, "task": task, "pehe": 0.0, "ate_error": 0.0,
+                         **nn_scores(test, test.tau, _targets(test))})
+    return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)
@@ -338,21 +381,28 @@ def task_summary(results: pd.DataFrame, task: str, learners: Sequence[str]) -> p
         learners)
 
 
-def results_tables(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, pd.DataFrame]:
+def results_tables(results: pd.DataFrame, learners: Sequence[str],
+                   truth: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The two results tables (``table_approach``, ``table_surgery``), each with the paper's
-    headline row for X-MultiTask on its own cohort."""
+    headline row for X-MultiTask on its own cohort and, with ``truth`` (:func:`truth_rows`),
+    the true effects scored on the paper's metrics.
+
+    The paper's "ATE error" is measured against nearest-neighbour pseudo-effects, so it sits in
+    the NN column; its true-τ column is not available."""
     paper_a, paper_s = PAPER_HEADLINE["approach"], PAPER_HEADLINE["surgery"]
+    na = "not available"
     paper = {
         "approach": pd.DataFrame({"AUC anterior": [f"{paper_a['auc_treated']:.2f}"],
                                   "AUC posterior": [f"{paper_a['auc_control']:.2f}"],
                                   "NN-PEHE": [f"{paper_a['nn_pehe']:.4f}"],
-                                  "ATE error": [f"{paper_a['ate_error']:.4f}"],
-                                  "√PEHE (true)": ["not available"]},
+                                  "ATE error (NN, paper's)": [f"{paper_a['ate_error']:.4f}"],
+                                  "ATE error (true τ)": [na], "√PEHE (true)": [na]},
                                  index=["X-MultiTask, paper (spinal-fusion cohort)"]),
         "surgery": pd.DataFrame({"RMSE surgery arm": ["–"], "RMSE non-surgical arm": ["–"],
-                                 "NN-PEHE": [f"{paper_s['nn_pehe']:.4f}"],
-                                 "ATE error": [f"{paper_s['ate_error']:.4f}"],
-                                 "√PEHE (true)": ["not available"]},
+                                 "NN-PEHE": [f"{paper_s['nn_pehe']:.4f} (class probabilities)"],
+                                 "ATE error (NN, paper's)": [
+                                     f"{paper_s['ate_error']:.4f} (class probabilities)"],
+                                 "ATE error (true τ)": [na], "√PEHE (true)": [na]},
                                 index=["X-MultiTask, paper (AIS cohort)"]),
     }
     out = {}
@@ -360,7 +410,14 @@ def results_tables(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, 
         s = task_summary(results, task, learners)
         ours = metric_table(s, COLUMNS[task], index=[label(k) for k in s.index])
         ours.index.name = "learner"
-        table = pd.concat([ours, paper[task]])
+        parts = [ours]
+        if truth is not None:
+            t = summarise(truth[truth.task == task], ["nn_pehe", "ate_error_nn"], by="learner")
+            row = metric_table(t, {"nn_pehe": "NN-PEHE",
+                                   "ate_error_nn": "ATE error (NN, paper's)"},
+                               index=["true τ (floor of the NN metrics)"])
+            parts.append(row.reindex(columns=ours.columns, fill_value="–"))
+        table = pd.concat([*parts, paper[task]])
         table.index.name = "learner"
         out[f"table_{task}"] = table
     return out
@@ -378,9 +435,8 @@ def comparison_readings(
     results: pd.DataFrame, cohort: Mapping[str, CausalDataset], learners: Sequence[str]
 ) -> dict[str, Any]:
     """Described vs released X-MultiTask and the best baseline, per task; whether NN-PEHE
-    ranks the learners as the true PEHE does."""
-    from ..metrics import rank_agreement
-
+    ranks the learners as the true PEHE does (:func:`kendall_by_replicate`, summarised by its
+    mean and standard error over replicates)."""
     appr, surg = cohort["approach"], cohort["surgery"]
     summaries = {task: task_summary(results, task, learners) for task in TASKS}
     out: dict[str, Any] = {"mean_e_a": float(appr.T.mean()), "mean_e_s": float(surg.T.mean())}
@@ -409,14 +465,47 @@ def comparison_readings(
         out[f"{key}_same_best"] = ("the same learner" if by_truth == by_nn
                                    else "a different learner")
         sub = _main(results, task)
-        tau_k, p_k = (rank_agreement(sub["nn_pehe"], sub["pehe"]) if len(sub) >= 3
-                      else (np.nan, np.nan))
-        out[f"{key}_kendall"] = float(tau_k)
-        out[f"{key}_kendall_p"] = float(p_k)
-        out[f"{key}_kendall_n"] = len(sub)
+        taus = kendall_by_replicate(sub)
+        out[f"{key}_kendall"] = float(taus.mean()) if len(taus) else float("nan")
+        out[f"{key}_kendall_se"] = (float(taus.std(ddof=1) / np.sqrt(len(taus)))
+                                    if len(taus) > 1 else 0.0)
+        out[f"{key}_kendall_n"] = len(taus)
+        out[f"{key}_kendall_learners"] = int(sub.groupby("replicate").size().min())
         out[f"{key}_nn_range"] = f"{sub.nn_pehe.min():.3f} to {sub.nn_pehe.max():.3f}"
         out[f"{key}_mse_range"] = f"{(sub.pehe ** 2).min():.3f} to {(sub.pehe ** 2).max():.3f}"
     return out
+
+
+def floor_readings(results: pd.DataFrame, truth: pd.DataFrame) -> dict[str, Any]:
+    """The paper's NN metrics of the true effects (``floor_<metric>_<a|s>``) beside those of the
+    described X-MultiTask (``desc_<metric>_<a|s>``) and the paper's headline values."""
+    out: dict[str, Any] = {}
+    for key, task in [("a", "approach"), ("s", "surgery")]:
+        floor = truth[truth.task == task]
+        ours = _main(results, task)
+        ours = ours[ours.learner == DESCRIBED]
+        for metric in ("nn_pehe", "ate_error_nn"):
+            out[f"floor_{metric}_{key}"] = float(floor[metric].mean())
+            out[f"desc_{metric}_{key}"] = float(ours[metric].mean())
+    out["paper_nn_pehe_a"] = PAPER_HEADLINE["approach"]["nn_pehe"]
+    out["paper_ate_a"] = PAPER_HEADLINE["approach"]["ate_error"]
+    out["paper_nn_pehe_s"] = PAPER_HEADLINE["surgery"]["nn_pehe"]
+    return out
+
+
+def kendall_by_replicate(sub: pd.DataFrame) -> pd.Series:
+    """Kendall's tau between NN-PEHE and the true √PEHE across learners, within each replicate.
+
+    Pooling every (replicate, learner) row would mix differences between cohorts (a harder
+    cohort raises every learner's NN-PEHE and true error together) with the ordering of the
+    learners, and the rows of one cohort are not independent; within a replicate the learners
+    see the same patients. Replicates with fewer than three learners are left out.
+    """
+    from ..metrics import rank_agreement
+
+    taus = {r: rank_agreement(g["nn_pehe"], g["pehe"])[0]
+            for r, g in sub.groupby("replicate") if len(g) >= 3}
+    return pd.Series(taus, dtype=float).dropna()
 
 
 def palette(learners: Sequence[str]) -> dict[str, Any]:

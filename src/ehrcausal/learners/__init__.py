@@ -24,7 +24,7 @@ name                    learner
 ``risk_based``          risk-based policy: control-outcome model on phi (a ranking score)
 ``oracle``              the true effect regressed on phi (the representation's ceiling)
 ``xmultitask``          X-MultiTask as described (IPW loss, X-learner stage 2)
-``xmultitask_released`` X-MultiTask as released (both defects reproduced)
+``xmultitask_released`` X-MultiTask as its public code computes it (per decision)
 ``dcn_pd``              DCN-PD, propensity dropout
 ``mc_tarnet``           TARNet for class / multi-domain outcomes, multitask trunk
 ``mc_s_learner``...     S-, T-, X-learners for class / multi-domain outcomes
@@ -104,6 +104,7 @@ from .m3h import HAIMGBT, M3H, MultiTaskLearner, SingleTask  # noqa: E402
 from .metalearners_mc import MetaLearnerMC  # noqa: E402
 from .multioutcome import MultiOutcomeLearner  # noqa: E402
 from .multitask import DCNPD, MultiOutcomeTARNet, XMultiTask  # noqa: E402
+from .xmultitask_released import XMultiTaskReleased  # noqa: E402
 
 __all__ = [
     "CATELearner",
@@ -124,6 +125,7 @@ __all__ = [
     "Oracle",
     "MultiOutcomeLearner",
     "XMultiTask",
+    "XMultiTaskReleased",
     "MultiOutcomeTARNet",
     "DCNPD",
     "MetaLearnerMC",
