@@ -284,7 +284,10 @@ def test_cardiac_equations_on_hand_computed_rows():
     np.testing.assert_allclose(cardiac_tau(rows), [-1.225, -1.0, -1.1], atol=1e-12)
     np.testing.assert_allclose(cardiac_mu0(rows), [13.375, 4.0, 8.225], atol=1e-12)
     e = cardiac_propensity(rows)
-    np.testing.assert_allclose(e[:2], [0.95, expit(-1.8)], atol=1e-12)
+    # row 1: bracket = -0.8 + 1.2 + 0.65 + 0.5 + 0.6 + 0.4 + 0.7 + 0.25 + 0.25 = 3.75, not
+    # clipped to 0.95 (the released code's expit(0.9 logit_e) has no clip)
+    np.testing.assert_allclose(e[:2], [expit(0.9 * 3.75), expit(-1.8)], atol=1e-12)
+    assert e[0] > 0.95
     # row 3: bracket = -0.8 + 0.4 + 0.65 + 0.5 + 0.4 = 1.15
     assert e[2] == pytest.approx(expit(0.9 * 1.15))
     np.testing.assert_allclose(cardiac_propensity(rows, confounding=0.0), expit(-0.72))
@@ -300,7 +303,9 @@ def test_cardiac_dataset(card):
     assert resid.std() == pytest.approx(1.0, abs=0.05)
     assert abs(resid.mean()) < 4 / np.sqrt(len(resid))
     e = card.modalities["propensity"]
-    assert e.min() >= 0.05 and e.max() <= 0.95
+    np.testing.assert_allclose(e, cardiac_propensity(rec))  # unclipped, as the released code
+    assert 0 < e.min() < 0.05 and 0.95 < e.max() < 1
+    assert 0.01 < np.mean((e < 0.05) | (e > 0.95)) < 0.15
     assert card.meta["source"] == "simulated: cardiac ICU (AACE MIMIC semi-synthetic equations)"
     again = simulate_cardiac(4000, seed=3)
     assert again.text == card.text and np.array_equal(again.Y, card.Y)

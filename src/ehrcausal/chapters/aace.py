@@ -53,8 +53,8 @@ REPRESENTATIONS: tuple[str, ...] = ("minilm", "tfidf")
 CURVE_BUDGETS = np.linspace(0.0, 1.0, 21)
 #: the learner families the chapter compares: annotation-assisted, and CATE learners on phi
 FAMILIES: tuple[str, ...] = ("aace", "cate")
-#: the metrics of every cell
-METRICS = ["pehe", "policy", "autoc"]
+#: the metrics of every cell (``gain_share`` is added to the results by :func:`run_chapter`)
+METRICS = ["pehe", "policy", "autoc", "gain_share"]
 #: how the chapter's tables and figures name the learners and the reference rankings
 LABELS = {
     "aace": "AACE (cross-fitted)",
@@ -239,7 +239,10 @@ def truth_rows(cells: Iterable[Cell]) -> list[dict[str, Any]]:
     """Reference rows per distinct setting: the true-effect ranking (ceiling) and random order.
 
     ``"true effect"`` treats patients by their true benefit (the best any policy can do);
-    ``"random"`` treats them in a seeded random order (AUTOC about 0).
+    ``"random"`` is the *expected* value of a uniformly random order, computed exactly: a
+    constant score, whose ties :func:`~ehrcausal.metrics.policy_value_curve` breaks at random in
+    expectation, so ``G(k) = (k/n) mean(b)`` at every budget, the benefit averaged over budgets
+    is ``(n+1)/(2n) mean(b)`` and the AUTOC is 0 (no single random permutation is drawn).
     """
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
@@ -251,7 +254,6 @@ def truth_rows(cells: Iterable[Cell]) -> list[dict[str, Any]]:
         seen.add(str(setting))
         ds = simulate(cell.simulator, cell.n, cell.seed, **cell.knobs)
         test = ds.take(ds.split == "test")
-        rng = np.random.default_rng(cell.seed)
         common = {
             "experiment": cell.experiment,
             "simulator": cell.simulator,
@@ -262,9 +264,28 @@ def truth_rows(cells: Iterable[Cell]) -> list[dict[str, Any]]:
         }
         rows.append({**common, "learner": "true effect",
                      **policy_scores(test, test.tau, -test.tau)})
-        random_score = rng.permutation(len(test)).astype(float)
-        rows.append({**common, "learner": "random", **policy_scores(test, None, random_score)})
+        rows.append({**common, "learner": "random",
+                     **policy_scores(test, None, np.zeros(len(test)))})
     return rows
+
+
+def gain_share(results: pd.DataFrame) -> pd.Series:
+    """Each row's share of the attainable gain over a random order, in percent.
+
+    For a policy with mean benefit ``G`` (``policy``), ``100 (G - G_random) / (G_true -
+    G_random)`` with ``G_random`` and ``G_true`` the ``"random"`` (exact expectation) and
+    ``"true effect"`` rows of the same setting (experiment, simulator, replicate,
+    representation and knobs): 0 is no better than chance, 100 the true-effect ranking. A
+    plain ratio ``G / G_true`` would credit a random order with most of the ceiling already.
+    """
+    keys = ["experiment", "simulator", "replicate", "representation",
+            *sorted(c for c in results.columns if c.startswith("knob_"))]
+    setting = results[keys].astype(str).agg("|".join, axis=1)
+    refs = {name: results.loc[results.learner == name].assign(_s=setting)
+            .set_index("_s")["policy"] for name in ("random", "true effect")}
+    g_random = setting.map(refs["random"]).astype(float)
+    g_true = setting.map(refs["true effect"]).astype(float)
+    return 100 * (results["policy"] - g_random) / (g_true - g_random)
 
 
 def warm_embeddings(
@@ -394,10 +415,13 @@ def run_chapter(
     use_results_cache: bool = False,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """:func:`run_cells`, followed by the reference rows of :func:`truth_rows`."""
+    """:func:`run_cells`, followed by the reference rows of :func:`truth_rows`, with every
+    row's :func:`gain_share` (column ``gain_share``)."""
     results = run_cells(cells, n_jobs=n_jobs, device=device, cache_dir=cache_dir,
                         use_results_cache=use_results_cache, progress=progress)
-    return pd.concat([results, pd.DataFrame(truth_rows(cells))], ignore_index=True)
+    out = pd.concat([results, pd.DataFrame(truth_rows(cells))], ignore_index=True)
+    out["gain_share"] = gain_share(out)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -407,7 +431,8 @@ def run_chapter(
 
 def summary_of(results: pd.DataFrame, experiment: str, by: Sequence[str]) -> pd.DataFrame:
     """Mean and s.e. of the chapter's metrics in one experiment, grouped ``by``."""
-    return summarise(results[results.experiment == experiment], METRICS, by=by)
+    sub = results[results.experiment == experiment]
+    return summarise(sub, [m for m in METRICS if m in sub.columns], by=by)
 
 
 def examples(cfg: Config) -> dict[str, CausalDataset]:
@@ -433,6 +458,8 @@ def data_readings(examples: Mapping[str, CausalDataset]) -> dict[str, Any]:
         out[f"{key}_corr"] = float(np.corrcoef(ds.mu0, benefit)[0, 1])
         out[f"{key}_tabular"] = ", ".join(ds.X.columns)
         out[f"{key}_facts"] = ", ".join(ds.annotations.columns)
+        e = ds.modalities["propensity"]
+        out[f"{key}_outside_clip"] = 100 * float(np.mean((e < 0.05) | (e > 0.95)))
     for key, name in [("normal", "respiratory, normal"), ("compact", "respiratory, compact"),
                       ("cardiac", "cardiac, normal")]:
         out[f"note_{key}"] = Md("```text\n" + examples[name].text[0] + "\n```")
@@ -489,6 +516,9 @@ def main_table(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]
     for simulator in SIMULATORS:
         s = main[main.simulator == simulator].set_index("learner").reindex(rows)
         block = metric_table(s, columns, index=[label(k) for k in rows])
+        if "gain_share_mean" in s.columns:
+            block["share of the gain (%)"] = metric_table(
+                s, {"gain_share": "g"}, index=block.index, digits=0)["g"]
         block.columns = pd.MultiIndex.from_tuples([(simulator, c) for c in block.columns])
         blocks.append(block)
     table = pd.concat(blocks, axis=1)
@@ -497,7 +527,7 @@ def main_table(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]
     means = main.set_index(["simulator", "learner"])
     for simulator, key in [("respiratory", "resp"), ("cardiac", "card")]:
         for name in rows:
-            for metric in METRICS:
+            for metric in [m for m in METRICS if f"{m}_mean" in means.columns]:
                 value = means.loc[(simulator, name), f"{metric}_mean"]
                 out[f"{key}_{name.replace(' ', '_')}_{metric}"] = float(value)
     return out
@@ -562,8 +592,6 @@ def budget_readings(results: pd.DataFrame, cfg: Config) -> tuple[Any, dict[str, 
     fig.tight_layout()
     b = budget.set_index("knob_annotated")
     lo, hi = min(cfg.annotated_fractions), max(cfg.annotated_fractions)
-    risk = float(refs.loc["risk_based", "policy_mean"]) if "risk_based" in refs.index else np.nan
-    beats = [f for f in cfg.annotated_fractions if b.loc[f, "policy_mean"] > risk]
     return fig, {
         "budget_lo": 100 * lo,
         "budget_hi": 100 * hi,
@@ -571,9 +599,42 @@ def budget_readings(results: pd.DataFrame, cfg: Config) -> tuple[Any, dict[str, 
         "budget_hi_pehe": float(b.loc[hi, "pehe_mean"]),
         "budget_lo_policy": float(b.loc[lo, "policy_mean"]),
         "budget_hi_policy": float(b.loc[hi, "policy_mean"]),
-        "budget_beats_risk": Md(f"from {100 * min(beats):g} % of records annotated upwards"
-                                if beats else "at none of the budgets tried"),
+        "budget_beats_risk": Md(budget_verdict(results, cfg.annotated_fractions)),
     }
+
+
+def budget_verdict(results: pd.DataFrame, fractions: Sequence[float]) -> str:
+    """At which annotated shares AACE's policy benefit beats the risk-based ranking's.
+
+    For each share, the paired difference over replicates between AACE in the ``budget``
+    experiment and the risk-based ranking in the ``main`` experiment (the same replicates, hence
+    the same patients and notes: the risk score does not use annotations) on the respiratory
+    records; a share counts when the difference exceeds two standard errors. Returns the
+    sentence's end, with the difference and its standard error at each share.
+    """
+    main = results[(results.experiment == "main") & (results.simulator == "respiratory")
+                   & (results.learner == "risk_based")]
+    if main.empty:
+        return "(the risk-based ranking was not run at this profile)"
+    bud = results[(results.experiment == "budget") & (results.learner == "aace")]
+    parts, beats, judged = [], [], True
+    for f in sorted(fractions):
+        rows = bud[bud.knob_annotated == f].assign(learner="aace_at_share")
+        diff, se = paired_difference(pd.concat([rows, main]), "aace_at_share", "risk_based",
+                                     "policy")
+        judged = judged and bool(np.isfinite(se))
+        if (np.isfinite(se) and diff > 2 * se) or (not np.isfinite(se) and diff > 0):
+            beats.append(f)
+        parts.append(f"{100 * f:g} %: {diff:+.3f}" + (f" ± {se:.3f}" if np.isfinite(se) else ""))
+    detail = "; ".join(parts)
+    how = ("by more than two standard errors of the paired difference over replicates"
+           if judged else "in mean (one replicate: no standard error, so nothing is judged)")
+    if not beats:
+        return f"at none of the shares tried, {how} (difference in policy benefit at {detail})"
+    run = [f for f in sorted(fractions) if f >= min(beats)]
+    where = (f"from {100 * min(beats):g} % of records annotated upwards" if run == beats
+             else "at " + ", ".join(f"{100 * f:g} %" for f in beats) + " of records annotated")
+    return f"{where}, {how} (difference in policy benefit at {detail})"
 
 
 def selection_readings(results: pd.DataFrame, cfg: Config) -> dict[str, Any]:
@@ -657,6 +718,12 @@ def representation_readings(results: pd.DataFrame, cfg: Config) -> dict[str, Any
     return out
 
 
+def _finite(value: Any) -> float:
+    """A standard error for the prose: 0.0 when it is not defined (one replicate)."""
+    value = float(value)
+    return value if np.isfinite(value) else 0.0
+
+
 def baselines(learners: Sequence[str]) -> list[str]:
     """The learners AACE is judged against: those that use neither annotations nor the truth
     (per their registry entries), in the given order."""
@@ -667,8 +734,8 @@ def baselines(learners: Sequence[str]) -> list[str]:
 
 
 def verdicts(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]:
-    """The closing section: AACE against each baseline on both simulators, and the risk-based
-    ranking's share of the ceiling."""
+    """The closing section: AACE against each baseline on both simulators, and each policy's
+    share of the gain over a random order (:func:`gain_share`)."""
     means = summary_of(results, "main", ["simulator", "learner"]).set_index(
         ["simulator", "learner"])
     out: dict[str, Any] = {}
@@ -684,12 +751,12 @@ def verdicts(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]:
                 within="is within two standard errors of", above="is above", below="is below",
                 subject=label(name), versus=(aace_p, s.loc[name, "policy_mean"])))
         out[f"{key}_verdict"] = Md("; ".join(parts) if parts else "has no baseline here")
-        top = s.loc["true effect", "policy_mean"]
-        out[f"{key}_share_of_ceiling"] = float(100 * aace_p / top) if top > 0 else np.nan
+        out[f"{key}_share_of_gain"] = float(s.loc["aace", "gain_share_mean"])
+        out[f"{key}_share_of_gain_se"] = _finite(s.loc["aace", "gain_share_se"])
         if "oracle" in s.index:
             out[f"{key}_oracle_gap"] = float(s.loc["aace", "pehe_mean"]
                                              - s.loc["oracle", "pehe_mean"])
-            out[f"{key}_oracle_share"] = float(100 * s.loc["oracle", "policy_mean"] / top)
+            out[f"{key}_oracle_share"] = float(s.loc["oracle", "gain_share_mean"])
         cf = (s.loc["aace", "pehe_mean"] - s.loc["aace_no_crossfit", "pehe_mean"]
               if "aace_no_crossfit" in s.index else np.nan)
         out[f"{key}_crossfit"] = Md(
@@ -702,8 +769,9 @@ def verdicts(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]:
             s = means.loc[simulator]
             readings.append(
                 f"on the {simulator} records it captures "
-                f"{100 * s.loc['risk_based', 'policy_mean'] / s.loc['true effect', 'policy_mean']:.0f} %"
-                f" of the ceiling (AUTOC {s.loc['risk_based', 'autoc_mean']:.3f}, against "
+                f"{s.loc['risk_based', 'gain_share_mean']:.0f} % of the gain that ranking by the "
+                f"true effect makes over a random order (AUTOC "
+                f"{s.loc['risk_based', 'autoc_mean']:.3f}, against "
                 f"{s.loc['aace', 'autoc_mean']:.3f} for AACE)")
         out["risk_reading"] = Md("; ".join(readings) + ".")
     else:

@@ -25,7 +25,9 @@ gamma = ``confounding`` multiplying the non-intercept terms inside the bracket:
   + 0.02 max(AGE - 75, 0)^2 + 0.5 CAD*CHF + 0.35 AF*CHF + 0.25 HTN*CAD + 0.2 G*CAD
   + 0.015 AGE_c*AF
 - e = sigmoid(0.9 [-0.8 + gamma (0.08 AGE_c + 0.65 G + 0.5 HTN + 0.6 CAD + 0.4 AF + 0.7 CHF
-  + 0.25 G*1{AGE > 75} + 0.25 CAD*CHF)]), clipped to [0.05, 0.95]
+  + 0.25 G*1{AGE > 75} + 0.25 CAD*CHF)]), not clipped: the released code computes
+  ``expit(0.9 * logit_e)`` (``data/mimic-syn.ipynb`` of henriarnoUG/causal-ehr, the cell that
+  defines ``logit_e``), unlike its respiratory equations, which clip to [0.05, 0.95]
 - tau = -1 - 0.35 HTN - 0.5 CAD + 0.2 AF + 0.45 CHF + 0.015 max(AGE - 75, 0) + 0.05 G
   + 0.2 AF*CHF - 0.35 HTN*CAD
 - M1 = M0 + tau; T ~ Bernoulli(e); Y = M_T + N(0, noise_sd^2) (noise_sd = 1 in AACE).
@@ -181,13 +183,13 @@ def cardiac_tau(records: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
 def cardiac_propensity(
     records: pd.DataFrame | Mapping[str, Any], confounding: float = 1.0
 ) -> np.ndarray:
-    """e = sigmoid(0.9 [-0.8 + gamma (...)]) clipped to [0.05, 0.95]."""
+    """e = sigmoid(0.9 [-0.8 + gamma (...)]), unclipped as in the released code."""
     age, g, htn, cad, af, chf = _cols(records)
     score = (
         0.08 * (age - 65.0) + 0.65 * g + 0.5 * htn + 0.6 * cad + 0.4 * af + 0.7 * chf
         + 0.25 * g * (age > 75) + 0.25 * cad * chf
     )
-    return np.clip(expit(0.9 * (-0.8 + confounding * score)), 0.05, 0.95)
+    return expit(0.9 * (-0.8 + confounding * score))
 
 
 def cardiac_selection_score(
