@@ -107,3 +107,37 @@ def test_one_cell_end_to_end(representation, tmp_path):
     # the same cells again give identical numbers (every draw is seeded)
     again = study.run_cells(cells, cache_dir=tmp_path, progress=False)
     pd.testing.assert_frame_equal(df.drop(columns="seconds"), again.drop(columns="seconds"))
+
+
+def test_random_baseline_is_the_exact_expectation_and_gain_share_uses_it():
+    # b = [3, 1, 0, -2], mean 1/2: a random order's expected G(k) is (k/n) mean(b), so its mean
+    # over k = 1..4 is (1 + 2 + 3 + 4) / 16 * 1/2 = 5/16, and its AUTOC is 0
+    ds = _toy(np.array([-3.0, -1.0, 0.0, 2.0]))
+    rand = study.policy_scores(ds, None, np.zeros(4))
+    assert rand["policy"] == pytest.approx(5 / 16)
+    assert rand["autoc"] == pytest.approx(0.0)
+    k = np.floor(study.CURVE_BUDGETS * 4 + 0.5)  # the curve is kept at these budgets
+    np.testing.assert_allclose(rand["curve"], k / 4 * 0.5, atol=1e-12)
+    # share of the gain: (G - 5/16) / (13/16 - 5/16), per setting (here two replicates)
+    rows = pd.DataFrame({
+        "experiment": "main", "simulator": "respiratory", "representation": "minilm",
+        "replicate": [0, 0, 0, 1, 1, 1],
+        "learner": ["true effect", "random", "aace"] * 2,
+        "policy": [13 / 16, 5 / 16, 9 / 16, 1.0, 0.5, 0.5],
+    })
+    np.testing.assert_allclose(study.gain_share(rows), [100, 0, 50, 100, 0, 0])
+
+
+def test_budget_verdict_is_paired_over_replicates():
+    risk = pd.DataFrame({"experiment": "main", "simulator": "respiratory",
+                         "learner": "risk_based", "replicate": [0, 1, 2],
+                         "policy": [1.0, 1.1, 0.9]})
+    aace = pd.DataFrame({"experiment": "budget", "simulator": "respiratory", "learner": "aace",
+                         "replicate": [0, 1, 2] * 2, "knob_annotated": [0.1] * 3 + [0.5] * 3,
+                         "policy": [0.9, 1.2, 0.8, 1.5, 1.6, 1.45]})
+    text = study.budget_verdict(pd.concat([risk, aace]), [0.1, 0.5])
+    # at 10 %: differences -0.1, 0.1, -0.1 (not judged better); at 50 %: 0.5, 0.5, 0.55
+    assert text.startswith("from 50 % of records annotated upwards, by more than two standard")
+    assert "10 %: -0.033 ± 0.067" in text and "50 %: +0.517 ± 0.017" in text
+    one = study.budget_verdict(pd.concat([risk[:1], aace[aace.replicate == 0]]), [0.1, 0.5])
+    assert "one replicate" in one

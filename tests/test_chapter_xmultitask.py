@@ -107,3 +107,36 @@ def test_ablation_differences_from_the_described_model():
     table = out["ablation_table"]
     assert list(table.index) == list(study.ABLATION) and list(table.columns) == list(study.TASKS)
     assert table.loc["without IPW", "approach"] == "0.350 ± 0.010"
+
+
+def test_kendall_is_computed_within_each_replicate():
+    import pandas as pd
+
+    # replicate 0 ranks the learners alike (tau = 1), replicate 1 in reverse (tau = -1) and on a
+    # harder cohort: pooled, the cohort shift alone would make the two metrics agree
+    sub = pd.DataFrame({"replicate": [0, 0, 0, 1, 1, 1], "learner": list("abcabc"),
+                        "nn_pehe": [1.0, 2.0, 3.0, 11.0, 12.0, 13.0],
+                        "pehe": [1.0, 2.0, 3.0, 13.0, 12.0, 11.0]})
+    taus = study.kendall_by_replicate(sub)
+    assert list(taus) == pytest.approx([1.0, -1.0])
+    from ehrcausal.metrics import rank_agreement
+
+    assert rank_agreement(sub.nn_pehe, sub.pehe)[0] > 0.4  # what pooling would have said
+    assert study.kendall_by_replicate(sub[sub.learner != "c"]).empty  # < 3 learners: none
+
+
+def test_truth_row_scores_the_true_effects_on_the_paper_metrics():
+    cfg = _config(replicates=1)
+    truth = study.truth_rows(cfg)
+    assert set(truth.task) == set(study.TASKS) and (truth.pehe == 0).all()
+    assert (truth.nn_pehe > 0).all() and (truth.ate_error_nn > 0).all()  # a floor above zero
+    rows = truth.assign(learner="xmultitask").assign(pehe=0.3, ate_error=0.01,
+                                                     auc_treated=0.7, auc_control=0.7,
+                                                     rmse_treated=1.0, rmse_control=1.0)
+    tables = study.results_tables(rows, ["xmultitask"], truth)
+    approach = tables["table_approach"]
+    assert "true τ (floor of the NN metrics)" in approach.index
+    assert approach.loc["X-MultiTask, paper (spinal-fusion cohort)", "ATE error (NN, paper's)"] \
+        == "0.0763"
+    assert approach.loc["X-MultiTask, paper (spinal-fusion cohort)", "ATE error (true τ)"] \
+        == "not available"

@@ -447,7 +447,8 @@ def examples(cfg: Config) -> dict[str, CausalDataset]:
 
 def data_readings(examples: Mapping[str, CausalDataset]) -> dict[str, Any]:
     """What the data section glues: each simulator's treated share, effect, risk-benefit
-    correlation and columns, and the first note of each kind of notes."""
+    correlation, columns and share of true propensities outside [0.05, 0.95]; the treated share
+    with and without the instrument (``policy``); and the first note of each kind of notes."""
     out: dict[str, Any] = {}
     for key, name in [("resp", "respiratory, normal"), ("card", "cardiac, normal")]:
         ds = examples[name]
@@ -460,6 +461,10 @@ def data_readings(examples: Mapping[str, CausalDataset]) -> dict[str, Any]:
         out[f"{key}_facts"] = ", ".join(ds.annotations.columns)
         e = ds.modalities["propensity"]
         out[f"{key}_outside_clip"] = 100 * float(np.mean((e < 0.05) | (e > 0.95)))
+    resp = examples["respiratory, normal"]
+    policy = resp.X["policy"].to_numpy() == 1  # the instrument: it moves treatment only
+    out["resp_treated_policy"] = float(100 * resp.T[policy].mean())
+    out["resp_treated_no_policy"] = float(100 * resp.T[~policy].mean())
     for key, name in [("normal", "respiratory, normal"), ("compact", "respiratory, compact"),
                       ("cardiac", "cardiac, normal")]:
         out[f"note_{key}"] = Md("```text\n" + examples[name].text[0] + "\n```")

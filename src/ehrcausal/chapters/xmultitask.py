@@ -82,7 +82,7 @@ ABLATION = {
     "described: IPW, multitask, X-learner stage 2": ("main", DESCRIBED),
     "without IPW": ("ipw", None),
     "single task (one network per decision)": ("single_task", None),
-    "released (weights = 1, stage 2 inert)": ("main", RELEASED),
+    "released code (one network per decision, arms as tasks, e(x)(p1 - p0))": ("main", RELEASED),
 }
 
 
