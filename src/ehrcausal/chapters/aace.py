@@ -43,7 +43,7 @@ from ..data.dataset import CausalDataset
 from ..metrics import autoc, pehe, policy_value, policy_value_curve
 from ..validation import check_int, check_number
 from .base import ChapterConfig, fit_inputs, grid, learner_names, parse_list, run_cached
-from .report import Md, metric_table, paired_difference, summarise, verdict
+from .report import Md, metric_table, paired_difference, pm, summarise, verdict
 
 #: the chapter's simulators, by name
 SIMULATORS: tuple[str, ...] = ("respiratory", "cardiac")
@@ -280,7 +280,8 @@ def gain_share(results: pd.DataFrame) -> pd.Series:
     """
     keys = ["experiment", "simulator", "replicate", "representation",
             *sorted(c for c in results.columns if c.startswith("knob_"))]
-    setting = results[keys].astype(str).agg("|".join, axis=1)
+    setting = pd.Series([repr(tuple(row)) for row in results[keys].itertuples(index=False)],
+                        index=results.index)
     refs = {name: results.loc[results.learner == name].assign(_s=setting)
             .set_index("_s")["policy"] for name in ("random", "true effect")}
     g_random = setting.map(refs["random"]).astype(float)
@@ -723,12 +724,6 @@ def representation_readings(results: pd.DataFrame, cfg: Config) -> dict[str, Any
     return out
 
 
-def _finite(value: Any) -> float:
-    """A standard error for the prose: 0.0 when it is not defined (one replicate)."""
-    value = float(value)
-    return value if np.isfinite(value) else 0.0
-
-
 def baselines(learners: Sequence[str]) -> list[str]:
     """The learners AACE is judged against: those that use neither annotations nor the truth
     (per their registry entries), in the given order."""
@@ -757,7 +752,8 @@ def verdicts(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]:
                 subject=label(name), versus=(aace_p, s.loc[name, "policy_mean"])))
         out[f"{key}_verdict"] = Md("; ".join(parts) if parts else "has no baseline here")
         out[f"{key}_share_of_gain"] = float(s.loc["aace", "gain_share_mean"])
-        out[f"{key}_share_of_gain_se"] = _finite(s.loc["aace", "gain_share_se"])
+        out[f"{key}_share_of_gain_pm"] = Md(pm(s.loc["aace", "gain_share_mean"],
+                                               s.loc["aace", "gain_share_se"], 0))
         if "oracle" in s.index:
             out[f"{key}_oracle_gap"] = float(s.loc["aace", "pehe_mean"]
                                              - s.loc["oracle", "pehe_mean"])

@@ -137,7 +137,9 @@ class XMultiTaskReleased(MultiOutcomeLearner):
     hidden, n_layers, n_head_layers, dropout : the network (:class:`MultiTaskNet` with the two
         arms' heads).
     epochs, batch_size, lr : Adam; every epoch is run (no early stopping); ``batch_size`` >= 2
-        and at most the smaller arm (the released loaders drop incomplete batches).
+        and at most the smaller arm (the released loaders drop incomplete batches, so a smaller
+        arm would leave the network untrained; we refuse it); 32 as the released configuration
+        (``configs/learners_config.json``).
     weight_decay : the released ``lambda_reg``, used twice: Adam's weight decay and an explicit
         ``weight_decay * sum(p^2)`` in the loss.
     propensity_clip : the propensity is clipped to ``[clip, 1 - clip]`` (released: 1e-5).
@@ -159,7 +161,7 @@ class XMultiTaskReleased(MultiOutcomeLearner):
         n_head_layers: int = 0,
         dropout: float = 0.1,
         epochs: int = 100,
-        batch_size: int = 64,
+        batch_size: int = 32,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         propensity_clip: float = 1e-5,

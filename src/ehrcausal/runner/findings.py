@@ -7,7 +7,7 @@ One registry, ``book/findings.yml``, holds one entry per chapter (the notebook's
       data: []                               # input files or folders (provenance; optional)
       findings:
         - "On respiratory notes AACE {glue:md}`resp_verdict`."
-        - text: "It captures {glue:text}`resp_share_of_ceiling:.0f` % of the ceiling."
+        - text: "It captures {glue:text}`resp_share_of_gain:.0f` % of the gain."
           section: Results                   # this finding links to another heading
 
 A finding is MyST Markdown that names the chapter's own glue keys exactly as the chapter's prose
