@@ -80,6 +80,8 @@ def train_batched(
     vectorize: bool = True,
     progress: bool = False,
     desc: str = "batched training",
+    lr_decay: float = 1.0,
+    lr_decay_steps: int = 100,
 ) -> tuple[list[nn.Module], list[TrainingHistory]]:
     """Train K members of one architecture together; return their networks and histories.
 
@@ -88,7 +90,9 @@ def train_batched(
     ``data[k]`` (same keys and widths for every member), its own ``train_idx[k]`` and
     ``val_idx[k]``, and its own ``seeds[k]`` (initialisation and shuffling). ``build()`` makes
     one network (all members the same architecture, without dropout); ``decay(net)`` names the
-    parameters that get ``params.weight_decay``. ``params`` are the shared training settings.
+    parameters that get ``params.weight_decay``. ``params`` are the shared training settings;
+    the learning rate decays as in the sequential loop (``lr * lr_decay ** (k //
+    lr_decay_steps)`` after ``k`` steps, all members stepping together).
     Members with the same numbers of training and validation rows train in one batched pass.
     Returns, in the members' order, the networks (best weights, evaluation mode) and histories.
     """
@@ -111,6 +115,7 @@ def train_batched(
             [train_idx[k] for k in members], [val_idx[k] for k in members],
             params=params, seeds=[seeds[k] for k in members], device=device, decay=decay,
             batch_sampler=batch_sampler, vectorize=vectorize, progress=progress, desc=desc,
+            lr_decay=lr_decay, lr_decay_steps=lr_decay_steps,
         )
         for k, net, hist in zip(members, out_nets, out_hists, strict=True):
             nets[k], hists[k] = net, hist
@@ -132,6 +137,8 @@ def _train_group(
     vectorize: bool,
     progress: bool,
     desc: str,
+    lr_decay: float,
+    lr_decay_steps: int,
 ) -> tuple[list[nn.Module], list[TrainingHistory]]:
     """One batched pass over members whose training and validation row counts agree."""
     from torch.func import functional_call, stack_module_state, vmap
@@ -158,6 +165,10 @@ def _train_group(
             {"params": [stacked[n] for n in names if n not in in_decay], "weight_decay": 0.0},
         ]
     opt = torch.optim.Adam(groups, lr=params.lr)
+    schedule = (
+        torch.optim.lr_scheduler.StepLR(opt, step_size=lr_decay_steps, gamma=lr_decay)
+        if lr_decay < 1.0 else None
+    )
 
     def member_forward(p: dict, b: dict, x: torch.Tensor) -> Any:
         return functional_call(template, (p, b), (x,))
@@ -214,6 +225,8 @@ def _train_group(
                 seen[k] += idx.shape[1]
             sum(losses).backward()
             opt.step()
+            if schedule is not None:
+                schedule.step()
             if frozen:  # finished members keep their weights
                 with torch.no_grad():
                     for k, state in frozen.items():
@@ -250,6 +263,12 @@ def _train_group(
                         frozen[k] = {n: v[k].detach().clone() for n, v in stacked.items()}
         if not any(active):
             break
+    for k, hist in enumerate(hists):
+        if n_val and hist.best_epoch < 0:
+            raise FloatingPointError(
+                f"member {k} (seed {seeds[k]}): the validation loss was not finite (NaN) at any "
+                f"of its {hist.n_epochs} epochs, so no weights could be selected"
+            )
     with torch.no_grad():
         for k, net in enumerate(nets):
             state = best_state[k]
