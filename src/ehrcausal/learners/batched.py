@@ -48,7 +48,7 @@ from ..validation import check_int
 from .torch_scaffold import TorchParams
 from .training import BatchSampler, LossFn, TrainingHistory, permuted_batches
 
-__all__ = ["train_batched"]
+__all__ = ["fit_batched", "train_batched"]
 
 
 class _Outputs:
@@ -277,3 +277,54 @@ def _train_group(
             net.load_state_dict({**state, **{n: v[k] for n, v in buffers.items()}})
             net.eval()
     return nets, hists
+
+
+def fit_batched(
+    estimators: Sequence[Any],
+    Y: Sequence[Any],
+    T: Sequence[Any],
+    X: Sequence[Any],
+    fit_params: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    vectorize: bool = True,
+) -> list[Any]:
+    """Fit each estimator on its own ``(Y[i], T[i], X[i])`` as ``fit`` would, networks batched.
+
+    The estimators are learners whose registry entry says ``batched`` (TARNet, CFR, DragonNet:
+    :func:`ehrcausal.learners.registry.batched_learners`); ``fit_params[i]`` holds estimator
+    i's ``fit`` keywords (``val_mask``). Every estimator is checked and prepared exactly as in
+    ``fit`` (boundary checks, validation split, standardisation, member seeds); then all the
+    networks (each estimator's ``n_ensemble`` members) of the same architecture and training
+    settings train together in :func:`train_batched`, and each estimator keeps its own. Returns
+    the estimators, fitted.
+    """
+    n = len(estimators)
+    fit_params = [{} for _ in range(n)] if fit_params is None else list(fit_params)
+    for name, seq in (("Y", Y), ("T", T), ("X", X), ("fit_params", fit_params)):
+        if len(seq) != n:
+            raise ValueError(f"{name} has {len(seq)} entries for {n} estimators")
+    for est in estimators:
+        if not getattr(est, "supports_batched_training", False):
+            raise ValueError(f"{type(est).__name__} does not support batched training")
+    plans = [est._batched_plan(y, t, X=x, **dict(fp)) for est, y, t, x, fp
+             in zip(estimators, Y, T, X, fit_params, strict=True)]
+    groups: dict[Any, list[int]] = {}
+    for i, plan in enumerate(plans):
+        groups.setdefault(plan.signature, []).append(i)
+    trained: list[dict[int, tuple[nn.Module, TrainingHistory]]] = [{} for _ in range(n)]
+    for owners in groups.values():
+        members = [(i, m) for i in owners for m in range(len(plans[i].seeds))]
+        first = plans[owners[0]]
+        nets, hists = train_batched(
+            first.build, [plans[i].loss for i, _ in members], [plans[i].data for i, _ in members],
+            [plans[i].train_idx for i, _ in members], [plans[i].val_idx for i, _ in members],
+            params=first.params, seeds=[plans[i].seeds[m] for i, m in members],
+            device=first.device, decay=first.decay, vectorize=vectorize,
+            **first.train_kwargs,
+        )
+        for (i, m), net, hist in zip(members, nets, hists, strict=True):
+            trained[i][m] = (net, hist)
+    for est, plan, done in zip(estimators, plans, trained, strict=True):
+        est._batched_adopt(plan, [done[m][0] for m in range(len(plan.seeds))],
+                           [done[m][1] for m in range(len(plan.seeds))])
+    return list(estimators)
