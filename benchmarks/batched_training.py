@@ -9,7 +9,7 @@ units, out-of-sample sqrt(PEHE) on its test units). Prints the times, the mean o
 PEHE of both paths with its standard error, the largest difference between a network's two
 PEHEs, the load average, and ``speedup N.Nx`` (sequential seconds / batched seconds).
 
-    python benchmarks/batched_training.py --quick          # 2 x 2 networks, 30 epochs
+    python benchmarks/batched_training.py --quick          # 2 x 2 networks, 15 epochs
     python benchmarks/batched_training.py --realizations 50 --seeds 5 --epochs 300
 """
 
@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--quick", action="store_true", help="2 realizations x 2 seeds, 30 epochs")
+    ap.add_argument("--quick", action="store_true", help="2 realizations x 2 seeds, 15 epochs")
     args = ap.parse_args(argv)
     if args.quick:
-        args.realizations, args.seeds, args.epochs = 2, 2, 30
+        args.realizations, args.seeds, args.epochs = 2, 2, 15
 
     import torch
 

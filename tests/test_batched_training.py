@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from ehrcausal.learners.batched import train_batched
+from ehrcausal.data import load_ihdp
+from ehrcausal.learners import available, make
+from ehrcausal.learners.batched import fit_batched, train_batched
+from ehrcausal.learners.registry import batched_learners, supports_batched
+from ehrcausal.metrics import pehe
 from ehrcausal.learners.nets import TwoHeadNet
 from ehrcausal.learners.neural import TARNet
 from ehrcausal.learners.torch_scaffold import check_torch_params, train_network, validation_split
@@ -121,3 +125,65 @@ def test_bad_members_are_refused(members):
     with pytest.raises(ValueError, match="data has 1 entries for 2 seeds"):
         train_batched(_build, [members[0][3]] * 2, [members[0][0]], [members[0][1]] * 2,
                       [members[0][2]] * 2, params=PARAMS, seeds=[1, 2], device="cpu")
+
+
+# ------------------------------------------------------------------------------------------
+# Estimators: fit_batched against fit, and the registry's word on who supports it
+# ------------------------------------------------------------------------------------------
+SMALL = {"hidden": 16, "head_hidden": 8, "n_rep_layers": 2, "n_head_layers": 1, "epochs": 20,
+         "patience": 3, "batch_size": 32, "lr": 1e-2, "device": "cpu"}
+
+
+def _data(seed: int, n: int = 160):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, D))
+    T = rng.binomial(1, 0.4, n)
+    return X[:, 0] + T * (1 + X[:, 1]) + rng.normal(scale=0.5, size=n), T, X
+
+
+def test_fit_batched_equals_fit(one_thread):
+    sets = [_data(s) for s in (21, 22, 23)]
+    specs = [("tarnet", {"random_state": 1}), ("dragonnet", {"random_state": 2}),
+             ("cfr_wass", {"random_state": 3, "n_ensemble": 2})]
+    alone = [make(name, **SMALL, **kw).fit(y, t, X=x)
+             for (name, kw), (y, t, x) in zip(specs, sets, strict=True)]
+    together = fit_batched([make(name, **SMALL, **kw) for name, kw in specs],
+                           *zip(*sets, strict=True), vectorize=False)
+    x_new = _data(99)[2]
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a.effect(x_new), b.effect(x_new))
+        assert [h.n_epochs for h in a.histories_] == [h.n_epochs for h in b.histories_]
+    # one estimator alone is its sequential fit even vectorised
+    (single,) = fit_batched([make("tarnet", **SMALL, random_state=1)], [sets[0][0]],
+                            [sets[0][1]], [sets[0][2]])
+    np.testing.assert_array_equal(single.effect(x_new), alone[0].effect(x_new))
+
+
+def test_batched_ihdp_networks_match_their_sequential_pehe(one_thread, ihdp_dir):
+    """Out-of-sample PEHE of CFR-Wass on three IHDP realizations, batched and sequential."""
+    params = {"epochs": 15, "patience": 5, "device": "cpu"}
+    fits, tests = [], []
+    for r in (1, 2, 3):
+        ds = load_ihdp(r, data_dir=ihdp_dir)
+        fits.append(ds.subset("train", "val"))
+        tests.append(ds.subset("test"))
+    seq = [pehe(te.tau, make("cfr_wass", random_state=r, **params)
+                .fit(f.Y, f.T, X=f.X, val_mask=f.split == "val").effect(te.X))
+           for r, f, te in zip((1, 2, 3), fits, tests, strict=True)]
+    ests = fit_batched([make("cfr_wass", random_state=r, **params) for r in (1, 2, 3)],
+                       [f.Y for f in fits], [f.T for f in fits], [f.X for f in fits],
+                       [{"val_mask": f.split == "val"} for f in fits])
+    bat = [pehe(te.tau, e.effect(te.X)) for e, te in zip(ests, tests, strict=True)]
+    # vectorised products round differently in the last bits; after 15 epochs each network's
+    # PEHE differs from its sequential one by about 1e-5 relative (measured), far below the
+    # spread between realizations
+    np.testing.assert_allclose(bat, seq, rtol=1e-3)
+
+
+def test_registry_names_the_batched_learners():
+    names = batched_learners()
+    assert {"tarnet", "cfr_wass", "dragonnet"} <= set(names)
+    assert "ols" not in names and supports_batched("cfr_mmd") and not supports_batched("ols")
+    assert set(names) <= set(available("cate"))
+    with pytest.raises(ValueError, match="does not support batched training"):
+        fit_batched([make("ols")], [np.zeros(4)], [np.array([0, 1, 0, 1])], [np.eye(4)])
