@@ -14,11 +14,11 @@ import torch
 from ehrcausal.data import load_ihdp
 from ehrcausal.learners import available, make
 from ehrcausal.learners.batched import fit_batched, train_batched
-from ehrcausal.learners.registry import batched_learners, supports_batched
-from ehrcausal.metrics import pehe
 from ehrcausal.learners.nets import TwoHeadNet
 from ehrcausal.learners.neural import TARNet
+from ehrcausal.learners.registry import batched_learners, supports_batched
 from ehrcausal.learners.torch_scaffold import check_torch_params, train_network, validation_split
+from ehrcausal.metrics import pehe
 
 D = 5
 

@@ -32,6 +32,8 @@ standardisation, seeded training and chunked prediction come from
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,12 +47,35 @@ from .ipm import IPM_DEFAULT_PARAM, IPMS
 from .nets import TwoHeadNet
 from .torch_scaffold import (
     Standardiser,
+    TorchParams,
     check_torch_params,
     predict_chunked,
     train_network,
     validation_split,
 )
 from .training import TrainingHistory
+
+
+@dataclass
+class NetworkPlan:
+    """How one estimator's member networks train: what ``fit`` hands the training loop.
+
+    ``signature`` is equal for estimators whose networks may train together (same architecture
+    and training settings; :func:`ehrcausal.learners.batched.fit_batched`).
+    """
+
+    build: Callable[[], torch.nn.Module]
+    loss: Callable[..., Any]
+    data: dict[str, torch.Tensor]
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    params: TorchParams
+    seeds: list[int]
+    device: str
+    decay: Callable[[torch.nn.Module], list[torch.nn.Parameter]]
+    X: np.ndarray
+    train_kwargs: dict[str, Any] = field(default_factory=dict)
+    signature: tuple = ()
 
 
 class NeuralCATELearner(CATELearner):
@@ -76,7 +101,52 @@ class NeuralCATELearner(CATELearner):
         """The validation criterion: the whole objective or the factual squared error."""
         return loss if self.early_stopping == "objective" else factual_mse
 
+    #: the networks of several estimators can train together (:mod:`.batched`)
+    supports_batched_training = True
+
     def _fit(self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, **fit_params: Any) -> None:
+        plan = self._plan_networks(Y, T, X, **fit_params)
+        networks, histories = [], []
+        for k, member_seed in enumerate(plan.seeds):
+            net, hist = train_network(
+                plan.build,
+                plan.loss,
+                plan.data,
+                plan.train_idx,
+                plan.val_idx,
+                params=plan.params,
+                seed=member_seed,
+                device=plan.device,
+                desc=f"{type(self).__name__} {k + 1}/{len(plan.seeds)}",
+                decay=plan.decay,
+                progress=bool(self.verbose),
+                **plan.train_kwargs,
+            )
+            networks.append(net)
+            histories.append(hist)
+        self._adopt_networks(plan, networks, histories)
+
+    def _batched_plan(self, Y: Any, T: Any, *, X: Any, **fit_params: Any) -> NetworkPlan:
+        """``fit``'s checks and preparation, without training (:func:`.batched.fit_batched`)."""
+        y, t, x = self._check_fit(Y, T, X)
+        return self._plan_networks(y, t, x, **fit_params)
+
+    def _batched_adopt(self, plan: NetworkPlan, networks: list, histories: list) -> None:
+        """Take the networks trained for ``plan`` as this estimator's (then it is fitted)."""
+        self._adopt_networks(plan, networks, histories)
+        self.fitted_ = True
+
+    def _adopt_networks(self, plan: NetworkPlan, networks: list, histories: list) -> None:
+        self.networks_, self.histories_ = list(networks), list(histories)
+        self.history_: TrainingHistory = self.histories_[0]
+        if self._propensity_head:
+            warn_overlap(self._propensity_head_estimates(plan.X), type(self).__name__,
+                         stacklevel=4)
+
+    def _plan_networks(
+        self, Y: np.ndarray, T: np.ndarray, X: np.ndarray, **fit_params: Any
+    ) -> NetworkPlan:
+        """Check the parameters, split, standardise, and say how each member network trains."""
         self._reject_unknown(fit_params, ("val_mask",))
         params = check_torch_params(self)
         head_hidden = check_int(self.head_hidden, "head_hidden", 1)
@@ -130,28 +200,14 @@ class NeuralCATELearner(CATELearner):
 
         # member 0 uses the seed itself, so n_ensemble=1 is exactly the single network
         seeds = [seed] + child_seeds(seed, n_members - 1)
-        self.networks_, self.histories_ = [], []
-        for k, member_seed in enumerate(seeds):
-            net, hist = train_network(
-                build,
-                self._loss,
-                data,
-                tr,
-                va,
-                params=params,
-                seed=member_seed,
-                device=self.device_,
-                desc=f"{type(self).__name__} {k + 1}/{n_members}",
-                decay=decayed,
-                progress=bool(self.verbose),
-                lr_decay=lr_decay,
-                lr_decay_steps=100,
-            )
-            self.networks_.append(net)
-            self.histories_.append(hist)
-        self.history_: TrainingHistory = self.histories_[0]
-        if self._propensity_head:
-            warn_overlap(self._propensity_head_estimates(X), type(self).__name__, stacklevel=3)
+        return NetworkPlan(
+            build=build, loss=self._loss, data=data, train_idx=tr, val_idx=va, params=params,
+            seeds=seeds, device=self.device_, decay=decayed, X=X,
+            train_kwargs={"lr_decay": lr_decay, "lr_decay_steps": 100},
+            signature=(X.shape[1], params, n_rep_layers, head_hidden, n_head_layers, dropout,
+                       bool(self.normalize_rep), self._propensity_head, self.weight_init,
+                       bias_decay, lr_decay, self.device_),
+        )
 
     def _propensity_head_estimates(self, X: np.ndarray) -> np.ndarray:
         """g(x) at the rows of ``X``: the ensemble mean of the members' sigmoid(logit)."""

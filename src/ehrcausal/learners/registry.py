@@ -91,6 +91,20 @@ def available(family: str | None = None) -> list[str]:
     return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
 
 
+def supports_batched(name: str) -> bool:
+    """Whether learner ``name`` can train with others as one batched module.
+
+    True for the learners whose class declares ``supports_batched_training`` (TARNet, CFR,
+    DragonNet): :func:`ehrcausal.learners.batched.fit_batched` fits many of them at once.
+    """
+    return bool(getattr(spec(name).factory, "supports_batched_training", False))
+
+
+def batched_learners(family: str | None = None) -> list[str]:
+    """The names of :func:`available` (of ``family``) that :func:`supports_batched`."""
+    return [n for n in available(family) if supports_batched(n)]
+
+
 def describe() -> dict[str, str]:
     """Name -> one-line description of every registered learner."""
     return {k: v.description for k, v in _REGISTRY.items()}
