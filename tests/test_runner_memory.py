@@ -50,8 +50,10 @@ def test_peak_memory_of_no_process_is_none() -> None:
 
 
 def test_runner_records_each_chapters_peak_memory(repo: StudyPaths) -> None:
+    # the cell holds its block for four sampling intervals: a fast kernel may otherwise finish
+    # and be stopped before the sampler's first look at it
     write_notebook(repo.notebooks / "alpha.ipynb",
-                   good_cells(extra="held = b'x' * (250 * 2**20)\n"))
+                   good_cells(extra="held = b'x' * (250 * 2**20)\nimport time\ntime.sleep(1.0)\n"))
     (result,) = run_chapters(repo, profile="smoke", progress=False)
     assert result.status == "ok"
     assert result.peak_memory_mib is not None and result.peak_memory_mib >= 250

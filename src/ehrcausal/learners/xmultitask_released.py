@@ -176,7 +176,12 @@ class XMultiTaskReleased(MultiOutcomeLearner):
         self._reject_unknown(fit_params)
         hidden = check_int(self.hidden, "hidden", 1)
         epochs = check_int(self.epochs, "epochs", 1)
-        batch_size = check_int(self.batch_size, "batch_size", 2)
+        try:
+            batch_size = check_int(self.batch_size, "batch_size", 2)
+        except ValueError as err:
+            raise ValueError(
+                f"{err} (the shared trunk's BatchNorm layers need two samples per batch)"
+            ) from None
         lr = check_number(self.lr, "lr", 0.0, low_open=True)
         lam = check_number(self.weight_decay, "weight_decay", 0.0)
         clip = check_number(self.propensity_clip, "propensity_clip", 0.0, 0.5, high_open=True)
