@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -253,8 +253,14 @@ def run_chapters(
                     pool.submit(execute_chapter, task, paths, **kwargs) for task in todo
                 ]
                 try:
-                    for fut in as_completed(futures):
-                        record(fut.result())
+                    # Wait in short slices: a process-directed SIGTERM may be delivered to a
+                    # chapter thread, and the main thread runs the Python handler only when it
+                    # wakes; an unbounded wait could then miss it for good.
+                    pending = set(futures)
+                    while pending:
+                        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                        for fut in done:
+                            record(fut.result())
                 except BaseException:
                     # Interrupted: chapters not started never start, running ones lose their
                     # kernel; the pool is not waited for (a cell whose kernel died may wait for
