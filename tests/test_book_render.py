@@ -42,6 +42,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
+from ehrcausal.runner.pdf import HEADLESS_FLAGS
+
 pytestmark = pytest.mark.book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,14 +280,7 @@ def rendered(
         profile = tmp_path_factory.mktemp("chromium-profile")
         cmd = [
             browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-dev-shm-usage",
+            *HEADLESS_FLAGS,
             f"--user-data-dir={profile}",
             "--virtual-time-budget=30000",
             "--window-size=1280,900",

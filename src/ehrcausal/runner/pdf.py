@@ -100,17 +100,23 @@ def _serve(folder: Path) -> Iterator[str]:
         httpd.server_close()
 
 
+# Offline headless Chromium, shared with the render tests.
+HEADLESS_FLAGS: tuple[str, ...] = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+)
+
+
 def _print_page(browser: str, url: str, target: Path, profile: Path, timeout: float) -> None:
     cmd = [
         browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
+        *HEADLESS_FLAGS,
         f"--user-data-dir={profile}",
         f"--virtual-time-budget={VIRTUAL_TIME_MS}",
         "--no-pdf-header-footer",
