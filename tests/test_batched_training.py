@@ -187,3 +187,110 @@ def test_registry_names_the_batched_learners():
     assert set(names) <= set(available("cate"))
     with pytest.raises(ValueError, match="does not support batched training"):
         fit_batched([make("ols")], [np.zeros(4)], [np.array([0, 1, 0, 1])], [np.eye(4)])
+
+
+# ------------------------------------------------------------------------------------------
+# The stacked path: all members' losses in one call, member-wise Adam, finished members leave
+# ------------------------------------------------------------------------------------------
+def _stacked_inputs(k: int = 4, b: int = 30, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    phi = torch.randn(k, b, 6, generator=g)
+    phi = phi / phi.norm(dim=2, keepdim=True)
+    t = (torch.rand(k, b, generator=g) < 0.3).float()
+    t[-1] = 0.0
+    t[-1, 0] = 1.0  # one treated unit: the unbiased MMD's treated average is undefined
+    return phi, t
+
+
+@pytest.mark.parametrize("name,kw", [("wass", {"lam": 10.0}), ("mmd", {"sigma": 0.5}),
+                                     ("mmd_lin", {})])
+def test_stacked_ipms_equal_the_member_ipms(name, kw):
+    from ehrcausal.learners.ipm import IPMS, STACKED_IPMS
+
+    phi, t = _stacked_inputs()
+    p1, p2 = phi.clone().requires_grad_(), phi.clone().requires_grad_()
+    stacked = STACKED_IPMS[name](p1, t, **kw)
+    alone = torch.stack([IPMS[name](p2[k][t[k] > 0.5], p2[k][t[k] <= 0.5], **kw)
+                         for k in range(len(t))])
+    torch.testing.assert_close(stacked, alone, rtol=1e-5, atol=1e-6)
+    stacked.sum().backward()
+    alone.sum().backward()
+    torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-6)
+    if name == "mmd":
+        assert float(stacked[-1].detach()) == 0.0  # too few treated units: 0, as the member function
+
+
+@pytest.mark.parametrize("name,kw", [("tarnet", {}), ("cfr_wass", {"alpha": 0.7}),
+                                     ("cfr_mmd", {"early_stopping": "objective"}),
+                                     ("cfr_mmd_lin", {"reweight": False}),
+                                     ("dragonnet_tr", {"beta": 0.5})])
+def test_stacked_losses_equal_the_member_losses(name, kw):
+    """Each learner's loss of K members at once equals its loss on each member's rows."""
+    phi, t = _stacked_inputs(k=3)
+    g = torch.Generator().manual_seed(1)
+    out = {"phi": phi, "mu0": torch.randn(3, 30, generator=g),
+           "mu1": torch.randn(3, 30, generator=g), "e_logit": torch.randn(3, 30, generator=g),
+           "eps": torch.randn(3, 1, generator=g)}
+    batch = {"t": t, "y": torch.randn(3, 30, generator=g), "x": torch.zeros(3, 30, 1)}
+    ests = []
+    for share in (0.2, 0.3, 0.45):
+        est = make(name, **kw)
+        est.treated_share_ = share
+        ests.append(est)
+    const = {c: torch.tensor([e._loss_constants()[c] for e in ests]) for c in
+             ests[0]._loss_constants()}
+    loss, monitored = ests[0]._stacked_loss(out, batch, const)
+    for k, est in enumerate(ests):
+        member = {key: v[k] for key, v in out.items()}
+        one_loss, one_mon = est._loss(lambda x, m=member: m, {key: v[k] for key, v in
+                                                              batch.items()})
+        torch.testing.assert_close(loss[k], one_loss, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(monitored[k], one_mon, rtol=1e-5, atol=1e-6)
+
+
+def test_a_grid_in_one_stacked_pass_follows_each_setting_alone(members):
+    """Members with their own learning rates and weight decays, trained in one stacked pass,
+    follow their own sequential runs; members stop at different epochs and leave the batch."""
+    data, tr, va, _ = members[0]
+    est = TARNet(**ARCH, **TRAIN)
+    est.treated_share_ = float(data["t"][torch.as_tensor(tr)].mean())
+    grid = [(1e-2, 1e-4), (3e-3, 0.0), (1e-2, 1e-2)]
+    nets, hists = train_batched(
+        _build, [est._loss] * 3, [data] * 3, [tr] * 3, [va] * 3, params=PARAMS, seeds=[5, 5, 6],
+        device="cpu", decay=TwoHeadNet.head_parameters, stacked_loss=est._stacked_loss,
+        constants=[est._loss_constants()] * 3, lrs=[g[0] for g in grid],
+        weight_decays=[g[1] for g in grid])
+    assert len({h.n_epochs for h in hists}) > 1  # finished members left the batch
+    x = torch.randn(50, D, generator=torch.Generator().manual_seed(0))
+    for net, hist, (lr, wd), seed in zip(nets, hists, grid, (5, 5, 6), strict=True):
+        params = check_torch_params(TARNet(**ARCH, **{**TRAIN, "lr": lr, "weight_decay": wd}))
+        alone, alone_hist = train_network(_build, est._loss, data, tr, va, params=params,
+                                          seed=seed, device="cpu", desc="",
+                                          decay=TwoHeadNet.head_parameters)
+        assert hist.best_epoch == alone_hist.best_epoch
+        assert hist.n_epochs == alone_hist.n_epochs
+        np.testing.assert_allclose(hist.val_loss, alone_hist.val_loss, rtol=1e-4)
+        with torch.no_grad():
+            tau, alone_tau = (n(x)["mu1"] - n(x)["mu0"] for n in (net, alone))
+        assert float((tau - alone_tau).abs().max()) < 1e-3
+
+
+def test_different_settings_need_the_stacked_path(members):
+    data, tr, va, loss = members[0]
+    with pytest.raises(ValueError, match="need the stacked path"):
+        train_batched(_build, [loss] * 2, [data] * 2, [tr] * 2, [va] * 2, params=PARAMS,
+                      seeds=[1, 2], device="cpu", lrs=[1e-2, 1e-3])
+
+
+def test_fit_batched_stacks_estimators_with_different_learning_rates(one_thread):
+    """A grid of estimators that differ only in lr and alpha is one stacked pass; each member
+    follows its own fit."""
+    y, t, x = _data(31)
+    kws = [{"lr": 1e-2, "alpha": 1.0}, {"lr": 3e-3, "alpha": 0.1}]
+    alone = [make("cfr_wass", **{**SMALL, **kw}, random_state=4).fit(y, t, X=x) for kw in kws]
+    together = fit_batched([make("cfr_wass", **{**SMALL, **kw}, random_state=4) for kw in kws],
+                           [y, y], [t, t], [x, x])
+    x_new = _data(98)[2]
+    for a, b in zip(alone, together, strict=True):
+        assert a.history_.best_epoch == b.history_.best_epoch
+        np.testing.assert_allclose(b.effect(x_new), a.effect(x_new), atol=1e-3)

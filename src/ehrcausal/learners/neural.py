@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from ..runtime import check_seed, child_seeds, resolve_device
 from ..validation import check_int, check_number, warn_overlap
 from .base import CATELearner, store_params
-from .ipm import IPM_DEFAULT_PARAM, IPMS
+from .ipm import IPM_DEFAULT_PARAM, IPMS, STACKED_IPMS
 from .nets import TwoHeadNet
 from .torch_scaffold import (
     Standardiser,
@@ -76,6 +76,12 @@ class NetworkPlan:
     X: np.ndarray
     train_kwargs: dict[str, Any] = field(default_factory=dict)
     signature: tuple = ()
+    #: the loss of K members at once (:meth:`NeuralCATELearner._stacked_loss`) and this
+    #: estimator's constants in it; estimators whose ``stacked_signature`` agrees may train in
+    #: one vectorised pass even with different learning rates, weight decays or loss weights
+    stacked_loss: Callable[..., Any] | None = None
+    constants: dict[str, float] = field(default_factory=dict)
+    stacked_signature: tuple = ()
 
 
 class NeuralCATELearner(CATELearner):
@@ -200,14 +206,41 @@ class NeuralCATELearner(CATELearner):
 
         # member 0 uses the seed itself, so n_ensemble=1 is exactly the single network
         seeds = [seed] + child_seeds(seed, n_members - 1)
+        architecture = (X.shape[1], params.hidden, n_rep_layers, head_hidden, n_head_layers,
+                        dropout, bool(self.normalize_rep), self._propensity_head,
+                        self.weight_init, bias_decay, lr_decay, self.device_)
+        schedule = (params.epochs, params.batch_size, params.patience)
         return NetworkPlan(
             build=build, loss=self._loss, data=data, train_idx=tr, val_idx=va, params=params,
             seeds=seeds, device=self.device_, decay=decayed, X=X,
             train_kwargs={"lr_decay": lr_decay, "lr_decay_steps": 100},
-            signature=(X.shape[1], params, n_rep_layers, head_hidden, n_head_layers, dropout,
-                       bool(self.normalize_rep), self._propensity_head, self.weight_init,
-                       bias_decay, lr_decay, self.device_),
+            signature=(*architecture, params),
+            stacked_loss=self._stacked_loss,
+            constants=self._loss_constants(),
+            stacked_signature=(*architecture, *schedule, type(self), self._loss_signature()),
         )
+
+    def _loss_signature(self) -> tuple:
+        """The loss settings that must agree for members to share :meth:`_stacked_loss`."""
+        return (self.early_stopping,)
+
+    def _loss_constants(self) -> dict[str, float]:
+        """The per-estimator numbers of the loss, one entry each in :meth:`_stacked_loss`."""
+        return {}
+
+    def _stacked_loss(
+        self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+        const: dict[str, torch.Tensor], training: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_loss` of K members at once: each (K,), from stacked outputs and rows.
+
+        ``out`` and ``batch`` hold the members' outputs and rows stacked along a first
+        dimension of K; ``const`` holds each of :meth:`_loss_constants` as a (K,) tensor.
+        Member k's entries equal :meth:`_loss` on its own rows up to rounding. With
+        ``training=False`` (validation) only the monitored criterion must be right: a
+        penalty it does not contain may be left out of the first entry.
+        """
+        raise NotImplementedError
 
     def _propensity_head_estimates(self, X: np.ndarray) -> np.ndarray:
         """g(x) at the rows of ``X``: the ensemble mean of the members' sigmoid(logit)."""
@@ -261,6 +294,28 @@ class _RepresentationBalancing(NeuralCATELearner):
             fact = err.mean()
         loss = fact + self._ipm_term(out["phi"], t)
         return loss, self._monitored(loss, err.mean())
+
+    def _stacked_ipm(self, phi: torch.Tensor, t: torch.Tensor, const: dict) -> torch.Tensor:
+        return phi.new_zeros(phi.shape[0])
+
+    def _loss_signature(self) -> tuple:
+        return (*super()._loss_signature(), bool(self.reweight))
+
+    def _loss_constants(self) -> dict[str, float]:
+        return {"u": self.treated_share_}
+
+    def _stacked_loss(self, out, batch, const, training=True):
+        t, y = batch["t"], batch["y"]
+        err = (y - self._factual(out, t)) ** 2
+        if self.reweight:
+            u = const["u"][:, None]
+            fact = ((t / (2 * u) + (1 - t) / (2 * (1 - u))) * err).mean(dim=1)
+        else:
+            fact = err.mean(dim=1)
+        if not training and self.early_stopping == "factual":  # the IPM is not monitored
+            return fact, err.mean(dim=1)
+        loss = fact + self._stacked_ipm(out["phi"], t, const)
+        return loss, (loss if self.early_stopping == "objective" else err.mean(dim=1))
 
 
 _COMMON_DOC = """
@@ -393,6 +448,22 @@ class CFR(_RepresentationBalancing):
             dist = IPMS["mmd_lin"](treated, control)
         return self.alpha * dist
 
+    def _loss_signature(self) -> tuple:
+        return (*super()._loss_signature(), self.ipm, self.ipm_param)
+
+    def _loss_constants(self) -> dict[str, float]:
+        return {**super()._loss_constants(), "alpha": float(self.alpha)}
+
+    def _stacked_ipm(self, phi, t, const):
+        param = IPM_DEFAULT_PARAM[self.ipm] if self.ipm_param is None else float(self.ipm_param)
+        if self.ipm == "wass":
+            dist = STACKED_IPMS["wass"](phi, t, lam=param)
+        elif self.ipm == "mmd":
+            dist = STACKED_IPMS["mmd"](phi, t, sigma=param)
+        else:
+            dist = STACKED_IPMS["mmd_lin"](phi, t)
+        return const["alpha"] * dist
+
 
 class DragonNet(NeuralCATELearner):
     __doc__ = (
@@ -458,6 +529,24 @@ class DragonNet(NeuralCATELearner):
             q_tilde = pred + out["eps"] * h
             loss = loss + self.beta * ((y - q_tilde) ** 2).mean()
         return loss, self._monitored(loss, err)
+
+    def _loss_signature(self) -> tuple:
+        return (*super()._loss_signature(), bool(self.targeted_reg))
+
+    def _loss_constants(self) -> dict[str, float]:
+        return {"alpha": float(self.alpha), "beta": float(self.beta)}
+
+    def _stacked_loss(self, out, batch, const, training=True):
+        t, y = batch["t"], batch["y"]
+        pred = self._factual(out, t)
+        err = ((y - pred) ** 2).mean(dim=1)
+        bce = F.binary_cross_entropy_with_logits(out["e_logit"], t, reduction="none").mean(dim=1)
+        loss = err + const["alpha"] * bce
+        if self.targeted_reg:
+            g = torch.sigmoid(out["e_logit"]).clamp(0.01, 0.99)
+            q_tilde = pred + out["eps"].reshape(-1, 1) * (t / g - (1 - t) / (1 - g))
+            loss = loss + const["beta"] * ((y - q_tilde) ** 2).mean(dim=1)
+        return loss, (loss if self.early_stopping == "objective" else err)
 
     def propensity(self, X: Any) -> np.ndarray:
         """Estimated propensity g(x) = P(T = 1 | x): the ensemble mean of the members' heads."""
