@@ -47,6 +47,15 @@ def test_null_table_is_the_share_of_trials_with_a_selection():
     assert table.loc[0, "within α + 2 s.e."] == "yes"  # 0.1 <= 0.05 + 2 sqrt(.05 .95 / 40)
     null["any"] = [1.0] * 8 + [0.0] * 32
     assert chapter.null_table(null)[0].loc[0, "within α + 2 s.e."] == "no"
+    # robust variances under cluster randomisation are read out with their verdicts
+    cl = pd.concat([null.assign(clusters=20, space="neurons", cov_type=v, any=a)
+                    for v, a in (("CR1S", [1.0] * 39 + [0.0]), ("CR2", [1.0] * 2 + [0.0] * 38))])
+    table, readings = chapter.null_table(cl)
+    assert readings["fwer_cl_neurons_nexis_CR1S"] == pytest.approx(0.975)
+    text = str(readings["robust_reading"])
+    assert "0.97 with CR1S, t(G − 1) (above" in text and "0.05 with CR2" in text
+    assert list(table["variance"]) == [chapter.VARIANCE_LABELS["CR1S"],
+                                       chapter.VARIANCE_LABELS["CR2"]]
 
 
 def test_gate_readings_compare_paired_runs():

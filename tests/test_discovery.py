@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from ehrcausal import discovery
@@ -37,7 +38,8 @@ def test_the_vectorised_test_equals_the_full_regression(cov_type):
     Y = Y * (1 + 0.5 * np.abs(Z[:, 3]))  # heteroskedastic
     groups = np.random.default_rng(2).integers(0, 30, len(Y))
     cl = groups if cov_type == "cluster" else None
-    tv, pv = interaction_tests(Y, T, Z, [0, 2], cov_type=cov_type, clusters=cl)
+    tv, pv = interaction_tests(Y, T, Z, [0, 2], cov_type=cov_type, clusters=cl,
+                               small_sample=False)
     assert np.isnan(tv[[0, 2]]).all()
     for j in (1, 5, 9):
         X = np.column_stack([np.ones(len(Y)), T, Z[:, [0, 2]], T[:, None] * Z[:, [0, 2]],
@@ -48,6 +50,45 @@ def test_the_vectorised_test_equals_the_full_regression(cov_type):
         assert tv[j] == pytest.approx(fit.tvalues[-1], rel=1e-8)
         if cov_type == "nonrobust":
             assert pv[j] == pytest.approx(fit.pvalues[-1], rel=1e-8)
+
+
+def test_small_sample_tests_are_hc2_with_satterthwaite_degrees_of_freedom():
+    Y, T, Z = _proxies(3, n=300, m=8)
+    Y = Y * (1 + 0.5 * np.abs(Z[:, 3]))
+    rng = np.random.default_rng(4)
+    sparse_col = np.zeros(len(Y))
+    sparse_col[rng.choice(len(Y), 6, replace=False)] = rng.exponential(size=6)
+    Z = np.column_stack([Z, sparse_col])
+    tv, pv = interaction_tests(Y, T, Z, [0], cov_type="HC1")
+    tv1, pv1 = interaction_tests(Y, T, Z, [0], cov_type="HC1", small_sample=False)
+    for j in (4, 8):
+        X = np.column_stack([np.ones(len(Y)), T, Z[:, 0], T * Z[:, 0], Z[:, j], T * Z[:, j]])
+        fit = sm.OLS(Y, X).fit(cov_type="HC2")
+        assert tv[j] == pytest.approx(fit.tvalues[-1], rel=1e-8)
+        # Satterthwaite: nu = (sum c^2)^2 / sum c^4 for the weights c of y in the coefficient
+        c = np.linalg.pinv(X)[-1]
+        nu = min(len(Y) - 6, (c**2).sum() ** 2 / (c**4).sum())
+        assert pv[j] == pytest.approx(2 * stats.t.sf(abs(tv[j]), nu), rel=1e-6)
+    # a dense column keeps about n - q - 2 degrees of freedom, a sparse one very few
+    assert pv[4] == pytest.approx(pv1[4], rel=0.2)
+    assert pv[8] > 2 * pv1[8]
+
+
+def test_small_sample_cluster_tests_tame_a_sparse_null_column():
+    rng = np.random.default_rng(5)
+    n, G = 400, 20
+    site = rng.integers(0, G, n)
+    T = np.isin(site, rng.permutation(G)[:10]).astype(int)
+    Y = rng.normal(size=n) + rng.normal(0, 0.5, G)[site]
+    Z = np.zeros((n, 40))
+    for j in range(40):  # null candidates active in 5-8 participants each
+        idx = rng.choice(n, rng.integers(5, 9), replace=False)
+        Z[idx, j] = rng.exponential(size=idx.size)
+    _, p_default = interaction_tests(Y, T, Z, cov_type="cluster", clusters=site,
+                                     small_sample=False)
+    _, p_small = interaction_tests(Y, T, Z, cov_type="cluster", clusters=site)
+    assert np.median(p_small / p_default) > 1.5
+    assert np.nanmin(p_small) > np.nanmin(p_default)
 
 
 def test_nexis_finds_the_direct_modifiers_where_marginal_tests_take_proxies():

@@ -28,10 +28,33 @@ The test of candidate ``j`` given a set ``S``
       b~_i e_i)`` scaled by ``G / (G - 1) * (n - 1) / (n - q - 2)``, and ``G - 1`` degrees of
       freedom (G clusters).
 
+    Small-sample corrections (``small_sample=True``, the default; robust variances only).
+    ``gj = sum_i c_i y~_i`` with ``c = (zz x~ - zx z~) / det``, so a robust variance is a sum
+    of squared contributions, one per cluster (per unit with HC1). For a candidate that is
+    non-zero in a few units, those units have high leverage (their residuals are shrunk
+    towards zero) and a few contributions carry all the weight, so the variance estimate is
+    biased down and has far fewer degrees of freedom than ``G - 1``: referred to ``t_{G-1}``
+    the t-statistic is heavy-tailed, which a Bonferroni level over many candidates exposes.
+    Two corrections, after Bell & McCaffrey (2002) and Imbens & Kolesar (2016, Sec. 3-4):
+
+    - residuals ``e_i / sqrt(1 - h_ii)`` in the meat, with ``h_ii`` the unit's leverage in the
+      full design (``||Q_i||^2`` plus the candidate's share ``(xx z~_i^2 - 2 zx z~_i x~_i +
+      zz x~_i^2) / det``) and no ``n / (n - q - 2)`` or ``G / (G - 1)`` factor: exactly HC2
+      for ``"HC1"``; for ``"cluster"`` the diagonal part of CR2's ``(I - H_gg)^{-1/2}`` (the
+      full block inverse square root per cluster and candidate is not computed);
+    - Satterthwaite degrees of freedom: under independent homoskedastic errors the estimate
+      is about ``sigma^2 sum_g w_g chi2_1`` with ``w_g = sum_{i in g} c_i^2``, so
+      ``nu = (sum_g w_g)^2 / sum_g w_g^2``, and ``t`` is referred to ``t_{min(nu, G - 1)}``
+      (``t_{min(nu, n - q - 2)}`` with HC1).
+
+    ``small_sample=False`` gives HC1 and CR1S with the default degrees of freedom, as the
+    released code.
+
     Each column of ``Z`` is centred and scaled first; this leaves every t-statistic unchanged
     (``T`` and the intercept are in ``D``) and keeps the inner products well conditioned. A
-    candidate whose ``det`` is below ``1e-10 zz xx`` (collinear with the current design) gets
-    ``t = 0`` and ``p = 1``.
+    candidate whose residual ``zz`` or ``xx`` is below ``1e-10`` times its raw sum of squares,
+    or whose ``det`` is below ``1e-10 zz xx`` (it or its interaction is collinear with the
+    current design), gets ``t = 0`` and ``p = 1``.
 
 The search (:func:`nexis`)
     Neurons active (non-zero) in fewer than ``min_active`` units are dropped first (the released
@@ -158,6 +181,7 @@ class _Problem:
     clusters: np.ndarray | None  # integer codes 0..G-1
     n_clusters: int
     cov_type: str
+    small_sample: bool = True  # robust tests: Satterthwaite degrees of freedom
     zz: np.ndarray = field(init=False)
     tzz: np.ndarray = field(init=False)
     zy: np.ndarray = field(init=False)
@@ -227,7 +251,8 @@ def _affine_duplicate(Zt: np.ndarray) -> tuple[int, int] | None:
 
 
 def _check_inputs(
-    Y: Any, T: Any, Z: Any, *, cov_type: str, clusters: Any, min_active: Any
+    Y: Any, T: Any, Z: Any, *, cov_type: str, clusters: Any, min_active: Any,
+    small_sample: Any = True,
 ) -> _Problem:
     y = as_1d(Y, "Y")
     t = check_treatment(T).astype(float)
@@ -256,6 +281,8 @@ def _check_inputs(
     elif clusters is not None:
         raise ValueError(f"clusters is used only with cov_type='cluster', got cov_type={cov_type!r}")
     min_active = check_int(min_active, "min_active", 0)
+    if not isinstance(small_sample, bool):
+        raise ValueError(f"small_sample must be True or False, got {small_sample!r}")
 
     active = np.count_nonzero(X, axis=0)
     kept = np.flatnonzero(active >= min_active)
@@ -287,7 +314,8 @@ def _check_inputs(
             "(ehrcausal.discovery.distinct_columns)"
         )
     return _Problem(y=y - y.mean(), t=t, Zt=Xt, kept=kept, m=m,
-                    clusters=codes, n_clusters=n_clusters, cov_type=cov_type)
+                    clusters=codes, n_clusters=n_clusters, cov_type=cov_type,
+                    small_sample=small_sample)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +354,9 @@ def _tests(pb: _Problem, S: list[int], cand: np.ndarray) -> tuple[np.ndarray, np
     xy = pb.tzy[cand] - Qy @ QTZ
     yy = pb.yy - float(Qy @ Qy)
     det = zz * xx - zx * zx
-    valid = (zz > 0) & (xx > 0) & (det > _DET_TOL * np.abs(zz * xx))
+    # a candidate (or its interaction) in the span of the design is untestable
+    valid = ((zz > _DET_TOL * pb.zz[cand]) & (xx > _DET_TOL * pb.tzz[cand])
+             & (det > _DET_TOL * np.abs(zz * xx)))
     d = np.where(valid, det, 1.0)
     bx = np.where(valid, (zz * xy - zx * zy) / d, 0.0)
     bz = np.where(valid, (xx * zy - zx * xy) / d, 0.0)
@@ -335,30 +365,35 @@ def _tests(pb: _Problem, S: list[int], cand: np.ndarray) -> tuple[np.ndarray, np
         var = rss / dof * zz / d
         df = dof
     else:
-        szz, sxx, szx = _meat(pb, Q, QZ, QTZ, Qy, cand, bz, bx)
+        szz, sxx, szx, eff = _meat(pb, Q, QZ, QTZ, Qy, cand, bz, bx, zz, xx, zx, d)
         var = (zz**2 * sxx - 2 * zz * zx * szx + zx**2 * szz) / d**2
-        if pb.cov_type == "HC1":
+        df = dof if pb.cov_type == "HC1" else pb.n_clusters - 1
+        if pb.small_sample:
+            df = np.minimum(df, np.maximum(eff, 1.0))
+        elif pb.cov_type == "HC1":
             var *= n / dof
-            df = dof
         else:
             G = pb.n_clusters
             var *= G / (G - 1) * (n - 1) / dof
-            df = G - 1
     ok = valid & np.isfinite(var) & (var > 0)
     tstat[ok] = bx[ok] / np.sqrt(var[ok])
-    pval[ok] = 2.0 * stats.t.sf(np.abs(tstat[ok]), df)
+    pval[ok] = 2.0 * stats.t.sf(np.abs(tstat[ok]), np.broadcast_to(df, (K,))[ok])
     return tstat, pval
 
 
 def _meat(
     pb: _Problem, Q: np.ndarray, QZ: np.ndarray, QTZ: np.ndarray, Qy: np.ndarray,
-    cand: np.ndarray, bz: np.ndarray, bx: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The sandwich's middle terms S_zz, S_xx, S_zx, in chunks of candidates (residuals needed)."""
+    cand: np.ndarray, bz: np.ndarray, bx: np.ndarray, zz: np.ndarray, xx: np.ndarray,
+    zx: np.ndarray, det: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sandwich's middle terms S_zz, S_xx, S_zx, in chunks of candidates (residuals needed),
+    and each candidate's effective number of independent contributions
+    ``(sum_g w_g)^2 / sum_g w_g^2`` with ``w_g = sum_{i in g} c_i^2`` (module docstring)."""
     n = pb.y.shape[0]
     K = cand.size
     y_r = pb.y - Q @ Qy
-    out = np.zeros((3, K))
+    h_design = np.einsum("ij,ij->i", Q, Q)  # leverage of each unit in D
+    out = np.zeros((4, K))
     width = max(1, _CHUNK_BYTES // (8 * n * 5))
     ind = None
     if pb.cov_type == "cluster":
@@ -371,17 +406,26 @@ def _meat(
         z_r = Zc - Q @ QZ[:, sl]
         x_r = pb.t[:, None] * Zc - Q @ QTZ[:, sl]
         e = y_r[:, None] - z_r * bz[sl] - x_r * bx[sl]
+        c2 = ((zz[sl] * x_r - zx[sl] * z_r) / det[sl]) ** 2  # squared weights of y~ in gj
+        if pb.small_sample:  # HC2-type residuals e_i / sqrt(1 - h_ii)
+            h = h_design[:, None] + (xx[sl] * z_r**2 - 2 * zx[sl] * z_r * x_r
+                                     + zz[sl] * x_r**2) / det[sl]
+            e = e / np.sqrt(np.clip(1.0 - h, 1e-8, None))
         if ind is None:
             e2 = e * e
             out[0, sl] = np.einsum("ij,ij->j", z_r * z_r, e2)
             out[1, sl] = np.einsum("ij,ij->j", x_r * x_r, e2)
             out[2, sl] = np.einsum("ij,ij->j", z_r * x_r, e2)
+            w = c2
         else:
             gz, gx = ind @ (z_r * e), ind @ (x_r * e)
             out[0, sl] = np.einsum("ij,ij->j", gz, gz)
             out[1, sl] = np.einsum("ij,ij->j", gx, gx)
             out[2, sl] = np.einsum("ij,ij->j", gz, gx)
-    return out[0], out[1], out[2]
+            w = ind @ c2
+        tot = w.sum(axis=0)
+        out[3, sl] = tot**2 / np.maximum(np.einsum("ij,ij->j", w, w), 1e-300)
+    return out[0], out[1], out[2], out[3]
 
 
 def _full(pb: _Problem, values: np.ndarray) -> np.ndarray:
@@ -399,13 +443,15 @@ def interaction_tests(
     cov_type: str = "nonrobust",
     clusters: Any = None,
     min_active: int = 5,
+    small_sample: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The test of every column ``j`` not in ``S`` given the columns ``S`` (module docstring).
 
     Returns ``(tvalues, pvalues)`` with one entry per column of ``Z``: NaN for the columns of
     ``S`` and for the columns dropped as active in fewer than ``min_active`` units.
     """
-    pb = _check_inputs(Y, T, Z, cov_type=cov_type, clusters=clusters, min_active=min_active)
+    pb = _check_inputs(Y, T, Z, cov_type=cov_type, clusters=clusters, min_active=min_active,
+                      small_sample=small_sample)
     pos = {int(c): i for i, c in enumerate(pb.kept)}
     S_pos = []
     for s in np.atleast_1d(np.asarray(S, dtype=int)).tolist() if len(S) else []:
@@ -436,6 +482,7 @@ def nexis(
     released: bool = False,
     max_rounds: int = 20,
     min_active: int = 5,
+    small_sample: bool = True,
 ) -> Discovery:
     """The NEXIS forward-backward search for the direct effect modifiers among the columns of Z.
 
@@ -451,6 +498,10 @@ def nexis(
     released : reproduce the released code's stale gate (see the module docstring).
     max_rounds : at most this many forward-backward rounds (the released default, 20).
     min_active : columns non-zero in fewer units are dropped before the search.
+    small_sample : with ``"HC1"`` or ``"cluster"``, leverage-corrected residuals (HC2, or
+        CR2's diagonal) and each candidate's Satterthwaite degrees of freedom (module
+        docstring); ``False`` gives HC1 or CR1S with ``n - q - 2`` or ``G - 1`` degrees of
+        freedom, as the released code.
 
     Returns a :class:`Discovery` with the rounds. Cadei et al. (2026), Sec. 3.
     """
@@ -459,7 +510,8 @@ def nexis(
     if not isinstance(released, bool):
         raise ValueError(f"released must be True or False, got {released!r}")
     max_rounds = check_int(max_rounds, "max_rounds", 1)
-    pb = _check_inputs(Y, T, Z, cov_type=cov_type, clusters=clusters, min_active=min_active)
+    pb = _check_inputs(Y, T, Z, cov_type=cov_type, clusters=clusters, min_active=min_active,
+                      small_sample=small_sample)
     m_k = pb.kept.size
     selected: list[int] = []
     gate_t: list[tuple[int, float]] = []  # (neuron, |t| at admission)
@@ -520,7 +572,8 @@ def nexis(
         method="nexis (released gate)" if released else "nexis",
         selected=pb.kept[np.asarray(selected, dtype=int)], tvalues=_full(pb, tv_all),
         pvalues=_full(pb, pv_all), tested=tested, alpha=alpha, rounds=tuple(rounds),
-        info={"rho": rho, "cov_type": cov_type, "released": released, "min_active": min_active},
+        info={"rho": rho, "cov_type": cov_type, "released": released, "min_active": min_active,
+              "small_sample": small_sample},
     )
 
 
@@ -539,18 +592,21 @@ def marginal(
     cov_type: str = "nonrobust",
     clusters: Any = None,
     min_active: int = 5,
+    small_sample: bool = True,
 ) -> Discovery:
     """Marginal interaction tests: the test of each column with ``S`` empty, then a correction.
 
     ``correction="bonferroni"`` selects ``p_j <= alpha / m``; ``"bh"`` is the
     Benjamini-Hochberg step-up at level ``alpha`` (largest ``k`` with ``p_(k) <= k alpha / m``).
     ``m`` counts the tested columns. A column that modifies the effect only through a
-    correlated modifier (a proxy) is declared a modifier by these tests.
+    correlated modifier (a proxy) is declared a modifier by these tests. ``cov_type``,
+    ``clusters``, ``min_active`` and ``small_sample`` as in :func:`nexis`.
     """
     alpha = check_number(alpha, "alpha", 0.0, 1.0, low_open=True, high_open=True)
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
-    pb = _check_inputs(Y, T, Z, cov_type=cov_type, clusters=clusters, min_active=min_active)
+    pb = _check_inputs(Y, T, Z, cov_type=cov_type, clusters=clusters, min_active=min_active,
+                      small_sample=small_sample)
     m_k = pb.kept.size
     tv, pv = _tests(pb, [], np.arange(m_k))
     if correction == "bonferroni":

@@ -69,6 +69,22 @@ METHODS: dict[str, str] = {
 #: the methods run under the null (the others have no error-rate claim)
 NULL_METHODS: tuple[str, ...] = ("nexis", "nexis_released", "marginal_bonferroni", "marginal_bh")
 SPACES: tuple[str, ...] = ("neurons", "concepts")
+#: variances of the tests: key -> (cov_type, small_sample) of :func:`ehrcausal.discovery.nexis`
+VARIANCES: dict[str, tuple[str, bool]] = {
+    "nonrobust": ("nonrobust", True),
+    "HC1": ("HC1", False),
+    "HC2": ("HC1", True),
+    "CR1S": ("cluster", False),
+    "CR2": ("cluster", True),
+}
+#: how the chapter names a variance
+VARIANCE_LABELS: dict[str, str] = {
+    "nonrobust": "homoskedastic",
+    "HC1": "HC1, t(n − q − 2)",
+    "HC2": "HC2, Satterthwaite df",
+    "CR1S": "CR1S, t(G − 1)",
+    "CR2": "CR2 (diagonal), Satterthwaite df",
+}
 EMBEDDINGS: tuple[str, ...] = ("tfidf", "minilm")
 #: seed of the unlabelled corpus (kept apart from every trial replicate's seed)
 CORPUS_SEED_OFFSET = 10_007
@@ -244,6 +260,17 @@ def score(selected: np.ndarray, names: np.ndarray, ds: CausalDataset) -> dict[st
     return out
 
 
+def variance_kwargs(variance: str, ds: CausalDataset) -> dict[str, Any]:
+    """The test keywords of a :data:`VARIANCES` key (cluster ids from the trial's sites)."""
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be one of {list(VARIANCES)}, got {variance!r}")
+    cov_type, small = VARIANCES[variance]
+    kw: dict[str, Any] = {"cov_type": cov_type, "small_sample": small}
+    if cov_type == "cluster":
+        kw["clusters"] = ds.modalities["site"]
+    return kw
+
+
 def run_trial(cfg: Config, rep: Representation | None, *, n: int, effect: float, seed: int,
               spaces: Sequence[str], methods: Sequence[str], clusters: int = 0,
               cov_types: Sequence[str] = ("nonrobust",)) -> list[dict[str, Any]]:
@@ -256,9 +283,7 @@ def run_trial(cfg: Config, rep: Representation | None, *, n: int, effect: float,
             for cov in cov_types:
                 kw: dict[str, Any] = {}
                 if method.startswith(("nexis", "marginal")):
-                    kw = {"cov_type": cov}
-                    if cov == "cluster":
-                        kw["clusters"] = ds.modalities["site"]
+                    kw = variance_kwargs(cov, ds)
                 elif cov != "nonrobust":
                     continue
                 res = run_method(method, ds.Y, ds.T, Z, k=cfg.n_modifiers, seed=seed,
@@ -357,10 +382,13 @@ def null_runs(cfg: Config, rep: Representation) -> pd.DataFrame:
     for s in seeds:
         rows += run_trial(cfg, rep, n=cfg.null_n, effect=0.0, seed=s, spaces=SPACES,
                           methods=[m for m in NULL_METHODS if m in cfg.methods])
+        rows += run_trial(cfg, rep, n=cfg.null_n, effect=0.0, seed=s, spaces=("neurons",),
+                          methods=["nexis", "marginal_bonferroni"], cov_types=("HC1", "HC2"))
         if cfg.null_clusters:
             rows += run_trial(cfg, rep, n=cfg.null_n, effect=0.0, seed=s, spaces=("neurons",),
                               methods=["nexis", "marginal_bonferroni"],
-                              clusters=cfg.null_clusters, cov_types=("nonrobust", "cluster"))
+                              clusters=cfg.null_clusters,
+                              cov_types=("nonrobust", "CR1S", "CR2"))
     return pd.DataFrame(rows)
 
 
@@ -375,27 +403,34 @@ def null_table(null: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, d
         design = "individual" if clusters == 0 else f"{clusters} sites"
         ok = p <= alpha + 2 * se
         rows.append({"design": design, "space": space, "method": label(method),
-                     "variance": cov, "trials": R, "FWER": pm(p, np.sqrt(p * (1 - p) / R), 3),
+                     "variance": VARIANCE_LABELS.get(cov, cov), "trials": R,
+                     "FWER": pm(p, np.sqrt(p * (1 - p) / R), 3),
                      "within α + 2 s.e.": "yes" if ok else "no"})
         key = f"fwer_{'ind' if clusters == 0 else 'cl'}_{space}_{method}_{cov}"
         readings[key] = p
     readings["null_trials"] = int(null.seed.nunique())
-    naive = readings.get("fwer_cl_neurons_nexis_nonrobust")
-    robust = readings.get("fwer_cl_neurons_nexis_cluster")
-    if naive is None or robust is None:
-        readings["cluster_reading"] = Md("No cluster-randomised null trials were run.")
-    else:
-        R = int((null.clusters > 0).sum() / max(1, null[null.clusters > 0].groupby(
-            ["method", "cov_type"]).ngroups))
-        se = np.sqrt(alpha * (1 - alpha) / max(R, 1))
-        words = []
-        for name, p in (("homoskedastic", naive), ("cluster-robust (CR1S)", robust)):
-            verdict = "within" if p <= alpha + 2 * se else "above"
-            words.append(f"{p:.2f} with {name} errors ({verdict} α + 2 s.e.)")
-        readings["cluster_reading"] = Md(
-            "Under cluster randomisation the share of null trials in which NEXIS selects a "
-            f"neuron is {words[0]} and {words[1]}."
-        )
+    R = readings["null_trials"]
+    se = float(np.sqrt(alpha * (1 - alpha) / max(R, 1)))
+    readings["fwer_bound"] = alpha + 2 * se
+
+    def words(design: str, variances: Sequence[str]) -> list[str]:
+        out = []
+        for v in variances:
+            p = readings.get(f"fwer_{design}_neurons_nexis_{v}")
+            if p is not None:
+                verdict = "within" if p <= alpha + 2 * se else "above"
+                out.append(f"{p:.2f} with {VARIANCE_LABELS[v]} ({verdict} α + 2 s.e.)")
+        return out
+
+    ind, cl = words("ind", ("HC1", "HC2")), words("cl", ("nonrobust", "CR1S", "CR2"))
+    text = []
+    if ind:
+        text.append("With individual randomisation and robust variances, the share of null "
+                    "trials in which NEXIS selects a neuron is " + " and ".join(ind) + ".")
+    if cl:
+        text.append("Under cluster randomisation it is " + ", ".join(cl[:-1])
+                    + (" and " if len(cl) > 1 else "") + cl[-1] + ".")
+    readings["robust_reading"] = Md(" ".join(text) or "No robust null trials were run.")
     return pd.DataFrame(rows), readings
 
 
@@ -527,7 +562,7 @@ def policy_readings(values: pd.DataFrame) -> dict[str, Any]:
 
 
 def cdisc_search(ds: CausalDataset | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """NEXIS and marginal Bonferroni on the pilot's term indicators (nonrobust and HC1)."""
+    """NEXIS and marginal Bonferroni on the pilot's term indicators (homoskedastic, HC1, HC2)."""
     ds = load_cdisc_pilot() if ds is None else ds
     terms = ds.modalities["terms"]
     keep = distinct_columns(terms.to_numpy(dtype=float))
@@ -535,10 +570,12 @@ def cdisc_search(ds: CausalDataset | None = None) -> tuple[pd.DataFrame, dict[st
     names = np.asarray(terms.columns, dtype=object)[keep]
     rows = []
     for method in ("nexis", "marginal_bonferroni"):
-        for cov in ("nonrobust", "HC1"):
-            res = run_method(method, ds.Y, ds.T, Z, k=2, seed=0, n_estimators=10, cov_type=cov)
+        for cov in ("nonrobust", "HC1", "HC2"):
+            cov_type, small = VARIANCES[cov]
+            res = run_method(method, ds.Y, ds.T, Z, k=2, seed=0, n_estimators=10,
+                             cov_type=cov_type, small_sample=small)
             p = res.pvalues[np.isfinite(res.pvalues)]
-            rows.append({"method": label(method), "variance": cov,
+            rows.append({"method": label(method), "variance": VARIANCE_LABELS[cov],
                          "selected": ", ".join(names[res.selected]) or "none",
                          "smallest p": f"{p.min():.2g}",
                          "Bonferroni level": f"{0.05 / len(p):.2g}"})
@@ -583,7 +620,8 @@ def cdisc_readings(planted: pd.DataFrame) -> dict[str, Any]:
 
 __all__ = [
     "cdisc_search", "cdisc_planted", "cdisc_readings",
-    "Config", "METHODS", "NULL_METHODS", "SPACES", "Representation", "representation",
+    "Config", "METHODS", "NULL_METHODS", "SPACES", "VARIANCES", "VARIANCE_LABELS",
+    "variance_kwargs", "Representation", "representation",
     "label_table", "run_method", "candidates", "score", "run_trial", "sweep", "main_table",
     "main_readings", "sweep_figure", "null_runs", "null_table", "gate_readings", "runtime",
     "runtime_figure", "policy_values", "policy_readings",
