@@ -33,7 +33,8 @@ def _light(name: str) -> dict:
         p = {"epochs": 2, "hidden": 8, "batch_size": 16, "device": "cpu"}
         if s.family == "multi_outcome":
             return {**p, "outcome": "continuous"}
-        return {**p, "head_hidden": 8, "n_ensemble": 1}
+        p = {**p, "head_hidden": 8, "n_ensemble": 1}
+        return {k: v for k, v in p.items() if k in make(name).get_params()}
     if s.family == "multi_outcome":
         return {"outcome": "continuous", "base": "ridge"}
     if "n_estimators" in s.budget:

@@ -12,7 +12,9 @@ of one setting). This module holds the parts every chapter builds its cells with
 - :func:`grid` crosses the factors of a design into cells;
 - :func:`fit_inputs` routes the extra inputs of ``fit`` (validation mask, annotations,
   confounders, true effect) to the learners whose registry entry declares them;
-- :func:`run_cached` runs the cells, in parallel and resumably (each result cached on disk).
+- :func:`run_cached` runs the cells, in parallel and resumably (each result cached on disk);
+  :func:`run_cached_batches` does the same for cells that are computed many at a time (the
+  networks of batched training), caching each cell's result as if it had run alone.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "parse_list",
     "replicate_seeds",
     "run_cached",
+    "run_cached_batches",
 ]
 
 
@@ -200,3 +203,67 @@ def run_cached(
     if return_hits:
         return results, [hit for _, hit in pairs]
     return results
+
+
+def _cached_batch_call(
+    task: tuple[Callable[[list[Any]], list[Any]], list[Any], str | None, str],
+) -> list[Any]:
+    fn, cells, cache_dir, namespace = task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OverlapWarning)  # as in _cached_call
+        outs = list(fn(cells))
+    if len(outs) != len(cells):
+        raise ValueError(f"a batch function returned {len(outs)} results for {len(cells)} cells")
+    cache = ResultCache(cache_dir, namespace=namespace)
+    for cell, out in zip(cells, outs, strict=True):
+        cache.put(cell.key() if hasattr(cell, "key") else cell, out)
+    return outs
+
+
+def run_cached_batches(
+    fn: Callable[[list[Any]], list[Any]],
+    cells: Sequence[Any],
+    *,
+    group: Callable[[Any], Any],
+    n_jobs: int = 1,
+    scheduler: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    namespace: str = "cells",
+    progress: bool = True,
+    desc: str = "batches",
+) -> tuple[list[Any], list[bool]]:
+    """``fn`` computes many cells at once (``fn(cells) -> results``): run it over the cells,
+    cached per cell.
+
+    The cached cells are read first (the same store and keys as :func:`run_cached`); the
+    others are grouped by ``group(cell)`` (cells that can be computed together, e.g. one
+    learner's fits on every replicate) and each group is cut into as many batches as there are
+    parallel workers (``n_jobs``; one batch per group when ``n_jobs`` is 1 or a cluster
+    decides), so the workers share the work. Each batch is one task of
+    :func:`~ehrcausal.parallel.run_replicates`; its worker writes every cell's result
+    atomically, so an interrupted run resumes from the cells already done. Returns the results
+    in the order of ``cells`` and whether each came from the cache.
+    """
+    root = None if cache_dir is None else str(cache_dir)
+    cache = ResultCache(root, namespace=namespace)
+    results: list[Any] = [None] * len(cells)
+    hits = [False] * len(cells)
+    todo: dict[Any, list[int]] = {}
+    for i, cell in enumerate(cells):
+        hit = cache.get(cell.key() if hasattr(cell, "key") else cell)
+        if hit is not None:
+            results[i], hits[i] = hit, True
+        else:
+            todo.setdefault(group(cell), []).append(i)
+    workers = check_int(n_jobs, "n_jobs")
+    workers = (os.cpu_count() or 1) if workers == -1 else max(workers, 1)
+    batches = [list(part) for rows in todo.values()
+               for part in np.array_split(rows, min(workers, len(rows)))]
+    outs = run_replicates(
+        _cached_batch_call, [(fn, [cells[i] for i in b], root, namespace) for b in batches],
+        n_jobs=n_jobs, scheduler=scheduler, progress=progress, desc=desc,
+    )
+    for rows, out in zip(batches, outs, strict=True):
+        for i, result in zip(rows, out, strict=True):
+            results[int(i)] = result
+    return results, hits

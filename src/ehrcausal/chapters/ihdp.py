@@ -23,7 +23,14 @@ import pandas as pd
 from ..data import IHDP_REALIZATIONS
 from ..data.dataset import CausalDataset
 from ..validation import check_int
-from .base import ChapterConfig, fit_inputs, learner_names, replicate_seeds, run_cached
+from .base import (
+    ChapterConfig,
+    fit_inputs,
+    learner_names,
+    replicate_seeds,
+    run_cached,
+    run_cached_batches,
+)
 from .report import Md, summarise, verdict, within_two_se
 
 __all__ = [
@@ -112,19 +119,29 @@ def fit_and_score(
     seconds.
     """
     from ..learners import make
-    from ..metrics import ate_error, pehe
 
-    if not ds.has_truth:
-        raise ValueError("fit_and_score needs a dataset with the true effect tau")
-    train = ds.subset(*fit_splits)
-    test = ds.subset(test_split)
+    train, test = _fit_test(ds, fit_splits, test_split)
     est = make(learner, random_state=random_state, **dict(params or {}))
     start = time.perf_counter()
     est.fit(train.Y, train.T, X=train.X, **fit_inputs(learner, val_mask=train.split == "val"))
-    seconds = time.perf_counter() - start
+    return _scores(est, train, test, label or learner, time.perf_counter() - start)
+
+
+def _fit_test(ds: CausalDataset, fit_splits: Sequence[str], test_split: str
+              ) -> tuple[CausalDataset, CausalDataset]:
+    if not ds.has_truth:
+        raise ValueError("fit_and_score needs a dataset with the true effect tau")
+    return ds.subset(*fit_splits), ds.subset(test_split)
+
+
+def _scores(est: Any, train: CausalDataset, test: CausalDataset, label: str, seconds: float
+            ) -> dict[str, Any]:
+    """Within- and out-of-sample sqrt(PEHE) and ATE error of a fitted learner."""
+    from ..metrics import ate_error, pehe
+
     tau_in, tau_out = est.effect(train.X), est.effect(test.X)
     return {
-        "learner": label or learner,
+        "learner": label,
         "pehe_in": pehe(train.tau, tau_in),
         "pehe_out": pehe(test.tau, tau_out),
         "ate_in": ate_error(train.tau, tau_in),
@@ -143,24 +160,49 @@ class BenchmarkCell:
     base: str
     params: dict[str, Any]
     random_state: int
+    batched: bool = False
 
     def key(self) -> dict[str, Any]:
-        """The cache key: the data's identity (source, checksum, seeds), learner and seed."""
+        """The cache key: the data's identity (source, checksum, seeds), learner and seed.
+
+        A cell fitted by batched training says so (its networks round differently from a
+        sequential fit's, so the two results are not interchangeable).
+        """
         ds = self.load(self.replicate)
         meta = ("source", "realization", "sha256", "seed", "split_seed")
-        return {
+        key = {
             "data": {k: ds.meta.get(k) for k in meta},
             "learner": self.learner,
             "base": self.base,
             "params": self.params,
             "random_state": self.random_state,
         }
+        return {**key, "training": "batched"} if self.batched else key
 
 
 def _run_cell(cell: BenchmarkCell) -> dict[str, Any]:
     row = fit_and_score(cell.load(cell.replicate), cell.base, cell.params, label=cell.learner,
                         random_state=cell.random_state)
     return {**row, "replicate": cell.replicate}
+
+
+def _run_cells_batched(cells: list[BenchmarkCell]) -> list[dict[str, Any]]:
+    """Cells of batched learners fitted together (:func:`~ehrcausal.learners.batched.fit_batched`:
+    the networks of all the cells train as one batch), then scored one by one; each row's
+    ``seconds`` is the batch's fit time divided by its cells."""
+    from ..learners import make
+    from ..learners.batched import fit_batched
+
+    sets = [_fit_test(c.load(c.replicate), ("train", "val"), "test") for c in cells]
+    ests = [make(c.base, random_state=c.random_state, **c.params) for c in cells]
+    start = time.perf_counter()
+    fit_batched(ests, [tr.Y for tr, _ in sets], [tr.T for tr, _ in sets],
+                [tr.X for tr, _ in sets],
+                [fit_inputs(c.base, val_mask=tr.split == "val") for c, (tr, _) in
+                 zip(cells, sets, strict=True)])
+    seconds = (time.perf_counter() - start) / len(cells)
+    return [{**_scores(est, tr, te, c.learner, seconds), "replicate": c.replicate}
+            for c, est, (tr, te) in zip(cells, ests, sets, strict=True)]
 
 
 def run_benchmark(
@@ -174,6 +216,7 @@ def run_benchmark(
     scheduler: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    batched: bool = True,
 ) -> pd.DataFrame:
     """Every learner on every replicate: a tidy table with one row per (replicate, learner).
 
@@ -184,22 +227,47 @@ def run_benchmark(
     ``seed``) for all learners, so learners are compared on the same draws. With ``cache_dir``
     each finished (replicate, learner) result is stored atomically and a re-run resumes where
     it stopped; the ``cached`` column says which rows came from the cache.
+
+    With ``batched`` (the default), the cells of learners that support batched training (the
+    registry says which: :func:`~ehrcausal.learners.registry.supports_batched`) are fitted a
+    learner at a time across replicates with their networks trained as one batch
+    (:func:`_run_cells_batched` through :func:`~ehrcausal.chapters.base.run_cached_batches`,
+    one batch per parallel worker); their out-of-sample errors equal the sequential fits' up
+    to the rounding of batched products. The other cells run one by one as before.
     """
+    from ..learners.registry import supports_batched
+
     params = params or {}
     if not isinstance(learners, Mapping):
         learners = {name: name for name in learners}
     replicates = list(replicates)
     seeds = dict(zip(replicates, replicate_seeds(seed, len(replicates)), strict=True))
     cells = [
-        BenchmarkCell(load, r, label, base, dict(params.get(label, {})), seeds[r])
+        BenchmarkCell(load, r, label, base, dict(params.get(label, {})), seeds[r],
+                      batched=batched and supports_batched(base))
         for r in replicates
         for label, base in learners.items()
     ]
-    rows, hits = run_cached(
-        _run_cell, cells, n_jobs=n_jobs, scheduler=scheduler, cache_dir=cache_dir,
-        namespace="benchmark", progress=progress, return_hits=True,
-        desc=f"{len(learners)} learners x {len(replicates)} replicates",
-    )
+    alone = [i for i, c in enumerate(cells) if not c.batched]
+    together = [i for i, c in enumerate(cells) if c.batched]
+    rows: list[Any] = [None] * len(cells)
+    hits = [False] * len(cells)
+    if alone:
+        out, out_hits = run_cached(
+            _run_cell, [cells[i] for i in alone], n_jobs=n_jobs, scheduler=scheduler,
+            cache_dir=cache_dir, namespace="benchmark", progress=progress, return_hits=True,
+            desc=f"{len(learners)} learners x {len(replicates)} replicates",
+        )
+        for i, row, hit in zip(alone, out, out_hits, strict=True):
+            rows[i], hits[i] = row, hit
+    if together:
+        out, out_hits = run_cached_batches(
+            _run_cells_batched, [cells[i] for i in together], group=lambda c: c.learner,
+            n_jobs=n_jobs, scheduler=scheduler, cache_dir=cache_dir, namespace="benchmark",
+            progress=progress, desc="batched networks",
+        )
+        for i, row, hit in zip(together, out, out_hits, strict=True):
+            rows[i], hits[i] = row, hit
     cols = ["replicate", "learner", "pehe_in", "pehe_out", "ate_in", "ate_out", "seconds"]
     out = pd.DataFrame(rows)[cols]
     out["cached"] = hits

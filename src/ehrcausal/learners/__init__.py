@@ -18,6 +18,7 @@ name                    learner
 ``dragonnet_tr``        DragonNet with targeted regularisation (torch)
 ``cfr_wass_ens``        CFR-Wass averaged over 5 independently seeded networks (torch)
 ``cfr_wass_cfrnet``     CFR-Wass in cfrnet's published IHDP configuration (torch)
+``cfr_wass_selected``   CFR-Wass with width, alpha, lr, weight decay chosen per data set (torch)
 ``aace``                AACE: DR pseudo-outcomes in annotation space, regressed on phi
 ``aace_no_crossfit``    AACE without cross-fitting (as the public code)
 ``aace_weighted``       AACE with inverse annotation-propensity weights
@@ -58,6 +59,7 @@ from .registry import (
     register,
     spec,
 )
+from .selection import SelectedCFR
 
 _FOREST = {"family": "cate", "budget": ("n_estimators",)}
 _TORCH = {"family": "cate", "budget": ("epochs", "device"), "fit_inputs": ("val_mask",)}
@@ -96,6 +98,14 @@ register(
     n_head_layers=3, lr_decay=0.97, head_bias_decay=False, early_stopping="objective",
     standardize=False, weight_init=0.1, epochs=640, patience=640, val_fraction=0.3,
 )
+# A grid of 16 CFR-Wass networks (width 100/200, alpha 0.1/1, lr 1e-3/3e-4, weight decay
+# 1e-4/1e-3) trained as one batch per representation width; the one with the smallest factual
+# validation error predicts (learners/selection.py).
+register(
+    "cfr_wass_selected", SelectedCFR,
+    "CFR-Wass, width, alpha, learning rate and weight decay chosen per data set by the factual "
+    "validation error (ours)", **_TORCH,
+)
 
 # Chapter learners register themselves on import (annotation-assisted; multi-outcome; multitask
 # prediction from several modalities, which has no treatment and its own protocol).
@@ -119,6 +129,7 @@ __all__ = [
     "CausalForest",
     "TARNet",
     "CFR",
+    "SelectedCFR",
     "DragonNet",
     "AACE",
     "RiskBased",
