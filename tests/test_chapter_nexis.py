@@ -19,6 +19,45 @@ def test_config_checks_its_knobs():
         chapter.Config(methods="nexis,oracle")
     with pytest.raises(ValueError, match="embedding"):
         chapter.Config(embedding="bert")
+    with pytest.raises(ValueError, match="wording"):
+        chapter.Config(wording="plain")
+    with pytest.raises(ValueError, match="proxies_per_modifier"):
+        chapter.Config(n_modifiers=6, proxies_per_modifier=3)
+
+
+def test_phrase_dictionary_marks_the_phrases_of_each_note_by_concept():
+    ds = chapter.Config(proxies_per_modifier=1).trial(400, 1.0, 2, misspelling_rate=0.0)
+    Z, names = chapter.phrase_indicators(ds.text)
+    rec = ds.modalities["records"]
+    assert Z.shape == (400, len(names)) and set(np.unique(Z)) <= {0.0, 1.0}
+    assert set(names) <= set(rec.columns)
+    # a concept's phrases (stated, hedged or negated) appear only in notes that mention it
+    for c in ("ckd", "diabetes"):
+        cols = Z[:, names == c]
+        mentioned = cols.max(axis=1) == 1
+        assert mentioned.any() and (cols.sum(axis=1) <= 1).all()
+        # stated mentions dominate among those who have the concept
+        assert mentioned[rec[c].to_numpy() == 1].mean() > 0.8
+    rows = chapter.run_trial(chapter.Config(n=400), None, n=400, effect=1.0, seed=2,
+                             spaces=("phrases",), methods=["nexis"])
+    assert rows[0]["space"] == "phrases" and 0.0 <= rows[0]["iou"] <= 1.0
+
+
+def test_ceiling_readings_tabulate_both_wordings_and_spaces():
+    rows = []
+    for wording, align in (("varied", 0.5), ("canonical", 0.9)):
+        for space in chapter.CEILING_SPACES:
+            for method in ("nexis", "marginal_bonferroni"):
+                for r in range(2):
+                    rows.append({"wording": wording, "space": space, "method": method,
+                                 "replicate": r, "alignment": align,
+                                 "iou": 1.0 if method == "nexis" else 0.5 * r})
+    out = chapter.ceiling_readings(pd.DataFrame(rows), chapter.Config())
+    table = out["ceiling_table"]
+    assert table.shape[0] == 6 and out["ceil_canonical_neurons_nexis"] == 1.0
+    assert out["ceil_varied_phrases_marginal_bonferroni"] == pytest.approx(0.25)
+    assert out["ceil_align_canonical"] == 0.9
+    assert table.loc[("varied", "autoencoder neurons"), "best neuron–modifier correlation"] == "0.50"
 
 
 def test_concept_space_search_scores_labels_against_the_truth():

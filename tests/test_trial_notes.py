@@ -71,3 +71,35 @@ def test_renderer_needs_the_concept_columns():
     with pytest.raises(ValueError, match="gout"):
         render_trial_notes(rec, seed=0)
     assert len(TRIAL_CONCEPTS) == 24
+
+
+def test_several_proxies_per_modifier_correlate_with_it_and_leave_the_rest_unchanged():
+    one = simulate_trial_notes(4000, 2, n_modifiers=3)
+    three = simulate_trial_notes(4000, 2, n_modifiers=3, proxies_per_modifier=3)
+    rec1, rec3 = one.modalities["records"], three.modalities["records"]
+    extra = [p for p in three.meta["proxies"] if p not in one.meta["proxies"]]
+    assert three.meta["proxies"][:3] == one.meta["proxies"] and len(extra) == 6
+    for k, c in enumerate(three.meta["modifiers"]):
+        for p in extra[2 * k:2 * k + 2]:
+            assert np.corrcoef(rec3[c], rec3[p])[0, 1] == pytest.approx(0.8, abs=0.04)
+    unchanged = [c for c in TRIAL_CONCEPTS if c not in extra]
+    assert rec1[unchanged].equals(rec3[unchanged])
+    np.testing.assert_array_equal(one.tau, three.tau)  # proxies modify nothing
+    with pytest.raises(ValueError, match="proxies_per_modifier"):
+        simulate_trial_notes(50, 0, n_modifiers=6, proxies_per_modifier=3)
+
+
+def test_canonical_wording_writes_one_phrase_per_concept_and_mode():
+    table = phrase_tables("trial")["normal"]["concepts"]
+    varied = simulate_trial_notes(600, 3, misspelling_rate=0.0)
+    canon = simulate_trial_notes(600, 3, misspelling_rate=0.0, wording="canonical")
+    np.testing.assert_array_equal(varied.Y, canon.Y)
+    second = table["ckd"]["present"][2].lower()  # "known CKD"
+    assert any(second in t.lower() for t in varied.text)
+    assert not any(second in t.lower() for t in canon.text)
+    first = table["ckd"]["present"][0].lower()
+    has_ckd = varied.modalities["records"]["ckd"].to_numpy() == 1
+    share = np.mean([first in t.lower() for t, h in zip(canon.text, has_ckd, strict=True) if h])
+    assert share > 0.75  # stated (not omitted or hedged) for about 84 % of those with CKD
+    with pytest.raises(ValueError, match="wording"):
+        simulate_trial_notes(50, 0, wording="plain")

@@ -31,7 +31,8 @@ modifiers on that real text: ``Y' = Y + delta sd(Y) T (z_a - z_b)`` for two term
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ import pandas as pd
 
 from ..data import load_cdisc_pilot, simulate_trial_notes
 from ..data.dataset import CausalDataset
+from ..data.trial import extra_proxies
 from ..discovery import (
     Discovery,
     distinct_columns,
@@ -53,6 +55,7 @@ from ..discovery import (
 from ..learners.sae import TopKSAE, neuron_labels
 from ..runtime import child_seeds
 from ..text import TfidfSVD, embed
+from ..text.notes import TRIAL_CONCEPTS, TRIAL_WORDINGS, phrase_tables
 from ..validation import check_int, check_number
 from .base import ChapterConfig, parse_list
 from .report import Md, ci, metric_table, paired_difference, pm, summarise
@@ -112,6 +115,10 @@ class Config(ChapterConfig):
     runtime_n: int = 2000
     cdisc_seeds: int = 20
     cdisc_effect: float = 1.0
+    wording: str = "varied"
+    proxies_per_modifier: int = 3
+    sae_batch_size: int = 32
+    ceiling: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -137,11 +144,21 @@ class Config(ChapterConfig):
         self.runtime_n = check_int(self.runtime_n, "runtime_n", 100)
         self.cdisc_seeds = check_int(self.cdisc_seeds, "cdisc_seeds", 1)
         self.cdisc_effect = check_number(self.cdisc_effect, "cdisc_effect", 0.0)
+        if self.wording not in TRIAL_WORDINGS:
+            raise ValueError(f"wording must be one of {TRIAL_WORDINGS}, got {self.wording!r}")
+        self.proxies_per_modifier = check_int(self.proxies_per_modifier,
+                                              "proxies_per_modifier", 1, 3)
+        extra_proxies(self.n_modifiers, self.proxies_per_modifier)  # raises if too many
+        self.sae_batch_size = check_int(self.sae_batch_size, "sae_batch_size", 1)
+        if not isinstance(self.ceiling, bool):
+            raise ValueError(f"ceiling must be True or False, got {self.ceiling!r}")
 
     def trial(self, n: int, effect: float, seed: int, **kw: Any) -> CausalDataset:
-        """One simulated trial at this configuration's modifiers and proxies."""
+        """One simulated trial at this configuration's modifiers, proxies and wording."""
+        kw.setdefault("wording", self.wording)
         return simulate_trial_notes(n, seed, effect=effect, n_modifiers=self.n_modifiers,
-                                    proxy_correlation=self.proxy_correlation, **kw)
+                                    proxy_correlation=self.proxy_correlation,
+                                    proxies_per_modifier=self.proxies_per_modifier, **kw)
 
 
 def label(method: str) -> str:
@@ -174,22 +191,38 @@ class Representation:
         return self.sae.transform(self.embed(texts))
 
 
-def representation(cfg: Config) -> Representation:
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def representation(cfg: Config, wording: str | None = None) -> Representation:
     """Fit the embedding (TF-IDF only) and the SAE on ``cfg.corpus`` unlabelled notes."""
-    corpus = cfg.trial(cfg.corpus, 0.0, cfg.seed + CORPUS_SEED_OFFSET)
+    corpus = cfg.trial(cfg.corpus, 0.0, cfg.seed + CORPUS_SEED_OFFSET,
+                       wording=wording or cfg.wording)
     tfidf = None
     if cfg.embedding == "tfidf":
         tfidf = TfidfSVD(n_components=64, random_state=cfg.seed).fit(corpus.text)
         E = tfidf.transform(corpus.text)
     else:
         E = embed(corpus.text, "minilm", progress=False)
-    sae = TopKSAE(cfg.n_latents, cfg.k, epochs=cfg.epochs or 30, random_state=cfg.seed,
-                  device=cfg.device_used).fit(E)
+    sae = TopKSAE(cfg.n_latents, cfg.k, epochs=cfg.epochs or 30, batch_size=cfg.sae_batch_size,
+                  random_state=cfg.seed, device=cfg.device_used)
+    with _one_torch_thread():  # small batches: a second thread costs more than it brings
+        sae.fit(E)
     A = sae.transform(E)
     concepts = corpus.modalities["records"][corpus.meta["concepts"]]
     labels = neuron_labels(A, concepts)
     labelled = labels.dropna(subset=["label"])
     mods = corpus.meta["modifiers"]
+    best = concept_alignment(A, concepts)
     readings = {
         "corpus_n": cfg.corpus, "n_latents": cfg.n_latents, "sae_k": cfg.k,
         "embedding": "TF-IDF + SVD (64 dimensions)" if tfidf is not None
@@ -199,9 +232,51 @@ def representation(cfg: Config) -> Representation:
         "concepts_covered": int(labelled.label.nunique()),
         "median_label_corr": float(labelled.correlation.median()) if len(labelled) else np.nan,
         "modifier_neurons": int(labelled.label.isin(mods).sum()),
+        "alignment_median": float(np.median(best)),
+        "alignment_modifiers": float(np.mean(best[[list(concepts.columns).index(c)
+                                                   for c in mods]])),
         "note_example": Md("> " + corpus.text[0].replace("\n", " ")),
     }
     return Representation(cfg.embedding, sae, labels, tfidf, readings)
+
+
+def concept_alignment(activations: np.ndarray, concepts: pd.DataFrame) -> np.ndarray:
+    """Per concept, the largest Pearson correlation of its indicator with any neuron."""
+    A = np.asarray(activations, dtype=float)
+    F = concepts.to_numpy(dtype=float)
+
+    def _std(M: np.ndarray) -> np.ndarray:
+        sd = M.std(axis=0)
+        return (M - M.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+    return (_std(F).T @ _std(A) / A.shape[0]).max(axis=1)
+
+
+def phrase_indicators(texts: Sequence[str], style: str = "normal") -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    """An oracle dictionary: one 0/1 column per phrase of the trial phrase table.
+
+    A column is 1 where the note contains the phrase (case-insensitive; ``{k}`` matches a
+    number; a misspelt phrase is missed). Each column is named by its concept, whatever the
+    mode (stated, hedged or negated). Columns that never or always occur and affine
+    duplicates are dropped. This is what a sparse autoencoder with one neuron per phrase, and
+    nothing else, would give.
+    """
+    import re
+
+    table = phrase_tables("trial")[style]["concepts"]
+    pats, names = [], []
+    for c in TRIAL_CONCEPTS:
+        for mode in ("present", "hedge", "absent"):
+            for phrase in table[c][mode]:
+                rx = re.escape(phrase.lower()).replace(re.escape("{k}"), r"\d+")
+                pats.append(re.compile(rx))
+                names.append(c)
+    low = [t.lower() for t in texts]
+    Z = np.array([[1.0 if p.search(t) else 0.0 for p in pats] for t in low]).reshape(
+        len(low), len(pats))
+    keep = distinct_columns(Z)
+    return Z[:, keep], np.asarray(names, dtype=object)[keep]
 
 
 def label_table(rep: Representation, modifiers: Sequence[str], proxies: Sequence[str],
@@ -246,8 +321,12 @@ def candidates(rep: Representation | None, ds: CausalDataset, space: str) -> tup
     if space == "concepts":
         names = np.asarray(ds.meta["concepts"], dtype=object)
         return ds.modalities["records"][list(names)].to_numpy(dtype=float), names
+    if space == "phrases":
+        return phrase_indicators(ds.text, ds.meta["knobs"]["style"])
     assert rep is not None
-    return rep.neurons(ds.text), rep.labels.label.to_numpy(dtype=object)
+    Z = rep.neurons(ds.text)
+    keep = distinct_columns(Z)  # dead neurons and exact duplicates
+    return Z[:, keep], rep.labels.label.to_numpy(dtype=object)[keep]
 
 
 def score(selected: np.ndarray, names: np.ndarray, ds: CausalDataset) -> dict[str, float]:
@@ -273,9 +352,9 @@ def variance_kwargs(variance: str, ds: CausalDataset) -> dict[str, Any]:
 
 def run_trial(cfg: Config, rep: Representation | None, *, n: int, effect: float, seed: int,
               spaces: Sequence[str], methods: Sequence[str], clusters: int = 0,
-              cov_types: Sequence[str] = ("nonrobust",)) -> list[dict[str, Any]]:
+              cov_types: Sequence[str] = ("nonrobust",), **trial_kw: Any) -> list[dict[str, Any]]:
     """Simulate one trial; run every method on every space; one row per (space, method)."""
-    ds = cfg.trial(n, effect, seed, clusters=clusters)
+    ds = cfg.trial(n, effect, seed, clusters=clusters, **trial_kw)
     rows = []
     for space in spaces:
         Z, names = candidates(rep, ds, space)
@@ -307,6 +386,51 @@ def sweep(cfg: Config, rep: Representation) -> pd.DataFrame:
                                  spaces=SPACES, methods=cfg.methods):
                 rows.append({**row, "replicate": r})
     return pd.DataFrame(rows)
+
+
+#: the candidate spaces of the representation ceiling, in order: key -> label
+CEILING_SPACES: dict[str, str] = {
+    "concepts": "concepts (the truth)",
+    "phrases": "phrase dictionary (oracle)",
+    "neurons": "autoencoder neurons",
+}
+
+
+def ceiling(cfg: Config, rep: Representation) -> pd.DataFrame:
+    """NEXIS and marginal Bonferroni at the main design on three candidate spaces, for the
+    configured wording of the notes and for the other one (a second autoencoder is trained on
+    a corpus in that wording)."""
+    rows = []
+    for wording in (cfg.wording, *[w for w in TRIAL_WORDINGS if w != cfg.wording]):
+        rep_w = rep if wording == cfg.wording else representation(cfg, wording)
+        for r, seed in enumerate(cfg.seeds):
+            for row in run_trial(cfg, rep_w, n=cfg.n, effect=cfg.effect, seed=seed,
+                                 spaces=list(CEILING_SPACES),
+                                 methods=["nexis", "marginal_bonferroni"], wording=wording):
+                rows.append({**row, "wording": wording, "replicate": r,
+                             "alignment": rep_w.readings["alignment_modifiers"]})
+    return pd.DataFrame(rows)
+
+
+def ceiling_readings(table: pd.DataFrame, cfg: Config) -> dict[str, Any]:
+    """The ceiling table (IoU mean ± s.e. per wording and space) and its headline numbers."""
+    out: dict[str, Any] = {}
+    cells = []
+    for (wording, space), g in table.groupby(["wording", "space"], sort=False):
+        s = summarise(g, ["iou"], by="method").set_index("method")
+        row: dict[str, Any] = {"wording": wording, "candidates": CEILING_SPACES[space]}
+        for m in ("nexis", "marginal_bonferroni"):
+            row[label(m)] = pm(s.loc[m, "iou_mean"], s.loc[m, "iou_se"], 2)
+            out[f"ceil_{wording}_{space}_{m}"] = float(s.loc[m, "iou_mean"])
+        row["best neuron–modifier correlation"] = (f"{g.alignment.iloc[0]:.2f}"
+                                                   if space == "neurons" else "–")
+        cells.append(row)
+    out["ceiling_table"] = pd.DataFrame(cells).set_index(["wording", "candidates"])
+    for wording in TRIAL_WORDINGS:
+        sub = table[table.wording == wording]
+        if len(sub):
+            out[f"ceil_align_{wording}"] = float(sub.alignment.iloc[0])
+    return out
 
 
 METRICS = {"iou": "IoU", "precision": "precision", "recall": "recall",
@@ -509,6 +633,9 @@ def policy_values(cfg: Config, rep: Representation) -> tuple[pd.DataFrame, pd.Da
         Z = rep.neurons(ds.text)
         half = np.random.default_rng(seed).permutation(len(ds.Y)) < cfg.n
         learn, test = half, ~half
+        keep_cols = distinct_columns(Z[learn])
+        Z = Z[:, keep_cols]
+        names = rep.labels.label.to_numpy(dtype=object)[keep_cols]
         res = nexis(ds.Y[learn], ds.T[learn], Z[learn])
         S = res.selected
         t = ds.T[learn].astype(float)
@@ -531,7 +658,7 @@ def policy_values(cfg: Config, rep: Representation) -> tuple[pd.DataFrame, pd.Da
             for j in S:
                 g = subgroup_effects(ds.Y, ds.T, Z[:, j])
                 groups.append({
-                    "neuron": int(j), "label": rep.labels.label.iloc[j],
+                    "neuron": int(keep_cols[j]), "label": names[j],
                     "active": int(g["active_n"]),
                     "effect if active": ci(g["active_effect"], g["active_effect"]
                                            - 1.96 * g["active_se"], g["active_effect"]
@@ -621,7 +748,8 @@ def cdisc_readings(planted: pd.DataFrame) -> dict[str, Any]:
 __all__ = [
     "cdisc_search", "cdisc_planted", "cdisc_readings",
     "Config", "METHODS", "NULL_METHODS", "SPACES", "VARIANCES", "VARIANCE_LABELS",
-    "variance_kwargs", "Representation", "representation",
+    "variance_kwargs", "Representation", "representation", "concept_alignment",
+    "phrase_indicators", "CEILING_SPACES", "ceiling", "ceiling_readings",
     "label_table", "run_method", "candidates", "score", "run_trial", "sweep", "main_table",
     "main_readings", "sweep_figure", "null_runs", "null_table", "gate_readings", "runtime",
     "runtime_figure", "policy_values", "policy_readings",

@@ -15,7 +15,12 @@ an age and a sex:
 
 The first ``n_modifiers`` conditions ``C_0 .. C_{M-1}`` modify the effect *directly*; their
 partners ``P_k`` are proxies (they modify nothing, but are correlated with a modifier, so a
-marginal interaction test declares them modifiers); the other conditions are only prognostic:
+marginal interaction test declares them modifiers); the other conditions are only prognostic.
+With ``proxies_per_modifier = P > 1``, modifier ``C_k`` gets ``P - 1`` more proxies taken, in
+order, from the eight neutral conditions (``C_0`` the first ``P - 1``, ``C_1`` the next, ...):
+each is then ``C_k`` with probability ``r``, otherwise an independent ``Bernoulli(p_k)``, so it
+correlates with ``C_k`` at ``r`` exactly and with the partner at ``r^2`` (a statistical proxy
+of the simulation, with no clinical claim):
 
     tau = effect * (sum_{k < M} w_k C_k - 0.3),   w = (1, -0.8, 0.6, -1, 0.8, -0.6),
     mu0 = 0.5 sum_k C_k + 0.6 (prior MI + AF + stroke + frailty) + 0.02 (age - 65) + u_site,
@@ -47,6 +52,7 @@ __all__ = [
     "TRIAL_STREAMS",
     "PAIR_PREVALENCE",
     "MODIFIER_WEIGHTS",
+    "extra_proxies",
     "sample_trial_records",
     "simulate_trial_notes",
 ]
@@ -66,12 +72,31 @@ _NEUTRAL = TRIAL_CONCEPTS[2 * _N_PAIRS + 4 :]
 _SOURCE = "simulated: randomised trial with enrolment notes"
 
 
+def extra_proxies(n_modifiers: int, proxies_per_modifier: int) -> list[list[str]]:
+    """The concepts that become additional proxies of each modifier (module docstring)."""
+    extra = proxies_per_modifier - 1
+    if extra * n_modifiers > len(_NEUTRAL):
+        raise ValueError(
+            f"proxies_per_modifier={proxies_per_modifier} with n_modifiers={n_modifiers} needs "
+            f"{extra * n_modifiers} extra proxies; at most {len(_NEUTRAL)} concepts can serve"
+        )
+    return [list(_NEUTRAL[k * extra:(k + 1) * extra]) for k in range(n_modifiers)]
+
+
 def sample_trial_records(
-    n: int, rng: np.random.Generator, proxy_correlation: float = 0.8
+    n: int, rng: np.random.Generator, proxy_correlation: float = 0.8, *,
+    n_modifiers: int = 0, proxies_per_modifier: int = 1,
 ) -> pd.DataFrame:
-    """Draw ``n`` participants' concepts (0/1 columns :data:`TRIAL_CONCEPTS`), age and sex."""
+    """Draw ``n`` participants' concepts (0/1 columns :data:`TRIAL_CONCEPTS`), age and sex.
+
+    With ``proxies_per_modifier > 1``, the extra proxies of the first ``n_modifiers``
+    conditions are drawn last, from the same generator, so the other columns do not change.
+    """
     n = check_int(n, "n", 1)
     r = check_number(proxy_correlation, "proxy_correlation", 0.0, 1.0)
+    n_mod = check_int(n_modifiers, "n_modifiers", 0, _N_PAIRS)
+    ppm = check_int(proxies_per_modifier, "proxies_per_modifier", 1, 3)
+    extras = extra_proxies(n_mod, ppm)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy Generator, got {rng!r}")
     u = rng.random((n, 3 * _N_PAIRS + len(_PROGNOSTIC) + len(_NEUTRAL) + 1))
@@ -88,6 +113,11 @@ def sample_trial_records(
         rec[c] = (u[:, next(cols)] < 0.15).astype(int)
     female = u[:, next(cols)] < 0.5
     age = np.rint(np.clip(rng.normal(65.0, 9.0, size=n), 40, 90)).astype(int)
+    for k, names in enumerate(extras):
+        cond = rec[_CONDITIONS[k]].astype(bool)
+        for c in names:
+            v = rng.random((n, 2))
+            rec[c] = np.where(v[:, 0] < r, cond, v[:, 1] < PAIR_PREVALENCE[k]).astype(int)
     df = pd.DataFrame({c: rec[c] for c in TRIAL_CONCEPTS})
     df["age"] = age
     df["sex"] = np.where(female, "F", "M")
@@ -108,6 +138,8 @@ def simulate_trial_notes(
     style: str = "normal",
     misspelling_rate: float = 0.02,
     split: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    wording: str = "varied",
+    proxies_per_modifier: int = 1,
 ) -> CausalDataset:
     """Simulate a randomised trial with enrolment notes and known direct effect modifiers.
 
@@ -119,8 +151,12 @@ def simulate_trial_notes(
     proxy_correlation : correlation r in [0, 1] between each condition and its partner.
     clusters : 0 for individual randomisation, else the number G >= 4 of randomised sites.
     cluster_sd : standard deviation of the site effect on the outcome (with clusters).
-    noise_sd : outcome noise. style, misspelling_rate : of the notes.
+    noise_sd : outcome noise. style, misspelling_rate, wording : of the notes
+        (:func:`ehrcausal.text.notes.render_trial_notes`; ``wording="canonical"`` writes each
+        concept with one phrase per mode).
     split : train/val/test proportions.
+    proxies_per_modifier : 1 to 3 proxies of each direct modifier (its partner, then neutral
+        concepts, module docstring).
 
     Returns a :class:`CausalDataset`: ``X`` (``age``, ``male``), ``T``, ``Y``, ``text``,
     ``mu0``, ``mu1``, ``tau``, ``split``; ``modalities["records"]`` holds the concepts (the
@@ -144,7 +180,10 @@ def simulate_trial_notes(
     split = check_split(split)
     ss = seed_streams(seed, TRIAL_STREAMS)
 
-    rec = sample_trial_records(n, np.random.default_rng(ss["records"]), r)
+    ppm = check_int(proxies_per_modifier, "proxies_per_modifier", 1, 3)
+    extras = extra_proxies(n_mod, ppm)
+    rec = sample_trial_records(n, np.random.default_rng(ss["records"]), r, n_modifiers=n_mod,
+                               proxies_per_modifier=ppm)
     rng_t = np.random.default_rng(ss["treatment"])
     rng_s = np.random.default_rng(ss["sites"])
     if clusters:
@@ -164,16 +203,18 @@ def simulate_trial_notes(
     noise = np.random.default_rng(ss["noise"]).standard_normal(n)
     Y = mu0 + T * tau + noise_sd * noise
     text = render_trial_notes(rec, seed=stream_seed(ss["notes"]), style=style,
-                              misspelling_rate=rate)
+                              misspelling_rate=rate, wording=wording)
     labels = protocol_split(n, stream_seed(ss["split"]), split)
     knobs: dict[str, Any] = {
         "n": n, "effect": effect, "n_modifiers": n_mod, "proxy_correlation": r,
         "clusters": clusters, "cluster_sd": cluster_sd, "noise_sd": noise_sd, "style": style,
-        "misspelling_rate": rate, "split": list(split),
+        "misspelling_rate": rate, "split": list(split), "wording": wording,
+        "proxies_per_modifier": ppm,
     }
     meta = {
         "source": _SOURCE, "seed": seed, "knobs": knobs, "concepts": list(TRIAL_CONCEPTS),
-        "modifiers": list(_CONDITIONS[:n_mod]), "proxies": list(_PARTNERS[:n_mod]),
+        "modifiers": list(_CONDITIONS[:n_mod]),
+        "proxies": list(_PARTNERS[:n_mod]) + [c for names in extras for c in names],
         "prognostic": list(_CONDITIONS[n_mod:]) + list(_PROGNOSTIC),
     }
     return CausalDataset(

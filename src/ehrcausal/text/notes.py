@@ -56,6 +56,7 @@ __all__ = [
     "render_respiratory_notes",
     "render_cardiac_notes",
     "TRIAL_CONCEPTS",
+    "TRIAL_WORDINGS",
     "render_trial_notes",
     "MULTIMODAL_NOTE_FINDINGS",
     "render_finding_notes",
@@ -155,6 +156,9 @@ TRIAL_CONCEPTS: tuple[str, ...] = (
     "osteoarthritis", "reflux", "hypothyroidism", "cataract", "gout", "penicillin_allergy",
     "migraine", "psoriasis",
 )
+
+#: Wordings of the trial notes: every phrase of a concept, or only its first (canonical) one.
+TRIAL_WORDINGS: tuple[str, ...] = ("varied", "canonical")
 
 #: The keys each style block of a phrase file must hold (the renderer reads exactly these).
 #: The findings a note of the multimodal cohort can mention (symptoms and signs, never a
@@ -837,6 +841,7 @@ def render_trial_notes(
     seed: int,
     style: str = "normal",
     misspelling_rate: float = 0.02,
+    wording: str = "varied",
 ) -> list[str]:
     """Render one enrolment note per trial participant.
 
@@ -848,6 +853,9 @@ def render_trial_notes(
     style : ``"normal"`` (sentences, "History:") or ``"compact"`` ("Hx:", abbreviations, more
         concepts left out).
     misspelling_rate : probability in [0, 0.5] that a word of four or more letters is misspelt.
+    wording : ``"varied"`` (each mention drawn among the concept's phrases for that mode) or
+        ``"canonical"`` (always the first phrase of the mode: one wording per concept and mode;
+        the same draws otherwise, so only the phrases change).
 
     Each present concept is mentioned clearly, hedged or (rarely) left out; an absent one is
     usually not mentioned, sometimes negated and rarely given a spurious hedged mention, so the
@@ -856,6 +864,9 @@ def render_trial_notes(
     """
     columns = (*TRIAL_CONCEPTS, "age", "sex")
     rec = _check_common(records, columns, seed, style, misspelling_rate)
+    if wording not in TRIAL_WORDINGS:
+        raise ValueError(f"wording must be one of {TRIAL_WORDINGS}, got {wording!r}")
+    canonical = wording == "canonical"
     n = len(rec)
     if n == 0:
         return []
@@ -893,7 +904,7 @@ def render_trial_notes(
             if m == 0:
                 continue
             kind = ("present", "present", "hedge", "absent")[m]
-            text = _pick(phr[TRIAL_CONCEPTS[j]][kind], u_phrase_l[i][j])
+            text = _pick(phr[TRIAL_CONCEPTS[j]][kind], 0.0 if canonical else u_phrase_l[i][j])
             items.append(text.replace("{k}", str(small[i])))
         if items:
             history = T["history_intro"][0] + "; ".join(items) + "."
