@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     with threadpool_limits(args.threads):
         for name, call in (
             ("nexis nonrobust", lambda: nexis(Y, T, Z)),
-            ("nexis HC1", lambda: nexis(Y, T, Z, cov_type="HC1")),
+            ("nexis HC2 + Satterthwaite df", lambda: nexis(Y, T, Z, cov_type="HC1")),
             ("marginal Bonferroni", lambda: marginal(Y, T, Z)),
         ):
             load = os.getloadavg()[0]

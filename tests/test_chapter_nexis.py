@@ -144,3 +144,40 @@ def test_cdisc_pilot_text_is_pre_treatment_only():
     joined = " ".join(ds.text).lower()
     assert "xanomeline" not in joined and "alzheimer" not in joined
     assert ds.meta["arm"].count("Placebo") == int((ds.T == 0).sum())
+
+
+def test_selected_policies_learn_the_planted_rule_and_handle_an_empty_selection():
+    rng = np.random.default_rng(6)
+    n = 1200
+    Z = (rng.random((n, 2)) < 0.4).astype(float)
+    T = rng.integers(0, 2, n)
+    tau = 1.0 - 2.0 * Z[:, 0]  # harmful where column 0 is active
+    Y = Z[:, 1] + T * tau + rng.normal(size=n)
+    rule = chapter.SelectedPolicies(seed=0).fit(Y, T, Z)
+    np.testing.assert_array_equal(rule.ols_treat(Z), Z[:, 0] == 0)
+    assert (rule.tree_treat(Z) == (Z[:, 0] == 0)).mean() > 0.95
+    worse = chapter.SelectedPolicies(seed=0, higher="worse").fit(Y, T, Z)
+    np.testing.assert_array_equal(worse.ols_treat(Z), Z[:, 0] == 1)
+    empty = chapter.SelectedPolicies().fit(Y, T, Z[:, :0])
+    assert empty.tree_treat(Z[:, :0]).all() == (np.mean(tau) > 0)
+    assert empty.ols_treat(Z[:, :0]).all() == (np.mean(tau) > 0)
+
+
+def test_cdisc_policy_values_are_doubly_robust_and_cover_every_policy():
+    ds = load_cdisc_pilot()
+    vals = chapter.cdisc_policy(chapter.Config(cdisc_seeds=2), ds)
+    assert set(vals.policy) == {"NEXIS terms", "NEXIS terms, depth-2 tree", "treat all",
+                                "treat none"}
+    assert len(vals) == 2 * 2 * 4
+    # with e the evaluating half's treated share, treating all (none) is worth exactly that
+    # half's treated (control) mean, whatever the learning half's arm means
+    from ehrcausal.runtime import child_seeds
+
+    s = child_seeds(3, 2)[0]
+    ev = ~(np.random.default_rng(s).permutation(len(ds.Y)) < len(ds.Y) // 2)
+    first = vals[(vals.seed == s) & (vals.part == 0)].set_index("policy")
+    assert first.loc["treat all", "value"] == pytest.approx(ds.Y[ev & (ds.T == 1)].mean())
+    assert first.loc["treat none", "value"] == pytest.approx(ds.Y[ev & (ds.T == 0)].mean())
+    assert first.loc["treat all", "treated"] == 1.0
+    out = chapter.cdisc_policy_readings(vals)
+    assert out["cdisc_policy_splits"] == 2 and out["cdisc_policy_table"].shape == (4, 3)

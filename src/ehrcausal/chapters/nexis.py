@@ -617,11 +617,67 @@ def runtime_figure(times: pd.DataFrame) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class SelectedPolicies:
+    """Two policies from selected columns ``Z_S``, learned on one sample.
+
+    - OLS: ``Y ~ 1 + T + Z_S + T Z_S`` gives ``tau(z) = b_T + g' z_S``; treat where it is
+      positive (``higher="better"``) or negative (``higher="worse"``).
+    - A depth-2 policy tree (``econml.policy.PolicyTree``, Athey & Wager 2021) on ``Z_S``
+      maximising the AIPW welfare: scores ``psi_i`` (:func:`ehrcausal.nuisance.aipw_scores`)
+      with the OLS fit as outcome model and the sample's treated share as the (randomised)
+      propensity; rewards ``[0, psi]`` (``[0, -psi]`` when higher is worse). Without selected
+      columns the tree treats everyone or no one by the sign of the mean score.
+    """
+
+    seed: int = 0
+    higher: str = "better"
+    min_leaf: int = 20
+
+    def fit(self, Y: np.ndarray, T: np.ndarray, ZS: np.ndarray) -> SelectedPolicies:
+        from econml.policy import PolicyTree
+
+        from ..nuisance import aipw_scores
+
+        t = np.asarray(T, dtype=float)
+        ZS = np.asarray(ZS, dtype=float).reshape(len(t), -1)
+        X = np.column_stack([np.ones(len(t)), t, ZS, t[:, None] * ZS])
+        self.beta_ = np.linalg.lstsq(X, Y, rcond=None)[0]
+        q = ZS.shape[1]
+        mu0 = self.beta_[0] + ZS @ self.beta_[2:2 + q]
+        mu1 = mu0 + self.effect(ZS)
+        psi = aipw_scores(Y, T, mu0, mu1, np.full(len(t), t.mean()))
+        gain = psi if self.higher == "better" else -psi
+        self.mean_gain_ = float(gain.mean())
+        self.tree_ = None
+        if q:
+            self.tree_ = PolicyTree(max_depth=2, min_samples_leaf=self.min_leaf, honest=False,
+                                    random_state=self.seed)
+            self.tree_.fit(ZS, np.column_stack([np.zeros(len(t)), gain]))
+        return self
+
+    def effect(self, ZS: np.ndarray) -> np.ndarray:
+        """The OLS effect estimate ``b_T + g' z_S``."""
+        ZS = np.asarray(ZS, dtype=float).reshape(len(ZS), -1)
+        q = ZS.shape[1]
+        return self.beta_[1] + ZS @ self.beta_[2 + q:]
+
+    def ols_treat(self, ZS: np.ndarray) -> np.ndarray:
+        tau = self.effect(ZS)
+        return tau > 0 if self.higher == "better" else tau < 0
+
+    def tree_treat(self, ZS: np.ndarray) -> np.ndarray:
+        ZS = np.asarray(ZS, dtype=float).reshape(len(ZS), -1)
+        if self.tree_ is None:
+            return np.full(len(ZS), self.mean_gain_ > 0)
+        return self.tree_.predict(ZS).astype(int) == 1
+
+
 def policy_values(cfg: Config, rep: Representation) -> tuple[pd.DataFrame, pd.DataFrame]:
     """True values of policies learned on half of each trial, on the other half.
 
     Policies: NEXIS neurons (treat where ``b_T + g' z_S > 0``, OLS on the learning half), a
-    causal forest on all neurons (treat where its effect estimate is positive), treat all,
+    depth-2 policy tree on the NEXIS neurons (:class:`SelectedPolicies`), a causal forest on all neurons (treat where its effect estimate is positive), treat all,
     treat none, and the oracle (treat where the true effect is positive). Also returns the
     subgroup effects (HC1) of the neurons NEXIS selects on the first replicate.
     """
@@ -639,17 +695,19 @@ def policy_values(cfg: Config, rep: Representation) -> tuple[pd.DataFrame, pd.Da
         res = nexis(ds.Y[learn], ds.T[learn], Z[learn])
         S = res.selected
         t = ds.T[learn].astype(float)
-        X = np.column_stack([np.ones(learn.sum()), t, Z[learn][:, S], t[:, None] * Z[learn][:, S]])
-        beta = np.linalg.lstsq(X, ds.Y[learn], rcond=None)[0]
-        tau_sel = beta[1] + Z[test][:, S] @ beta[2 + len(S):]
+        rule = SelectedPolicies(seed=seed).fit(ds.Y[learn], ds.T[learn], Z[learn][:, S])
+        tau_sel = rule.effect(Z[test][:, S])
+        tree_treat = rule.tree_treat(Z[test][:, S])
         keep = np.count_nonzero(Z[learn], axis=0) >= 5
         forest = CausalForest(n_estimators=max(4, (cfg.n_estimators or 100) // 4 * 4),
                               min_samples_leaf=10, random_state=seed, n_jobs=1)
         forest.fit(Z[learn][:, keep], t, ds.Y[learn])
         tau_cf = forest.predict(Z[test][:, keep]).ravel()
         mu0, mu1, tau = ds.mu0[test], ds.mu1[test], ds.tau[test]
-        for name, treat in (("NEXIS neurons", tau_sel > 0), ("causal forest, all neurons",
-                            tau_cf > 0), ("treat all", np.ones_like(tau, bool)),
+        for name, treat in (("NEXIS neurons", tau_sel > 0),
+                            ("NEXIS neurons, depth-2 tree", tree_treat),
+                            ("causal forest, all neurons", tau_cf > 0),
+                            ("treat all", np.ones_like(tau, bool)),
                             ("treat none", np.zeros_like(tau, bool)), ("oracle", tau > 0)):
             rows.append({"replicate": r, "policy": name,
                          "value": float(np.where(treat, mu1, mu0).mean()),
@@ -745,8 +803,65 @@ def cdisc_readings(planted: pd.DataFrame) -> dict[str, Any]:
             "cdisc_iou_nexis": Md(pm(s.loc["nexis", "iou_mean"], s.loc["nexis", "iou_se"], 2))}
 
 
+def cdisc_policy(cfg: Config, ds: CausalDataset | None = None) -> pd.DataFrame:
+    """Doubly robust values of policies learned from the pilot's terms (lower ADAS-Cog is better).
+
+    Over ``min(cfg.cdisc_seeds, 20)`` random halvings, each half in turn learns (NEXIS on the
+    term indicators, then :class:`SelectedPolicies` with ``higher="worse"``) and the other
+    half evaluates: ``V = mean_i [pi_i G1_i + (1 - pi_i) G0_i]`` with ``G1 = m1 + T (Y - m1) /
+    e``, ``G0 = m0 + (1 - T)(Y - m0) / (1 - e)``, ``m0, m1`` the arm means of the learning half
+    and ``e`` the treated share of the evaluating half (randomised). ``V`` is the mean
+    ADAS-Cog change if the policy were followed. One row per halving, half and policy.
+    """
+    ds = load_cdisc_pilot() if ds is None else ds
+    terms = ds.modalities["terms"]
+    Z_all = terms.to_numpy(dtype=float)
+    Y, T = ds.Y, ds.T
+    rows = []
+    for s in child_seeds(cfg.seed + 3, min(cfg.cdisc_seeds, 20)):
+        half = np.random.default_rng(s).permutation(len(Y)) < len(Y) // 2
+        for part, (learn, ev) in enumerate(((half, ~half), (~half, half))):
+            keep = distinct_columns(Z_all[learn])
+            Z = Z_all[:, keep]
+            res = nexis(Y[learn], T[learn], Z[learn])
+            S = res.selected
+            rule = SelectedPolicies(seed=s, higher="worse").fit(Y[learn], T[learn],
+                                                                Z[learn][:, S])
+            m1, m0 = Y[learn][T[learn] == 1].mean(), Y[learn][T[learn] == 0].mean()
+            t, y = T[ev], Y[ev]
+            e = t.mean()
+            g1 = m1 + t * (y - m1) / e
+            g0 = m0 + (1 - t) * (y - m0) / (1 - e)
+            for name, treat in (("NEXIS terms", rule.ols_treat(Z[ev][:, S])),
+                                ("NEXIS terms, depth-2 tree", rule.tree_treat(Z[ev][:, S])),
+                                ("treat all", np.ones(ev.sum(), bool)),
+                                ("treat none", np.zeros(ev.sum(), bool))):
+                v = np.where(treat, g1, g0)
+                rows.append({"seed": s, "part": part, "policy": name, "value": float(v.mean()),
+                             "treated": float(treat.mean()), "selected": len(S)})
+    return pd.DataFrame(rows)
+
+
+def cdisc_policy_readings(values: pd.DataFrame) -> dict[str, Any]:
+    """Mean DR value and treated share per policy over halvings (the spread is not an s.e.:
+    halvings of one sample are dependent)."""
+    g = values.groupby("policy", sort=False)
+    table = pd.DataFrame({
+        "DR value: mean ADAS-Cog change (lower is better)": g.value.mean().map("{:.2f}".format),
+        "spread over halvings (sd)": g.value.std().map("{:.2f}".format),
+        "share treated": g.treated.mean().map("{:.2f}".format),
+    })
+    d = (values[values.policy == "NEXIS terms"].value.to_numpy()
+         - values[values.policy == "treat all"].value.to_numpy())
+    return {"cdisc_policy_table": table,
+            "cdisc_policy_splits": int(values.seed.nunique()),
+            "cdisc_policy_any_selected": float((values.selected > 0).mean()),
+            "cdisc_policy_nexis_minus_all": float(d.mean())}
+
+
 __all__ = [
-    "cdisc_search", "cdisc_planted", "cdisc_readings",
+    "cdisc_search", "cdisc_planted", "cdisc_readings", "cdisc_policy", "cdisc_policy_readings",
+    "SelectedPolicies",
     "Config", "METHODS", "NULL_METHODS", "SPACES", "VARIANCES", "VARIANCE_LABELS",
     "variance_kwargs", "Representation", "representation", "concept_alignment",
     "phrase_indicators", "CEILING_SPACES", "ceiling", "ceiling_readings",
