@@ -143,7 +143,8 @@ def test_protocol(small):
     params = est.get_params()
     assert params == {
         "nuisance": "ridge", "final": "ridge", "cv": 3, "propensity_clip": 0.05,
-        "annotation_weighting": False, "annotation_clip": 0.05, "random_state": 0,
+        "annotation_weighting": False, "annotation_clip": 0.05, "target": "select",
+        "candidates": None, "selection": "r_loss", "selection_cv": 5, "random_state": 0,
     }
     copy = clone(est)
     assert copy.get_params() == params and not hasattr(copy, "final_model_")
@@ -319,7 +320,8 @@ def test_annotation_weights_reach_every_model():
     # with cv=1 and linear models every stage can be refitted by hand with the same weights
     d = simulate_annotated(1500, seed=2, annotation_logit=(-1.0, 2.0, 1.0))
     est = fit_learner(
-        AACE(nuisance="linear", final="linear", cv=1, annotation_weighting=True, random_state=0), d
+        AACE(nuisance="linear", final="linear", cv=1, annotation_weighting=True, target="dr",
+             random_state=0), d
     )
     rows = d["annotated"]
     w = est.annotation_weights_

@@ -19,8 +19,10 @@ name                    learner
 ``cfr_wass_ens``        CFR-Wass averaged over 5 independently seeded networks (torch)
 ``cfr_wass_cfrnet``     CFR-Wass in cfrnet's published IHDP configuration (torch)
 ``cfr_wass_selected``   CFR-Wass with width, alpha, lr, weight decay chosen per data set (torch)
-``aace``                AACE: DR pseudo-outcomes in annotation space, regressed on phi
-``aace_no_crossfit``    AACE without cross-fitting (as the public code)
+``aace``                AACE: annotation-space target chosen by held-out R-loss, regressed on phi
+``aace_dr``...          AACE with one target: dr, plugin, x, r, r_phi, dr_smooth, overlap,
+                        stabilised (``learners.aace.TARGETS``)
+``aace_no_crossfit``    AACE, DR target, without cross-fitting (as the public code)
 ``aace_weighted``       AACE with inverse annotation-propensity weights
 ``risk_based``          risk-based policy: control-outcome model on phi (a ranking score)
 ``oracle``              the true effect regressed on phi (the representation's ceiling)

@@ -25,6 +25,12 @@ needs :math:`\phi` alone.
        score available from the representation (Kennedy 2023's DR-learner, with the nuisances
        and the final stage on different inputs).
 
+       :math:`\psi` is one *target* of this regression; :data:`TARGETS` holds others built from
+       the same nuisances (plug-in, X-, R-learner in annotation space, smoothed, stabilised and
+       overlap-weighted DR scores, :func:`annotation_targets`). ``target="select"`` (the
+       registered ``aace``) fits them all and keeps the one whose final stage has the smallest
+       held-out R-loss (or DR-loss) of :mod:`ehrcausal.validate`, without the truth.
+
     The public AACE code fits the nuisances and evaluates :math:`\psi` on the same rows
     (``cv=1`` here); ``cv >= 2`` cross-fits them (Chernozhukov et al. 2018, "Double/debiased
     machine learning", Econometrics Journal), which removes the own-observation overfitting
@@ -48,19 +54,44 @@ better, so a beneficial treatment has a negative effect and a policy treats in a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
+from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
 
-from ..nuisance import Nuisance, aipw_scores, cross_fit, fit_weighted, make_model, predict_treated
+from ..nuisance import (
+    Auto,
+    CrossFit,
+    Nuisance,
+    aipw_scores,
+    cross_fit,
+    fit_weighted,
+    make_model,
+    predict_treated,
+)
 from ..runtime import check_seed, child_seeds
+from ..validate import Nuisances, dr_loss, r_loss
 from ..validation import as_1d, as_2d, check_int, check_number, check_same_length
 from .base import CATELearner, store_params
-from .registry import register
+from .registry import available, register, spec
 
-__all__ = ["AACE", "RiskBased", "Oracle"]
+__all__ = [
+    "AACE",
+    "RiskBased",
+    "Oracle",
+    "TARGETS",
+    "SELECTION_LOSSES",
+    "ANNOTATION_NUISANCE",
+    "Target",
+    "annotation_targets",
+    "target_variants",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +164,202 @@ def annotation_weights(
 
 
 # ---------------------------------------------------------------------------------------------
+# targets in annotation space
+# ---------------------------------------------------------------------------------------------
+
+#: the default nuisance of AACE: chosen by out-of-fold loss (:func:`~ehrcausal.nuisance.
+#: select_model`) between models suited to a small, mostly discrete annotation space: a
+#: regularised linear/logistic model and degree-2 polynomial models (squares and every pairwise
+#: interaction, which hold any function of binary facts up to second order)
+ANNOTATION_NUISANCE = Auto(candidates=("ridge", "poly"), cv=3)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a target strategy returns on the annotated rows.
+
+    Attributes:
+        values: the regression target of the final stage, ``(n_annotated,)``.
+        weights: its per-row weights (multiplied by the annotation weights), ``(n_annotated,)``.
+    """
+
+    values: np.ndarray
+    weights: np.ndarray
+
+
+def _outcome_spec(nuisance: Nuisance, fitted: CrossFit) -> Any:
+    """The outcome model the nuisances used (the data-chosen one when it was chosen)."""
+    if "outcome" in fitted.selection:
+        return fitted.selection["outcome"].chosen
+    return nuisance[0] if isinstance(nuisance, tuple | list) else nuisance
+
+
+def _dr_target(y, t, fitted, **_: Any) -> Target:
+    return Target(aipw_scores(y, t, fitted.mu0, fitted.mu1, fitted.e), np.ones(len(y)))
+
+
+def _plugin_target(y, t, fitted, **_: Any) -> Target:
+    return Target(fitted.mu1 - fitted.mu0, np.ones(len(y)))
+
+
+def _fold_fit(spec_: Any, space: np.ndarray, target: np.ndarray, weights: np.ndarray,
+              folds: list, seed: Any, rows: np.ndarray | None = None) -> np.ndarray:
+    """Out-of-fold predictions of ``spec_`` fitted to ``target`` on the annotation space over
+    ``folds`` (only the training ``rows`` of each fold when given)."""
+    pred = np.empty(len(target))
+    for train, test in folds:
+        use = train if rows is None else train[rows[train]]
+        model = fit_weighted(make_model(spec_, "regressor", seed), space[use], target[use],
+                             weights[use])
+        pred[test] = model.predict(space[test])
+    return pred
+
+
+def _x_target(y, t, fitted, *, space, nuisance, weights, seed, **_: Any) -> Target:
+    spec_ = _outcome_spec(nuisance, fitted)
+    imputed = np.where(t == 1, y - fitted.mu0, fitted.mu1 - y)
+    tau1 = _fold_fit(spec_, space, imputed, weights, fitted.folds, seed, rows=t == 1)
+    tau0 = _fold_fit(spec_, space, imputed, weights, fitted.folds, seed, rows=t == 0)
+    return Target(fitted.e * tau0 + (1.0 - fitted.e) * tau1, np.ones(len(y)))
+
+
+def _r_pseudo(y, t, fitted) -> tuple[np.ndarray, np.ndarray]:
+    m = fitted.e * fitted.mu1 + (1.0 - fitted.e) * fitted.mu0
+    resid_t = t - fitted.e
+    return (y - m) / resid_t, resid_t**2
+
+
+def _r_phi_target(y, t, fitted, **_: Any) -> Target:
+    return Target(*_r_pseudo(y, t, fitted))
+
+
+def _r_target(y, t, fitted, *, space, nuisance, weights, seed, **_: Any) -> Target:
+    pseudo, w_r = _r_pseudo(y, t, fitted)
+    spec_ = _outcome_spec(nuisance, fitted)
+    return Target(_fold_fit(spec_, space, pseudo, weights * w_r, fitted.folds, seed),
+                  np.ones(len(y)))
+
+
+def _dr_smooth_target(y, t, fitted, *, space, nuisance, weights, seed, **_: Any) -> Target:
+    psi = _dr_target(y, t, fitted).values
+    spec_ = _outcome_spec(nuisance, fitted)
+    return Target(_fold_fit(spec_, space, psi, weights, fitted.folds, seed), np.ones(len(y)))
+
+
+def _dr_overlap_target(y, t, fitted, **kw: Any) -> Target:
+    return Target(_dr_target(y, t, fitted).values, fitted.e * (1.0 - fitted.e))
+
+
+def _dr_stabilised_target(y, t, fitted, *, weights, **_: Any) -> Target:
+    inv1, inv0 = t / fitted.e, (1 - t) / (1.0 - fitted.e)
+    inv1 = inv1 / np.average(inv1, weights=weights)
+    inv0 = inv0 / np.average(inv0, weights=weights)
+    psi = fitted.mu1 - fitted.mu0 + inv1 * (y - fitted.mu1) - inv0 * (y - fitted.mu0)
+    return Target(psi, np.ones(len(y)))
+
+
+#: the targets of the final stage, by name: each maps the annotated rows' outcome, treatment
+#: and cross-fitted annotation-space nuisances to (target, weights) (see :class:`AACE`)
+TARGETS: dict[str, Callable[..., Target]] = {
+    "dr": _dr_target,
+    "plugin": _plugin_target,
+    "x": _x_target,
+    "r": _r_target,
+    "r_phi": _r_phi_target,
+    "dr_smooth": _dr_smooth_target,
+    "dr_overlap": _dr_overlap_target,
+    "dr_stabilised": _dr_stabilised_target,
+}
+
+#: the held-out criteria that can choose the target (:mod:`ehrcausal.validate`)
+SELECTION_LOSSES: dict[str, Callable[..., Any]] = {"dr_loss": dr_loss, "r_loss": r_loss}
+
+
+def annotation_targets(
+    Y: Any,
+    T: Any,
+    fitted: CrossFit,
+    *,
+    names: Sequence[str],
+    space: Any,
+    nuisance: Nuisance = "ridge",
+    weights: Any = None,
+    random_state: int | None = 0,
+) -> dict[str, Target]:
+    r"""The final-stage targets ``names`` of :data:`TARGETS` from annotation-space nuisances.
+
+    With :math:`\hat\mu_0, \hat\mu_1, \hat e` the cross-fitted nuisances on the annotated rows
+    (``fitted``, :func:`~ehrcausal.nuisance.cross_fit` with ``e`` clipped) and
+    :math:`\hat m = \hat e\hat\mu_1 + (1 - \hat e)\hat\mu_0`:
+
+    - ``dr``: :math:`\psi`, the AIPW score (Robins, Rotnitzky & Zhao 1994), weight 1;
+    - ``plugin``: :math:`\hat\mu_1(a) - \hat\mu_0(a)` (T-learner in annotation space), weight 1;
+    - ``x``: :math:`\hat e(a)\hat\tau_0(a) + (1 - \hat e(a))\hat\tau_1(a)`, with
+      :math:`\hat\tau_1` the outcome model family fitted on the treated to
+      :math:`Y - \hat\mu_0(a)` and :math:`\hat\tau_0` on the controls to
+      :math:`\hat\mu_1(a) - Y`, over the folds of ``fitted`` (X-learner, Künzel, Sekhon, Bickel
+      & Yu 2019, PNAS 116), weight 1;
+    - ``r``: :math:`(Y - \hat m)/(T - \hat e)` with weight :math:`(T - \hat e)^2`, so the
+      weighted least squares of the final stage minimises the R-loss
+      :math:`\sum_i ((Y_i - \hat m_i) - (T_i - \hat e_i) f(\phi_i))^2` (Nie & Wager 2021,
+      Biometrika 108; residual on residual);
+    - ``dr_overlap``: :math:`\psi` with weight :math:`\hat e(1 - \hat e)`, the overlap weights of
+      Li, Morgan & Zaslavsky (2018, JASA 113): rows with extreme propensities, whose scores are
+      the noisiest, count less (the final stage then targets the overlap-weighted projection
+      of :math:`\tau` on :math:`\phi`, which ranks patients alike when :math:`\phi` determines
+      :math:`a`);
+    - ``dr_stabilised``: :math:`\psi` with the inverse weights :math:`T/\hat e` and
+      :math:`(1 - T)/(1 - \hat e)` each normalised to mean one over the rows (Hájek), weight 1.
+
+    Args:
+        Y, T: outcome and treatment of the annotated rows ``(n,)``.
+        fitted: their cross-fitted nuisances.
+        names: target names (keys of :data:`TARGETS`).
+        space: the annotation space ``(n, k)`` (the X-learner's second stage).
+        nuisance: the nuisance spec (the X-learner reuses its outcome model, or the data-chosen
+            one recorded in ``fitted.selection``).
+        weights: annotation weights ``(n,)`` (ones by default).
+        random_state: seed of the X-learner's second-stage models.
+    """
+    y, t = as_1d(Y, "Y"), as_1d(T, "T")
+    w = np.ones(len(y)) if weights is None else as_1d(weights, "weights")
+    x = as_2d(space, "space")
+    check_same_length(Y=y, T=t, space=x, weights=w, e=fitted.e)
+    unknown = [name for name in names if name not in TARGETS]
+    if unknown:
+        raise ValueError(f"unknown target(s) {unknown}; known targets: {', '.join(TARGETS)}")
+    return {name: TARGETS[name](y, t, fitted, space=x, nuisance=nuisance, weights=w,
+                                seed=random_state) for name in names}
+
+
+def _with_fixed_penalty(model: BaseEstimator) -> BaseEstimator:
+    """An unfitted copy of a fitted final stage, with a :class:`~sklearn.linear_model.RidgeCV`
+    (alone or ending a pipeline) replaced by a :class:`~sklearn.linear_model.Ridge` at the
+    penalty it chose: the held-out refits of the target selection then cost one solve each
+    instead of a new search over penalties."""
+    last = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    if not isinstance(last, RidgeCV):
+        return clone(model)
+    ridge = Ridge(alpha=float(last.alpha_), fit_intercept=last.fit_intercept)
+    if isinstance(model, Pipeline):
+        return Pipeline([*[(n, clone(s)) for n, s in model.steps[:-1]], ("ridge", ridge)])
+    return ridge
+
+
+def target_variants() -> dict[str, str]:
+    """The registered single-target AACE variants, ``{target: learner name}`` (from the registry:
+    the entries of class :class:`AACE` whose ``target`` is one of :data:`TARGETS`, the
+    cross-fitted defaults only)."""
+    out: dict[str, str] = {}
+    for name in available("aace"):
+        s = spec(name)
+        target = s.defaults.get("target")
+        if s.factory is AACE and target in TARGETS and set(s.defaults) == {"target"}:
+            out.setdefault(target, name)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # learners
 # ---------------------------------------------------------------------------------------------
 
@@ -177,7 +404,7 @@ class AACE(_PhiRegression):
 
     Parameters
     ----------
-    nuisance : str, estimator, Auto or pair, default="forest"
+    nuisance : str, estimator, Auto or pair, default=ANNOTATION_NUISANCE
         Model family of :math:`e` (classifier) and :math:`\mu_0, \mu_1` (regressors), see
         :func:`~ehrcausal.nuisance.make_model`; a pair ``(outcome, propensity)`` sets them
         apart. ``"auto"`` (or an :class:`~ehrcausal.nuisance.Auto`) chooses each by
@@ -186,12 +413,12 @@ class AACE(_PhiRegression):
         has at most :data:`~ehrcausal.nuisance.POLY_MAX_FEATURES` columns), random forests,
         boosted trees and a stack of them (:func:`~ehrcausal.nuisance.select_model`), and
         records the choice in ``nuisance_selection_``; it costs about six times the CPU of
-        ``"forest"`` per fit (``benchmarks/aace_crossfit.py`` measures whether it pays).
-        Random forests stay the default because their out-of-fold propensities stay calibrated
-        on a few hundred annotated records; boosted trees ("gbm") overfit the propensity there,
-        and the resulting extreme inverse weights make the pseudo-outcomes heavy-tailed.
+        ``"forest"`` per fit. The default, :data:`ANNOTATION_NUISANCE`, chooses the same way
+        between the ridge and ``poly`` models only (the kinds suited to a small, mostly binary
+        annotation space; on the chapter's simulators the forest and boosted candidates were
+        never chosen and cost most of the time).
     final : str or estimator, default="ridge"
-        Regressor of :math:`\psi` on :math:`\phi`.
+        Regressor of the target on :math:`\phi`.
     cv : int, default=5
         Number of cross-fitting folds; ``1`` fits and evaluates the nuisances on the same rows
         (as the public AACE code does).
@@ -206,13 +433,38 @@ class AACE(_PhiRegression):
         columns of :math:`\phi`). See :func:`annotation_weights`.
     annotation_clip : float in (0, 1], default=0.05
         Lower clip of :math:`\hat\pi`.
+    target : str, default="select"
+        The final stage's target, a key of :data:`TARGETS` (``"dr"`` is the original AACE
+        pseudo-outcome :math:`\psi`), or ``"select"``: every target of ``candidates`` is
+        fitted and the one whose final stage has the smallest held-out ``selection`` loss is
+        kept. The held-out predictions come from ``selection_cv`` stratified folds of the
+        annotated rows, each refitting the final stage on the other folds (a ridge at the
+        penalty it chose on all rows); the loss uses the cross-fitted nuisances of the
+        held-out rows, :math:`\hat m = \hat e\hat\mu_1 + (1 - \hat e)\hat\mu_0` and the AIPW
+        scores (those nuisances were fitted on folds that held the row out, but the final
+        stage's training targets used nuisances that saw it: a mild optimism shared by every
+        target). Ties (within rounding) go to the earlier target.
+    candidates : sequence of str or None, default=None
+        Targets ``"select"`` chooses among (None: all of :data:`TARGETS`).
+    selection : {"r_loss", "dr_loss"}, default="r_loss"
+        The held-out criterion of :func:`ehrcausal.validate.r_loss` (Nie & Wager 2021) or
+        :func:`ehrcausal.validate.dr_loss` (Kennedy 2023); see :data:`SELECTION_LOSSES`. The
+        R-loss is the default: on the chapter's simulators the DR-loss, which averages the
+        heavy-tailed AIPW scores, picked worse targets (``benchmarks/aace_ceiling.py``).
+    selection_cv : int, default=5
+        Folds of the selection (at least 2; each arm needs that many annotated rows).
     random_state : int or None
         Seeds the folds and every model (independent child seeds).
 
     Attributes
     ----------
     final_model_ : the fitted regression of :math:`\psi` on :math:`\phi`.
-    pseudo_outcomes_ : (n_annotated,) :math:`\psi` on the annotated rows, in row order.
+    pseudo_outcomes_ : (n_annotated,) the AIPW scores :math:`\psi` on the annotated rows, in
+        row order (whatever the target).
+    target_ : the target of ``final_model_`` (the chosen one with ``target="select"``).
+    target_losses_ : dict, each candidate target's held-out loss (empty without selection).
+    targets_ : dict, each fitted target's values on the annotated rows.
+    target_models_ : dict, each fitted target's final stage (:meth:`effect_of_target`).
     propensity_ : (n_annotated,) clipped :math:`\hat e` on the annotated rows (out-of-fold when
         cross-fitted).
     annotated_ : (n,) bool mask of the annotated rows.
@@ -230,12 +482,16 @@ class AACE(_PhiRegression):
 
     def __init__(
         self,
-        nuisance: Nuisance = "forest",
+        nuisance: Nuisance = ANNOTATION_NUISANCE,
         final: str | BaseEstimator = "ridge",
         cv: int = 5,
         propensity_clip: float = 0.05,
         annotation_weighting: bool = False,
         annotation_clip: float = 0.05,
+        target: str = "select",
+        candidates: Sequence[str] | None = None,
+        selection: str = "r_loss",
+        selection_cv: int = 5,
         random_state: int | None = None,
     ) -> None:
         store_params(self, locals())
@@ -278,6 +534,22 @@ class AACE(_PhiRegression):
             self.propensity_clip, "propensity_clip", 0.0, 0.5, low_open=True, high_open=True
         )
         a_clip = check_number(self.annotation_clip, "annotation_clip", 0.0, 1.0, low_open=True)
+        selection_cv = check_int(self.selection_cv, "selection_cv", 2)
+        if self.target != "select" and self.target not in TARGETS:
+            raise ValueError(
+                f"target must be 'select' or one of {', '.join(TARGETS)}, got {self.target!r}"
+            )
+        if self.candidates is not None:
+            cands = list(self.candidates) if not isinstance(self.candidates, str) else []
+            bad = [c for c in cands if c not in TARGETS]
+            if not cands or bad:
+                raise ValueError(
+                    f"candidates must be a non-empty list of targets among {', '.join(TARGETS)}"
+                    f" (or None for all), got {self.candidates!r}"
+                )
+        if self.selection not in SELECTION_LOSSES:
+            raise ValueError(f"selection must be one of {', '.join(SELECTION_LOSSES)}, got "
+                             f"{self.selection!r}")
         n = len(Y)
         space, annotated = _check_annotations(annotations, n)  # annotation space A
         covariates = [X]
@@ -325,8 +597,32 @@ class AACE(_PhiRegression):
             model_random_state=model_seed,
             overlap_name=type(self).__name__,
         )
+        names = list(TARGETS) if self.candidates is None else list(self.candidates)
+        if self.target != "select":
+            names = [self.target]
+        targets = annotation_targets(y_s, t_s, nuis, names=names, space=space[annotated],
+                                     nuisance=self.nuisance, weights=weights,
+                                     random_state=model_seed)
+        x_s = X[annotated]
+        self.target_models_ = {
+            name: fit_weighted(make_model(self.final, "regressor", seed_final), x_s,
+                               tgt.values, weights * tgt.weights)
+            for name, tgt in targets.items()
+        }
+        if self.target == "select":
+            self.target_losses_ = self._selection_losses(
+                y_s, t_s, x_s, nuis, targets, self.target_models_, weights, seed_final,
+                selection_cv)
+            best = min(self.target_losses_.values())
+            # ties (within rounding) go to the earlier target
+            self.target_ = next(k for k, v in self.target_losses_.items()
+                                if v <= best + 1e-9 * max(abs(best), 1e-12))
+        else:
+            self.target_losses_ = {}
+            self.target_ = self.target
+        self.final_model_ = self.target_models_[self.target_]
         psi = aipw_scores(y_s, t_s, nuis.mu0, nuis.mu1, nuis.e)
-        self._fit_final(self.final, X[annotated], psi, weights, seed_final)
+        self.targets_ = {name: tgt.values for name, tgt in targets.items()}
         self.pseudo_outcomes_ = psi
         self.propensity_ = nuis.e
         self.annotated_ = annotated
@@ -335,6 +631,45 @@ class AACE(_PhiRegression):
         self.nuisance_models_ = nuis.models
         self.folds_ = nuis.folds
         self.nuisance_selection_ = nuis.selection
+
+    def _selection_losses(
+        self,
+        y: np.ndarray,
+        t: np.ndarray,
+        x: np.ndarray,
+        nuis: CrossFit,
+        targets: dict[str, Target],
+        fitted: dict[str, BaseEstimator],
+        weights: np.ndarray,
+        seed: int,
+        k: int,
+    ) -> dict[str, float]:
+        """Held-out loss (``selection`` of :mod:`ehrcausal.validate`) of every target's final
+        stage, refitted on ``k - 1`` folds of the annotated rows with the penalty it chose on
+        all of them (:func:`_with_fixed_penalty`) and evaluated on the held-out fold."""
+        folds = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(x, t))
+        m = nuis.e * nuis.mu1 + (1.0 - nuis.e) * nuis.mu0
+        psi = aipw_scores(y, t, nuis.mu0, nuis.mu1, nuis.e)
+        held = Nuisances(y, t, x, nuis.mu0, nuis.mu1, nuis.e, m, psi, nuis)
+        losses: dict[str, float] = {}
+        for name, tgt in targets.items():
+            pred = np.empty(len(y))
+            for train, test in folds:
+                model = fit_weighted(_with_fixed_penalty(fitted[name]), x[train],
+                                     tgt.values[train], (weights * tgt.weights)[train])
+                pred[test] = model.predict(x[test])
+            losses[name] = float(SELECTION_LOSSES[self.selection](pred, held).estimate)
+        return losses
+
+    def effect_of_target(self, X: Any, target: str) -> np.ndarray:
+        """The effect that the single-``target`` variant would give (its final stage was fitted
+        alongside the chosen one on the same nuisances): ``target`` is a key of
+        ``target_models_``."""
+        x = self._check_X(X)
+        if target not in self.target_models_:
+            raise ValueError(f"target {target!r} was not fitted; fitted targets: "
+                             f"{', '.join(self.target_models_)}")
+        return self.target_models_[target].predict(x)
 
 
 class RiskBased(_PhiRegression):
@@ -440,12 +775,42 @@ class Oracle(_PhiRegression):
 
 _AACE = {"family": "aace", "fit_inputs": ("annotations", "confounders")}
 register(
-    "aace", AACE, "AACE: annotation-space DR pseudo-outcomes regressed on phi, cross-fitted",
-    **_AACE, cv=5,
+    "aace", AACE, "AACE: annotation-space target chosen by held-out DR-loss, regressed on phi",
+    **_AACE, target="select",
 )
 register(
-    "aace_no_crossfit", AACE, "AACE with nuisances fitted and evaluated on the same rows",
-    **_AACE, cv=1,
+    "aace_dr", AACE, "AACE with the DR (AIPW) pseudo-outcome, cross-fitted", **_AACE, target="dr",
+)
+register(
+    "aace_plugin", AACE, "AACE with the plug-in target mu1(a) - mu0(a) (T-learner in annotation "
+    "space)", **_AACE, target="plugin",
+)
+register(
+    "aace_x", AACE, "AACE with an X-learner target in annotation space", **_AACE, target="x",
+)
+register(
+    "aace_r", AACE, "AACE with the R-learner fitted in annotation space (residual on residual, "
+    "weighted), then regressed on phi",
+    **_AACE, target="r",
+)
+register(
+    "aace_r_phi", AACE, "AACE with the R-loss minimised by the final stage on phi (R-learner "
+    "pseudo-outcome with weights (T - e)^2)", **_AACE, target="r_phi",
+)
+register(
+    "aace_dr_smooth", AACE, "AACE with DR scores smoothed in annotation space (DR-learner in a), "
+    "then regressed on phi", **_AACE, target="dr_smooth",
+)
+register(
+    "aace_overlap", AACE, "AACE with overlap-weighted DR scores", **_AACE, target="dr_overlap",
+)
+register(
+    "aace_stabilised", AACE, "AACE with stabilised (Hajek) DR scores", **_AACE,
+    target="dr_stabilised",
+)
+register(
+    "aace_no_crossfit", AACE, "AACE (DR target) with nuisances fitted and evaluated on the same "
+    "rows", **_AACE, target="dr", cv=1,
 )
 register(
     "aace_weighted", AACE, "AACE with inverse-probability-of-annotation weights",
