@@ -33,7 +33,7 @@ from ehrcausal.metrics import pehe
 from ehrcausal.validation import OverlapWarning
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"cross-fitted": "aace", "not cross-fitted": "aace_no_crossfit"}
+VARIANTS = {"cross-fitted": "aace_dr", "not cross-fitted": "aace_no_crossfit"}
 
 
 def replicate(simulator: str, n: int, seed: int) -> list[dict]:

@@ -79,11 +79,17 @@ def test_chapter_cells_cover_every_experiment():
     cells = study.chapter_cells(cfg)
     count = {e: sum(c.experiment == e for c in cells) for e in
              ("main", "budget", "selection", "confounding", "representation")}
-    # main: 2 simulators x 2 replicates x 4 learners; budget: 2 fractions x 2 x AACE;
-    # selection: 2 kinds x 2 x 2 variants; confounding: 2 levels x 2 x 2; representation:
-    # 2 styles x 2 representations x 2 x 2
-    assert count == {"main": 16, "budget": 4, "selection": 8, "confounding": 8,
+    # main: 2 simulators x 2 replicates x 4 learners, + AACE without the instrument x 2;
+    # budget: 2 fractions x 2 x AACE (respiratory) + 1 ceiling fraction x 2 (cardiac);
+    # selection: 2 kinds x 2 x 2 variants; confounding: 2 levels x 2 x 2 (respiratory) + 1
+    # ceiling level x 2 (cardiac); representation: 2 styles x 2 representations x 2 x 2
+    assert count == {"main": 18, "budget": 6, "selection": 8, "confounding": 10,
                      "representation": 16}
+    dropped = [c for c in cells if c.drop]
+    assert [c.drop for c in dropped] == [("policy",)] * 2
+    assert {c.learner for c in dropped} == {study.INSTRUMENT_LABEL}
+    assert {c.simulator for c in cells if c.experiment == "budget"} == {"respiratory", "cardiac"}
+    assert len(study.chapter_cells(_config(instrument=False))) == len(cells) - 2
     assert {c.seed for c in cells} == set(cfg.seeds)
 
 
@@ -141,3 +147,67 @@ def test_budget_verdict_is_paired_over_replicates():
     assert "10 %: -0.033 ± 0.067" in text and "50 %: +0.517 ± 0.017" in text
     one = study.budget_verdict(pd.concat([risk[:1], aace[aace.replicate == 0]]), [0.1, 0.5])
     assert "one replicate" in one
+
+
+def _rows(sim, rep, learner, policy, pehe=np.nan, experiment="main", **extra):
+    return {"experiment": experiment, "simulator": sim, "replicate": rep, "learner": learner,
+            "representation": "minilm", "knob_annotated": 1.0, "policy": policy, "pehe": pehe,
+            "autoc": 0.0, "seconds": 1.0, **extra}
+
+
+def test_target_rows_label_each_target_with_its_registered_variant():
+    from ehrcausal.learners.aace import target_variants
+
+    targets = {"dr": {"pehe": 0.9, "policy": 0.5, "autoc": 0.1, "target_noise": 5.0},
+               "plugin": {"pehe": 0.7, "policy": 0.6, "autoc": 0.2, "target_noise": 1.0}}
+    res = pd.DataFrame([
+        _rows("respiratory", 0, "aace", 0.6, 0.7, targets=targets, chosen_target="plugin"),
+        _rows("respiratory", 0, study.INSTRUMENT_LABEL, 0.55, 0.8, targets=targets,
+              chosen_target="plugin", dropped="policy"),
+        _rows("respiratory", 0, "risk_based", 0.4),
+    ])
+    rows = study.target_rows(res).set_index("learner")
+    dr, plugin = target_variants()["dr"], target_variants()["plugin"]
+    assert set(rows.index) == {dr, plugin, f"{dr}@{study.INSTRUMENT_LABEL}",
+                               f"{plugin}@{study.INSTRUMENT_LABEL}"}
+    assert rows.loc[dr, "pehe"] == 0.9 and rows.loc[plugin, "target_noise"] == 1.0
+    assert rows.loc[f"{dr}@{study.INSTRUMENT_LABEL}", "dropped"] == "policy"
+    assert "targets" not in rows.columns and "curve" not in rows.columns
+    # a variant fitted as its own cell is not duplicated
+    own = pd.concat([res, pd.DataFrame([_rows("respiratory", 0, dr, 0.5, 0.9)])],
+                    ignore_index=True)
+    assert (study.target_rows(own).learner == dr).sum() == 0
+    assert study.target_rows(res.drop(columns=["targets"])).empty
+
+
+def test_oracle_share_by_hand_and_the_instrument_pairing():
+    # G_random 0.5 and G_oracle 0.7 (main experiment): G = 0.6 is half the oracle's gain, in
+    # any experiment of the same simulator and replicate
+    res = pd.DataFrame([
+        _rows("cardiac", 0, "random", 0.5), _rows("cardiac", 0, "oracle", 0.7, 0.3),
+        _rows("cardiac", 0, "aace", 0.6, 0.5),
+        _rows("cardiac", 0, "aace", 0.75, 0.4, experiment="budget"),
+        _rows("cardiac", 1, "aace", 0.6, 0.5),  # replicate without an oracle: NaN
+    ])
+    share = study.oracle_share(res)
+    np.testing.assert_allclose(share.to_numpy()[2:4], [50.0, 125.0])
+    assert np.isnan(share.iloc[4])
+    # instrument: paired difference without - with, per replicate
+    inst = pd.DataFrame([
+        _rows("respiratory", r, name, p, e, gain_share=g)
+        for r, (a, b) in enumerate([(0.70, 0.60), (0.80, 0.72), (0.75, 0.64)])
+        for name, p, e, g in [("aace", 0.6, a, 40.0), (study.INSTRUMENT_LABEL, 0.6, b, 45.0)]])
+    out = study.instrument_readings(inst)
+    table = out["instrument_table"]
+    assert table.loc["AACE (data-selected)", "√PEHE: without − with"].startswith("-0.097 ± 0.00")
+    assert out["inst_aace"].startswith("lowers √PEHE by 0.097")
+    assert "not run" in study.instrument_readings(inst[inst.learner == "aace"])["inst_verdict"]
+
+
+def test_run_cell_refuses_to_drop_a_column_that_is_not_there(tmp_path):
+    cell = study.design("main", simulator="cardiac", n=60, seeds=[1], learners={"o": "oracle"},
+                        representations=("tfidf",))[0]
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=r"drop names columns that are not in X: \['policy'\]"):
+        study.run_cell(replace(cell, drop=("policy",)), cache_dir=tmp_path)

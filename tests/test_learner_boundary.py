@@ -246,7 +246,7 @@ OVERLAP = {
     "r_learner": {"n_estimators": 30},
     "causal_forest": {"n_estimators": 30},
     "dragonnet": {"epochs": 40, "lr": 1e-2, "hidden": 16, "head_hidden": 8, "device": "cpu"},
-    "aace": {},
+    "aace": {"nuisance": "linear"},
     "xmultitask": {**_light("xmultitask"), "epochs": 1},
     "dcn_pd": {**_light("dcn_pd"), "epochs": 1},
     "mc_x_learner": {"outcome": "continuous", "base": "ridge"},

@@ -216,8 +216,10 @@ def test_every_registered_learner_belongs_to_one_family():
     families = [set(available(f)) for f in FAMILIES]
     assert sorted(available()) == sorted(set().union(*families))
     assert sum(len(f) for f in families) == len(available())
+    from ehrcausal.learners.aace import target_variants
+
     assert set(available("aace")) == {"aace", "aace_no_crossfit", "aace_weighted", "risk_based",
-                                      "oracle"}
+                                      "oracle", *target_variants().values()}
     with pytest.raises(ValueError, match="family"):
         available("images")
 

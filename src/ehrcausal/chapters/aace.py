@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -55,11 +55,16 @@ CURVE_BUDGETS = np.linspace(0.0, 1.0, 21)
 FAMILIES: tuple[str, ...] = ("aace", "cate")
 #: the metrics of every cell (``gain_share`` is added to the results by :func:`run_chapter`)
 METRICS = ["pehe", "policy", "autoc", "gain_share"]
+#: the respiratory simulator's instrument (it moves treatment only) and the label of AACE
+#: fitted without it
+INSTRUMENT = "policy"
+INSTRUMENT_LABEL = "aace_without_instrument"
 #: how the chapter's tables and figures name the learners and the reference rankings
 LABELS = {
-    "aace": "AACE (cross-fitted)",
+    "aace": "AACE (data-selected target)",
     "aace_no_crossfit": "AACE, no cross-fitting",
     "aace_weighted": "AACE + annotation weights",
+    INSTRUMENT_LABEL: "AACE without the instrument",
     "risk_based": "risk-based",
     "t_learner": "T-learner on φ",
     "dr_learner": "DR-learner on φ",
@@ -94,6 +99,9 @@ class Config(ChapterConfig):
     selection_fraction: float
     confounding_levels: Any
     stress_learners: Any
+    ceiling_fractions: Any = "1.0"
+    ceiling_confounding: Any = "1"
+    instrument: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -104,9 +112,18 @@ class Config(ChapterConfig):
                                               name="annotated_fractions")
         self.confounding_levels = parse_list(self.confounding_levels, float,
                                              name="confounding_levels")
+        self.ceiling_fractions = parse_list(self.ceiling_fractions, float,
+                                            name="ceiling_fractions")
+        self.ceiling_confounding = parse_list(self.ceiling_confounding, float,
+                                              name="ceiling_confounding")
+        for level in [*self.confounding_levels, *self.ceiling_confounding]:
+            check_number(level, "confounding_levels / ceiling_confounding", 0, None)
+        if not isinstance(self.instrument, bool | np.bool_):
+            raise ValueError(f"instrument must be True or False, got {self.instrument!r}")
         for name, frac in [("annotated", self.annotated),
                            ("selection_fraction", self.selection_fraction),
-                           *[("annotated_fractions", f) for f in self.annotated_fractions]]:
+                           *[("annotated_fractions", f) for f in self.annotated_fractions],
+                           *[("ceiling_fractions", f) for f in self.ceiling_fractions]]:
             check_number(frac, name, 0, 1, low_open=True)
 
     @property
@@ -194,6 +211,9 @@ class Cell:
     knobs: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     random_state: int = 0
+    #: tabular columns withheld from phi and from the annotation space (the instrument
+    #: experiment); the simulated patients are unchanged
+    drop: tuple[str, ...] = ()
 
     def key(self) -> dict[str, Any]:
         """The cell as a JSON-serialisable cache key."""
@@ -209,6 +229,12 @@ def run_cell(cell: Cell, *, device: str = "auto", cache_dir: Any = None) -> dict
     from ..learners import make
 
     ds = simulate(cell.simulator, cell.n, cell.seed, **cell.knobs)
+    if cell.drop:
+        missing = sorted(set(cell.drop) - set(ds.X.columns))
+        if missing:
+            raise ValueError(f"drop names columns that are not in X: {missing}; X has "
+                             f"{list(ds.X.columns)}")
+        ds = replace(ds, X=ds.X.drop(columns=list(cell.drop)))
     phi = represent(
         ds, cell.representation, device=device, cache_dir=cache_dir, random_state=cell.seed
     )
@@ -223,7 +249,7 @@ def run_cell(cell: Cell, *, device: str = "auto", cache_dir: Any = None) -> dict
     seconds = time.perf_counter() - start
     tau_hat = est.effect(phi[test_rows])
     is_effect = getattr(est, "estimates_effect", True)
-    return {
+    row = {
         "experiment": cell.experiment,
         "simulator": cell.simulator,
         "replicate": cell.replicate,
@@ -233,6 +259,16 @@ def run_cell(cell: Cell, *, device: str = "auto", cache_dir: Any = None) -> dict
         **policy_scores(test, tau_hat if is_effect else None, -tau_hat),
         "seconds": seconds,
     }
+    if cell.drop:
+        row["dropped"] = ",".join(cell.drop)
+    if len(getattr(est, "target_models_", {})) > 1:  # a data-selected AACE: every target
+        tau_fit = train.tau[est.annotated_]
+        row["chosen_target"] = est.target_
+        row["targets"] = {
+            name: {**policy_scores(test, (t := est.effect_of_target(phi[test_rows], name)), -t),
+                   "target_noise": float(np.sqrt(np.mean((est.targets_[name] - tau_fit) ** 2)))}
+            for name in est.target_models_}
+    return row
 
 
 def truth_rows(cells: Iterable[Cell]) -> list[dict[str, Any]]:
@@ -267,6 +303,34 @@ def truth_rows(cells: Iterable[Cell]) -> list[dict[str, Any]]:
         rows.append({**common, "learner": "random",
                      **policy_scores(test, None, np.zeros(len(test)))})
     return rows
+
+
+def target_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per target of every data-selected AACE fit (the ``targets`` column of
+    :func:`run_cell`), labelled with the registered single-target variant
+    (:func:`ehrcausal.learners.aace.target_variants`): the variant fitted alone on that cell
+    would give the same effects (same nuisances, same seeds), so the ceiling section costs no
+    extra fit. A row whose label was also fitted as its own cell is left out. The learner
+    label keeps a suffix when the fit was not the plain ``aace`` (e.g. without the instrument).
+    """
+    from ..learners.aace import target_variants
+
+    if "targets" not in results.columns:
+        return pd.DataFrame()
+    variants = target_variants()
+    have = {tuple(k) for k in results[["experiment", "simulator", "replicate",
+                                        "learner"]].itertuples(index=False)}
+    rows = []
+    for _, row in results[results.targets.notna()].iterrows():
+        base = row.drop(["targets", "chosen_target", "pehe", "policy", "autoc", "curve",
+                         "seconds"], errors="ignore").to_dict()
+        suffix = "" if row.learner == "aace" else f"@{row.learner}"
+        for target, scores in row.targets.items():
+            name = variants.get(target, f"aace_{target}") + suffix
+            if (row.experiment, row.simulator, row.replicate, name) in have:
+                continue
+            rows.append({**base, "learner": name, "seconds": 0.0, **scores})
+    return pd.DataFrame(rows)
 
 
 def gain_share(results: pd.DataFrame) -> pd.Series:
@@ -404,6 +468,19 @@ def chapter_cells(cfg: Config) -> list[Cell]:
     cells += resp("representation", learners=stress,
                   settings=[{"annotated": cfg.annotated, "style": s} for s in ("normal", "compact")],
                   representations=REPRESENTATIONS)
+    # the ceiling section: the cardiac records under the same two sweeps (the respiratory ones
+    # reuse the budget and confounding experiments); every data-selected AACE fit also scores
+    # each of its targets (:func:`run_cell`)
+    card = partial(design, simulator="cardiac", n=n, seeds=seeds, params=params,
+                   learners={"aace": "aace"})
+    cells += card("budget", settings=[{"annotated": f} for f in cfg.ceiling_fractions])
+    cells += card("confounding", settings=[{"annotated": cfg.annotated, "confounding": g}
+                                           for g in cfg.ceiling_confounding])
+    if cfg.instrument:  # AACE without the instrument (policy) in phi and the annotation space
+        # (paired with the main experiment's AACE on the same replicates: same patients)
+        cells += [replace(c, experiment="main", learner=INSTRUMENT_LABEL, drop=(INSTRUMENT,))
+                  for c in resp("main", learners={"aace": "aace"},
+                                settings=[{"annotated": cfg.annotated}])]
     return cells
 
 
@@ -420,7 +497,8 @@ def run_chapter(
     row's :func:`gain_share` (column ``gain_share``)."""
     results = run_cells(cells, n_jobs=n_jobs, device=device, cache_dir=cache_dir,
                         use_results_cache=use_results_cache, progress=progress)
-    out = pd.concat([results, pd.DataFrame(truth_rows(cells))], ignore_index=True)
+    out = pd.concat([results, target_rows(results), pd.DataFrame(truth_rows(cells))],
+                    ignore_index=True)
     out["gain_share"] = gain_share(out)
     return out
 
@@ -430,9 +508,13 @@ def run_chapter(
 # ----------------------------------------------------------------------------------------------
 
 
-def summary_of(results: pd.DataFrame, experiment: str, by: Sequence[str]) -> pd.DataFrame:
-    """Mean and s.e. of the chapter's metrics in one experiment, grouped ``by``."""
+def summary_of(results: pd.DataFrame, experiment: str, by: Sequence[str],
+               simulator: str | None = None) -> pd.DataFrame:
+    """Mean and s.e. of the chapter's metrics in one experiment (of one ``simulator`` when
+    given), grouped ``by``."""
     sub = results[results.experiment == experiment]
+    if simulator is not None:
+        sub = sub[sub.simulator == simulator]
     return summarise(sub, [m for m in METRICS if m in sub.columns], by=by)
 
 
@@ -574,7 +656,7 @@ def budget_readings(results: pd.DataFrame, cfg: Config) -> tuple[Any, dict[str, 
 
     from ..plots import legend_right
 
-    budget = summary_of(results, "budget", ["knob_annotated", "learner"])
+    budget = summary_of(results, "budget", ["knob_annotated", "learner"], "respiratory")
     budget = budget.sort_values("knob_annotated")
     budget = budget[budget.learner == "aace"]
     refs = summary_of(results, "main", ["simulator", "learner"])
@@ -622,7 +704,8 @@ def budget_verdict(results: pd.DataFrame, fractions: Sequence[float]) -> str:
                    & (results.learner == "risk_based")]
     if main.empty:
         return "(the risk-based ranking was not run at this profile)"
-    bud = results[(results.experiment == "budget") & (results.learner == "aace")]
+    bud = results[(results.experiment == "budget") & (results.learner == "aace")
+                  & (results.simulator == "respiratory")]
     parts, beats, judged = [], [], True
     for f in sorted(fractions):
         rows = bud[bud.knob_annotated == f].assign(learner="aace_at_share")
@@ -678,7 +761,7 @@ def confounding_readings(results: pd.DataFrame, cfg: Config) -> tuple[Any, dict[
 
     from ..plots import legend_right, mean_se_lines
 
-    conf = summary_of(results, "confounding", ["knob_confounding", "learner"])
+    conf = summary_of(results, "confounding", ["knob_confounding", "learner"], "respiratory")
     names = [k for k in [*cfg.stress_learners, *REFERENCE_STYLES] if k in set(conf.learner)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, (metric, title) in zip(axes, PANELS, strict=True):
@@ -758,8 +841,11 @@ def verdicts(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]:
             out[f"{key}_oracle_gap"] = float(s.loc["aace", "pehe_mean"]
                                              - s.loc["oracle", "pehe_mean"])
             out[f"{key}_oracle_share"] = float(s.loc["oracle", "gain_share_mean"])
-        cf = (s.loc["aace", "pehe_mean"] - s.loc["aace_no_crossfit", "pehe_mean"]
-              if "aace_no_crossfit" in s.index else np.nan)
+        # like for like: the DR target with and without cross-fitting (the data-selected AACE
+        # may choose another target)
+        dr = _dr_variant()
+        cf = (s.loc[dr, "pehe_mean"] - s.loc["aace_no_crossfit", "pehe_mean"]
+              if {"aace_no_crossfit", dr} <= set(s.index) else np.nan)
         out[f"{key}_crossfit"] = Md(
             "not compared" if not np.isfinite(cf)
             else f"cross-fitting lowers √PEHE by {-cf:.3f}" if cf < 0
@@ -777,4 +863,271 @@ def verdicts(results: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]:
         out["risk_reading"] = Md("; ".join(readings) + ".")
     else:
         out["risk_reading"] = Md("(not run at this profile).")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# How close to the ceiling? (the targets of AACE, and the instrument)
+# ----------------------------------------------------------------------------------------------
+
+#: the sweeps of the ceiling section: experiment, knob column and axis label
+SWEEPS = [("budget", "knob_annotated", "annotated records (share)"),
+          ("confounding", "knob_confounding", "confounding strength γ")]
+
+
+def _dr_variant() -> str:
+    """The registered variant with the DR target (the original AACE pseudo-outcome)."""
+    from ..learners.aace import target_variants
+
+    return target_variants()["dr"]
+
+
+def ceiling_variants(results: pd.DataFrame) -> list[str]:
+    """The single-target variants present in the results, in the registry's order."""
+    from ..learners.aace import target_variants
+
+    present = set(results.learner)
+    return [name for name in target_variants().values() if name in present]
+
+
+def oracle_share(results: pd.DataFrame) -> pd.Series:
+    """Each row's share of the oracle's gain over a random order, in percent:
+    ``100 (G - G_random) / (G_oracle - G_random)``, with the oracle and random rows of the main
+    experiment on the same simulator, replicate and representation. Neither depends on the
+    annotation or confounding knobs: the simulators draw the same patients and notes whatever
+    the knobs, and the oracle sees only the true effect and phi. NaN where there is no oracle."""
+    keys = ["simulator", "replicate", "representation"]
+    main = results[results.experiment == "main"]
+    refs = {name: main[main.learner == name].set_index(keys)["policy"]
+            for name in ("oracle", "random")}
+    key = pd.MultiIndex.from_frame(results[keys])
+    g_oracle = refs["oracle"].reindex(key).to_numpy()
+    g_random = refs["random"].reindex(key).to_numpy()
+    share = 100 * (results["policy"].to_numpy() - g_random) / (g_oracle - g_random)
+    return pd.Series(share, index=results.index)
+
+
+def _with_oracle_share(results: pd.DataFrame) -> pd.DataFrame:
+    out = results.copy()
+    out["oracle_share"] = oracle_share(out)
+    if "target_noise" not in out.columns:
+        out["target_noise"] = np.nan
+    return out
+
+
+def _chosen_counts(rows: pd.DataFrame) -> str:
+    """How often the selection chose each target: ``"r 4×, x 1× (of 5 replicates)"``."""
+    if "chosen_target" not in rows.columns or rows.chosen_target.isna().all():
+        return "–"
+    counts = rows.chosen_target.value_counts()
+    parts = [f"{t} {k}×" for t, k in counts.items()]
+    return ", ".join(parts) + f" (of {len(rows)} fit{'s' if len(rows) > 1 else ''})"
+
+
+def ceiling_readings(results: pd.DataFrame, cfg: Config) -> tuple[Any, dict[str, Any]]:
+    """Every target of AACE against the oracle: the main-setting table, the sweep table and
+    figure, and the readings the prose glues (``ceil_<sim>_...``)."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import legend_right, mean_se_lines
+
+    res = _with_oracle_share(results)
+    variants = ceiling_variants(res)
+    rows = [*variants, "aace", "oracle"]
+    metrics = ["pehe", "policy", "gain_share", "oracle_share", "target_noise"]
+    main = res[(res.experiment == "main") & res.learner.isin(rows)]
+    summ = summarise(main, metrics, by=["simulator", "learner"])
+    columns = {"pehe": "√PEHE", "policy": "policy benefit", "gain_share": "share of gain (%)",
+               "oracle_share": "share of oracle's gain (%)",
+               "target_noise": "target RMS error vs τ"}
+    blocks = []
+    for simulator in SIMULATORS:
+        sub = summ[summ.simulator == simulator].set_index("learner").reindex(
+            [r for r in rows if r in set(summ.learner)])
+        block = metric_table(sub, columns, index=[ceiling_label(k) for k in sub.index])
+        for col in ("share of gain (%)", "share of oracle's gain (%)"):
+            metric = "gain_share" if col.startswith("share of gain") else "oracle_share"
+            block[col] = metric_table(sub, {metric: col}, index=block.index, digits=1)[col]
+        block.columns = pd.MultiIndex.from_tuples([(simulator, c) for c in block.columns])
+        blocks.append(block)
+    table = pd.concat(blocks, axis=1)
+    table.index.name = "target"
+    out: dict[str, Any] = {"ceiling_table": table}
+    for simulator, key in [("respiratory", "resp"), ("cardiac", "card")]:
+        sim = main[main.simulator == simulator]
+        out.update(_ceiling_sim_readings(sim, variants, key))
+        out[f"ceil_{key}_chosen"] = Md(_chosen_counts(
+            results[(results.experiment == "main") & (results.simulator == simulator)
+                    & (results.learner == "aace")]))
+    sweep_rows, fig = [], None
+    fig, axes = plt.subplots(len(SWEEPS), len(SIMULATORS), figsize=(11, 7.5), squeeze=False)
+    colors = _ceiling_palette(variants)
+    for i, (experiment, knob, xlabel) in enumerate(SWEEPS):
+        for j, simulator in enumerate(SIMULATORS):
+            sub = res[(res.experiment == experiment) & (res.simulator == simulator)
+                      & res.learner.isin([*variants, "aace"])]
+            ax = axes[i, j]
+            if sub.empty:
+                ax.set_visible(False)
+                continue
+            summ_k = summarise(sub, ["pehe", "oracle_share"], by=[knob, "learner"])
+            mean_se_lines(ax, summ_k, knob, "pehe", [*variants, "aace"],
+                          labels={k: ceiling_label(k) for k in [*variants, "aace"]},
+                          palette={ceiling_label(k): colors[k] for k in colors}, styles={})
+            ax.set_title(f"{simulator}: {experiment}")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("√PEHE (lower is better)")
+            for value, group in sub.groupby(knob):
+                sweep_rows.append(_sweep_row(group, simulator, experiment, value, variants))
+    legend_right(axes[0, -1])
+    fig.tight_layout()
+    sweep = pd.DataFrame(sweep_rows)
+    if not sweep.empty:
+        sweep = sweep.set_index(["simulator", "sweep", "setting"])
+    out["ceiling_sweep_table"] = sweep
+    out["ceil_where"] = Md(_where_sentence(sweep))
+    return fig, out
+
+
+def ceiling_label(name: str) -> str:
+    """The ceiling section's name of a variant: its registry description's short form."""
+    from ..learners.aace import target_variants
+
+    names = {v: k for k, v in target_variants().items()}
+    if name in names:
+        return f"target: {names[name]}"
+    return {"aace": "AACE (data-selected)", "oracle": "oracle E[τ | φ]"}.get(name, label(name))
+
+
+def _ceiling_palette(variants: Sequence[str]) -> dict[str, Any]:
+    from ..plots import learner_palette
+
+    colors = learner_palette([ceiling_label(k) for k in [*variants, "aace"]])
+    return {k: colors[ceiling_label(k)] for k in [*variants, "aace"]}
+
+
+def _best(sub: pd.DataFrame, variants: Sequence[str]) -> tuple[str, float]:
+    means = sub[sub.learner.isin(variants)].groupby("learner")["pehe"].mean()
+    return str(means.idxmin()), float(means.min())
+
+
+def _ceiling_sim_readings(sim: pd.DataFrame, variants: Sequence[str], key: str) -> dict:
+    """Readings of one simulator's main setting: the selected AACE against the best target
+    (regret), against today's DR target, the share of the oracle's gain, and the
+    bias-variance reading (target noise against √PEHE)."""
+    out: dict[str, Any] = {}
+    if sim.empty or "aace" not in set(sim.learner) or not variants:
+        return out
+    best, best_pehe = _best(sim, variants)
+    sel = sim[sim.learner == "aace"]
+    out[f"ceil_{key}_best"] = ceiling_label(best)
+    out[f"ceil_{key}_best_pehe"] = best_pehe
+    out[f"ceil_{key}_aace_pehe"] = float(sel.pehe.mean())
+    diff, se = paired_difference(sim, "aace", best, "pehe")
+    out[f"ceil_{key}_regret"] = Md(pm(diff, se))
+    share = sel.oracle_share
+    out[f"ceil_{key}_oracle_share"] = Md(pm(float(share.mean()), float(
+        share.std(ddof=1) / np.sqrt(len(share))) if len(share) > 1 else float("nan"), 0))
+    out[f"ceil_{key}_oracle_share_mean"] = float(share.mean())
+    dr = _dr_variant()
+    if dr in variants:
+        d_pehe, d_se = paired_difference(sim, "aace", dr, "pehe")
+        out[f"ceil_{key}_vs_dr"] = Md(verdict(
+            d_pehe, d_se, higher="raises √PEHE by {size} ± {se}",
+            lower="lowers √PEHE by {size} ± {se}",
+            within="changes √PEHE by {diff} ± {se}, within two standard errors of no change",
+            above="raises √PEHE by {size} (one replicate)",
+            below="lowers √PEHE by {size} (one replicate)"))
+        out[f"ceil_{key}_dr_oracle_share"] = float(sim[sim.learner == dr].oracle_share.mean())
+    noise = sim[sim.learner.isin(variants)].groupby("learner")[["target_noise", "pehe"]].mean()
+    quiet = str(noise.target_noise.idxmin())
+    loud = str(noise.target_noise.idxmax())
+    parts = [f"the noisiest target ({ceiling_label(loud)}) deviates from τ by "
+             f"{noise.loc[loud, 'target_noise']:.2f} (RMS over the annotated records) and "
+             f"reaches √PEHE {noise.loc[loud, 'pehe']:.3f}; the quietest "
+             f"({ceiling_label(quiet)}) deviates by {noise.loc[quiet, 'target_noise']:.2f} and "
+             f"reaches {noise.loc[quiet, 'pehe']:.3f}"]
+    if quiet == best:
+        parts.append("the quietest target is also the most accurate: here the error is mostly "
+                     "the variance of the target")
+    else:
+        parts.append(f"the most accurate is {ceiling_label(best)} (target RMS error "
+                     f"{noise.loc[best, 'target_noise']:.2f}, √PEHE {best_pehe:.3f}): a quieter "
+                     "target that ends less accurate carries a bias that the final stage cannot "
+                     "average away")
+    out[f"ceil_{key}_biasvar"] = Md("; ".join(parts))
+    return out
+
+
+def _sweep_row(group: pd.DataFrame, simulator: str, experiment: str, value: float,
+               variants: Sequence[str]) -> dict[str, Any]:
+    """One setting of a sweep: the best target by mean √PEHE, its lead over the runner-up
+    (paired), and the data-selected AACE."""
+    best, best_pehe = _best(group, variants)
+    means = group[group.learner.isin(variants)].groupby("learner")["pehe"].mean().sort_values()
+    row: dict[str, Any] = {"simulator": simulator, "sweep": experiment, "setting": f"{value:g}",
+                           "best target": ceiling_label(best), "best √PEHE": f"{best_pehe:.3f}"}
+    if len(means) > 1:
+        second = str(means.index[1])
+        diff, se = paired_difference(group, best, second, "pehe")
+        row["lead over the runner-up"] = (f"{-diff:.3f} ± {se:.3f} ({ceiling_label(second)})"
+                                          if np.isfinite(se)
+                                          else f"{-diff:.3f} ({ceiling_label(second)})")
+        row["clear"] = bool(np.isfinite(se) and -diff > 2 * se)
+    sel = group[group.learner == "aace"]
+    row["AACE √PEHE"] = pm(float(sel.pehe.mean()), float(sel.pehe.std(ddof=1) / np.sqrt(
+        len(sel))) if len(sel) > 1 else float("nan"))
+    share = sel.oracle_share.dropna()
+    row["AACE share of oracle's gain (%)"] = pm(float(share.mean()), float(
+        share.std(ddof=1) / np.sqrt(len(share))) if len(share) > 1 else float("nan"), 0)
+    row["selected"] = _chosen_counts(sel)
+    return row
+
+
+def _where_sentence(sweep: pd.DataFrame) -> str:
+    """Which target wins where, from the sweep table."""
+    if sweep.empty:
+        return "(no sweep at this profile)"
+    parts = []
+    for (simulator, experiment), g in sweep.groupby(level=["simulator", "sweep"], sort=False):
+        winners = g["best target"].unique()
+        where = ", ".join(f"{idx[2]}: {row['best target']}"
+                          + ("" if row.get("clear", False) else " (not clear)")
+                          for idx, row in g.iterrows())
+        parts.append(f"{simulator}, {experiment} ({where}): "
+                     + ("the same target wins everywhere" if len(winners) == 1
+                        else f"{len(winners)} different targets win"))
+    return "; ".join(parts)
+
+
+def instrument_readings(results: pd.DataFrame) -> dict[str, Any]:
+    """AACE with and without the instrument (``policy``) in phi and the annotation space,
+    paired over replicates on the respiratory records: the table and the readings."""
+    main = results[(results.experiment == "main") & (results.simulator == "respiratory")]
+    if INSTRUMENT_LABEL not in set(main.learner):
+        return {"instrument_table": pd.DataFrame(), "inst_verdict": Md("(not run at this "
+                                                                       "profile)")}
+    suffix = f"@{INSTRUMENT_LABEL}"
+    pairs = [("aace", INSTRUMENT_LABEL)] + [
+        (name[: -len(suffix)], name) for name in sorted(set(main.learner))
+        if name.endswith(suffix) and name[: -len(suffix)] in set(main.learner)]
+    rows, out = [], {}
+    for with_, without in pairs:
+        d_pehe, se_pehe = paired_difference(main, without, with_, "pehe")
+        d_share, se_share = paired_difference(main, without, with_, "gain_share")
+        rows.append({
+            "target": ceiling_label(with_),
+            "√PEHE with": f"{main[main.learner == with_].pehe.mean():.3f}",
+            "√PEHE without": f"{main[main.learner == without].pehe.mean():.3f}",
+            "√PEHE: without − with": pm(d_pehe, se_pehe),
+            "share of gain (%): without − with": pm(d_share, se_share, 1),
+        })
+        word = verdict(d_pehe, se_pehe, higher="raises √PEHE by {size} ± {se}",
+                       lower="lowers √PEHE by {size} ± {se}",
+                       within="changes √PEHE by {diff} ± {se} (within two standard errors)",
+                       above="raises √PEHE by {size} (one replicate)",
+                       below="lowers √PEHE by {size} (one replicate)")
+        key = "aace" if with_ == "aace" else ceiling_label(with_).split(": ")[-1]
+        out[f"inst_{key}"] = Md(word)
+    out["instrument_table"] = pd.DataFrame(rows).set_index("target")
     return out
