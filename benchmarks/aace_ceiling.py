@@ -16,14 +16,14 @@ The issue's targets: share of the oracle's gain >= 85 % (respiratory, n = 1,000)
 (n = 4,000); cardiac sqrt(PEHE) < 0.5 at n = 4,000 (oracle about 0.26).
 
     python benchmarks/aace_ceiling.py [--sizes 1000,4000] [--replicates 5,3]
-        [--representations minilm,tfidf] [--large-learners aace,risk_based,oracle]
+        [--representations minilm,tfidf] [--learners ...] [--large-learners ...]
         [--n-jobs 2] [--simulators respiratory,cardiac]
 
 ``--representations`` gives phi per size (MiniLM embeddings at n = 1,000 as the chapter; the
 default uses TF-IDF + SVD at n = 4,000, as the issue's n = 4,000 figures, to spare the CPU the
-sentence embeddings); ``--large-learners`` (a comma list, default: the default profile's) the
-learners at the larger sizes. Sentence embeddings are read from (or written to) the package
-cache; the fits are not cached (their cache key would not hold the code's version).
+sentence embeddings); ``--learners`` (a comma list, default: the default profile's) the
+learners, ``--large-learners`` those of every size after the first. Sentence embeddings are
+read from (or written to) the package cache; the fits are not cached (their cache key would not hold the code's version).
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,4000")
     parser.add_argument("--replicates", default="5,3")
     parser.add_argument("--representations", default="minilm,tfidf")
+    parser.add_argument("--learners", default=None)
     parser.add_argument("--large-learners", default=None)
     parser.add_argument("--simulators", default=",".join(chapter.SIMULATORS))
     parser.add_argument("--n-jobs", type=int, default=1)
@@ -123,7 +124,7 @@ def main() -> None:
     simulators = args.simulators.split(",")
     all_rows, lines = [], []
     for i, (size, rep, representation) in enumerate(zip(sizes, reps, reprs, strict=True)):
-        learners = profile["learners"].split(",")
+        learners = (args.learners or profile["learners"]).split(",")
         if i > 0 and args.large_learners:
             learners = args.large_learners.split(",")
         start = time.perf_counter()
