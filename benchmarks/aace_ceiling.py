@@ -23,7 +23,8 @@ The issue's targets: share of the oracle's gain >= 85 % (respiratory, n = 1,000)
 default uses TF-IDF + SVD at n = 4,000, as the issue's n = 4,000 figures, to spare the CPU the
 sentence embeddings); ``--learners`` (a comma list, default: the default profile's) the
 learners, ``--large-learners`` those of every size after the first. Sentence embeddings are
-read from (or written to) the package cache; the fits are not cached (their cache key would not hold the code's version).
+read from (or written to) the package cache; the fits are not cached (their cache key would
+not hold the code's version).
 """
 
 from __future__ import annotations
