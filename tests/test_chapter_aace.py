@@ -211,3 +211,53 @@ def test_run_cell_refuses_to_drop_a_column_that_is_not_there(tmp_path):
 
     with pytest.raises(ValueError, match=r"drop names columns that are not in X: \['policy'\]"):
         study.run_cell(replace(cell, drop=("policy",)), cache_dir=tmp_path)
+
+
+def _ceiling_results() -> pd.DataFrame:
+    """Three replicates on both simulators: the DR target is noisy and inaccurate, the plug-in
+    the quietest but biased (less accurate than R), R the most accurate; AACE chose R."""
+    from ehrcausal.learners.aace import target_variants
+
+    v = target_variants()
+    rows = []
+    for sim in study.SIMULATORS:
+        for rep in range(3):
+            jitter = 0.01 * rep
+            for exp, knob in [("main", {}), ("budget", {"knob_annotated": 0.25}),
+                              ("confounding", {"knob_confounding": 2.0})]:
+                def add(name, pehe, policy, noise=np.nan, **extra):
+                    rows.append({"experiment": exp, "simulator": sim, "replicate": rep,
+                                 "learner": name, "representation": "minilm", "pehe": pehe,
+                                 "policy": policy, "gain_share": 100 * (policy - 0.5) / 0.3,
+                                 "target_noise": noise, **knob, **extra})
+                add("random", np.nan, 0.5)
+                add("true effect", 0.0, 0.8)
+                add("oracle", 0.3, 0.7)
+                add(v["dr"], 1.0 + jitter, 0.55, 5.0)
+                add(v["plugin"], 0.8 + 2 * jitter, 0.6, 0.3)
+                add(v["r"], 0.5 + jitter, 0.65 + jitter, 0.6)
+                add("aace", 0.5 + jitter, 0.65 + jitter, chosen_target="r")
+    return pd.DataFrame(rows)
+
+
+def test_ceiling_readings_compute_their_verdicts_from_the_numbers():
+    cfg = _config(replicates=3)
+    fig, out = study.ceiling_readings(_ceiling_results(), cfg)
+    assert out["ceil_resp_best"] == "target: r" and out["ceil_card_best_pehe"] == pytest.approx(
+        0.51)
+    assert out["ceil_resp_regret"] == "0.000 ± 0.000"
+    # G_random 0.5, G_oracle 0.7: AACE's 0.65, 0.66, 0.67 are 75, 80, 85 % of the oracle's gain
+    assert out["ceil_resp_oracle_share_mean"] == pytest.approx(80.0)
+    assert out["ceil_resp_dr_oracle_share"] == pytest.approx(25.0)
+    assert out["ceil_resp_vs_dr"].startswith("lowers √PEHE by 0.500")
+    assert out["ceil_resp_chosen"] == "r 3× (of 3 fits)"
+    assert "the quietest (target: plugin) deviates by 0.30" in out["ceil_resp_biasvar"]
+    assert "carries a bias" in out["ceil_resp_biasvar"]
+    sweep = out["ceiling_sweep_table"]
+    assert set(sweep["best target"]) == {"target: r"} and sweep["clear"].all()
+    assert "the same target wins everywhere" in out["ceil_where"]
+    assert list(out["ceiling_table"].index) == ["target: dr", "target: plugin", "target: r",
+                                                "AACE (data-selected)", "oracle E[τ | φ]"]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
