@@ -225,18 +225,18 @@ def _ceiling_results() -> pd.DataFrame:
             jitter = 0.01 * rep
             for exp, knob in [("main", {}), ("budget", {"knob_annotated": 0.25}),
                               ("confounding", {"knob_confounding": 2.0})]:
-                def add(name, pehe, policy, noise=np.nan, **extra):
-                    rows.append({"experiment": exp, "simulator": sim, "replicate": rep,
-                                 "learner": name, "representation": "minilm", "pehe": pehe,
-                                 "policy": policy, "gain_share": 100 * (policy - 0.5) / 0.3,
-                                 "target_noise": noise, **knob, **extra})
-                add("random", np.nan, 0.5)
-                add("true effect", 0.0, 0.8)
-                add("oracle", 0.3, 0.7)
-                add(v["dr"], 1.0 + jitter, 0.55, 5.0)
-                add(v["plugin"], 0.8 + 2 * jitter, 0.6, 0.3)
-                add(v["r"], 0.5 + jitter, 0.65 + jitter, 0.6)
-                add("aace", 0.5 + jitter, 0.65 + jitter, chosen_target="r")
+                common = {"experiment": exp, "simulator": sim, "replicate": rep,
+                          "representation": "minilm", **knob}
+                for name, pehe, policy, noise, extra in [
+                    ("random", np.nan, 0.5, np.nan, {}), ("true effect", 0.0, 0.8, np.nan, {}),
+                    ("oracle", 0.3, 0.7, np.nan, {}), (v["dr"], 1.0 + jitter, 0.55, 5.0, {}),
+                    (v["plugin"], 0.8 + 2 * jitter, 0.6, 0.3, {}),
+                    (v["r"], 0.5 + jitter, 0.65 + jitter, 0.6, {}),
+                    ("aace", 0.5 + jitter, 0.65 + jitter, np.nan, {"chosen_target": "r"}),
+                ]:
+                    rows.append({**common, "learner": name, "pehe": pehe, "policy": policy,
+                                 "gain_share": 100 * (policy - 0.5) / 0.3,
+                                 "target_noise": noise, **extra})
     return pd.DataFrame(rows)
 
 
