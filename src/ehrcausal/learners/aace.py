@@ -75,7 +75,7 @@ from ..nuisance import (
     make_model,
     predict_treated,
 )
-from ..runtime import check_seed, child_seeds
+from ..runtime import blas_threads, check_seed, child_seeds
 from ..validate import Nuisances, dr_loss, r_loss
 from ..validation import as_1d, as_2d, check_int, check_number, check_same_length
 from .base import CATELearner, store_params
@@ -518,7 +518,8 @@ class AACE(_PhiRegression):
         ValueError; the registry entry's ``fit_inputs`` lists the inputs this learner takes.
         """
         self._reject_unknown(fit_params, ("annotations", "confounders"))
-        return super().fit(Y, T, X=X, annotations=annotations, confounders=confounders)
+        with blas_threads(1):  # many small linear fits: one BLAS thread is the fastest
+            return super().fit(Y, T, X=X, annotations=annotations, confounders=confounders)
 
     def _fit(
         self,
