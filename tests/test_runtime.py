@@ -36,3 +36,17 @@ def test_check_seed_accepts_the_full_numpy_range_and_names_the_rest():
     for bad in (-1, 2**32, True, 1.5, "3"):
         with pytest.raises(ValueError, match="random_state"):
             check_seed(bad)
+
+
+def test_blas_threads_limits_inside_the_block_and_restores_after():
+    from threadpoolctl import threadpool_info
+
+    from ehrcausal.runtime import blas_threads
+
+    import numpy  # noqa: F401  (loads its BLAS)
+
+    before = [p["num_threads"] for p in threadpool_info()]
+    assert before  # a BLAS pool is loaded
+    with blas_threads(1):
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert [p["num_threads"] for p in threadpool_info()] == before
