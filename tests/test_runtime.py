@@ -39,11 +39,10 @@ def test_check_seed_accepts_the_full_numpy_range_and_names_the_rest():
 
 
 def test_blas_threads_limits_inside_the_block_and_restores_after():
+    import numpy  # noqa: F401  (loads its BLAS)
     from threadpoolctl import threadpool_info
 
     from ehrcausal.runtime import blas_threads
-
-    import numpy  # noqa: F401  (loads its BLAS)
 
     before = [p["num_threads"] for p in threadpool_info()]
     assert before  # a BLAS pool is loaded
