@@ -10,7 +10,7 @@ replicate, ``G_random`` exact), for the data-selected AACE (registered ``aace``)
 targets (the single-target variants, scored from the same fit) and every other learner; then
 the paired difference in policy benefit between AACE and each learner that sees neither
 annotations nor the truth, and whether AACE beats it by more than two paired standard errors.
-Rows are written to ``benchmarks/results/aace_ceiling.json``.
+Rows are written to ``benchmarks/results/aace_ceiling-n<sizes>.json``.
 
 The issue's targets: share of the oracle's gain >= 85 % (respiratory, n = 1,000) and >= 90 %
 (n = 4,000); cardiac sqrt(PEHE) < 0.5 at n = 4,000 (oracle about 0.26).
@@ -144,7 +144,7 @@ def main() -> None:
         all_rows.append(res.drop(columns=["curve", "targets"], errors="ignore"))
     print("\n".join(lines))
     out = pd.concat(all_rows, ignore_index=True)
-    path = ROOT / "benchmarks/results/aace_ceiling.json"
+    path = ROOT / f"benchmarks/results/aace_ceiling-n{'-'.join(map(str, sizes))}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(
         {"rows": json.loads(out.to_json(orient="records")), "paired": lines}, indent=1))
