@@ -373,7 +373,9 @@ class _PhiRegression(CATELearner):
     def _fit_final(
         self, spec: Any, X: np.ndarray, target: np.ndarray, weights: Any, seed: int
     ) -> None:
-        self.final_model_ = fit_weighted(make_model(spec, "regressor", seed), X, target, weights)
+        with blas_threads(1):  # one small regression: one BLAS thread is the fastest
+            self.final_model_ = fit_weighted(make_model(spec, "regressor", seed), X, target,
+                                             weights)
 
     def _effect(self, X: np.ndarray) -> np.ndarray:
         return self.final_model_.predict(X)
