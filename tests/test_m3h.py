@@ -228,3 +228,42 @@ def test_tim_is_a_relative_loss_change_and_rank_correlation_is_checked(data):
     score = pd.DataFrame([[np.nan, 5, 1], [2, 3, np.nan]], index=tim.index, columns=tim.columns)
     assert spearman_offdiagonal(score, truth) == pytest.approx(1.0)
     assert spearman_offdiagonal(-score, truth) == pytest.approx(-1.0)
+
+
+def test_normalised_task_weights_are_inverse_constant_prediction_losses():
+    from ehrcausal.learners.m3h import TaskSpec, _task_weights
+
+    specs = [TaskSpec("a", "binary", 2), TaskSpec("b", "multiclass", 3),
+             TaskSpec("c", "regression", 0)]
+    Y = np.array([[0, 0, 1.0], [0, 1, -1.0], [0, 2, 0.5], [1, 2, np.nan]])
+    w = _task_weights(specs, Y)
+    p = 0.25
+    assert w[0] == pytest.approx(1 / -(p * np.log(p) + (1 - p) * np.log(1 - p)))
+    f = np.array([1, 1, 2]) / 4
+    assert w[1] == pytest.approx(1 / -(f * np.log(f)).sum())
+    assert w[2] == 1.0
+
+
+def test_per_task_early_stopping_predicts_each_task_with_its_own_best_weights(data):
+    ds, tasks = data
+    val = np.arange(len(ds)) % 4 == 0
+    p = _light("m3h", epochs=8, lr=0.05)
+    est = make("m3h", random_state=0, early_stopping="per_task", **p).fit(
+        ds.modalities, ds.targets, tasks=tasks, val_mask=val)
+    states = est.task_states_
+    covered = np.sort(np.concatenate([idx for _, idx in states]))
+    np.testing.assert_array_equal(covered, np.arange(len(est.supervised_)))
+    # each task's prediction is that of the network at its own best epoch
+    scores = est.predict_scores(ds.modalities)
+    for state, idx in states:
+        one = make("m3h", random_state=0, **p).fit(ds.modalities, ds.targets, tasks=tasks,
+                                                   val_mask=val)
+        one.net_.load_state_dict(state)
+        sc = one.predict_scores(ds.modalities)
+        for t in idx:
+            name = est.supervised_[t].name
+            np.testing.assert_allclose(sc[name], scores[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="early_stopping must be"):
+        make("m3h", early_stopping="each", **p).fit(ds.modalities, ds.targets, tasks=tasks)
+    with pytest.raises(ValueError, match="task_weighting must be"):
+        make("m3h", task_weighting="gradnorm", **p).fit(ds.modalities, ds.targets, tasks=tasks)

@@ -74,7 +74,7 @@ class Cell:
 
     def key(self) -> dict[str, Any]:
         return {**asdict(self), "tasks": list(self.tasks), "budget": dict(self.budget),
-                "version": 1}
+                "version": 2}
 
 
 def select_tasks(tasks: pd.DataFrame, value: Any) -> list[str]:

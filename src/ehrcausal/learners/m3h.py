@@ -24,15 +24,20 @@ column per task (NaN where a label is missing); ``tasks`` has ``name`` and ``pro
 
 **The network** (:class:`M3HNet`; hidden width ``h``):
 
-1. one encoder per modality: an MLP on the standardised tabular row (missing values set to the
-   training mean); a 1-D CNN over the time series binned in 4-hour bins (mean value and
-   observed-mask channels), averaged over bins; a linear layer on the note's TF-IDF/SVD
-   representation (:class:`~ehrcausal.text.TfidfSVD`, fitted on the training notes); a small
-   CNN on the image (2 x 2 average pooling done once, a 4 x 4 patch convolution with stride 4, a 3 x 3
+1. one encoder per modality, each ending in a linear layer (a ReLU at the end would zero part
+   of every embedding before the modalities are averaged): an MLP on the standardised tabular
+   row (missing values set to the training mean); a 1-D CNN over the time series binned in
+   4-hour bins (mean value and observed-mask channels), averaged over bins, then a linear
+   layer; a linear layer on the note's TF-IDF/SVD representation
+   (:class:`~ehrcausal.text.TfidfSVD`, fitted on the training notes); a small CNN on the image
+   (2 x 2 average pooling done once, a 4 x 4 patch convolution with stride 4, a 3 x 3
    convolution with stride 2, a linear layer);
-2. fusion: ``h_i = MLP(sum_m a_im (e_im + p_m) / sum_m a_im)`` with ``a_im`` = 1 when patient
+2. fusion: ``f_i = sum_m a_im (e_im + p_m) / sum_m a_im`` with ``a_im`` = 1 when patient
    ``i`` has modality ``m`` (a missing modality is masked, never imputed into the mean) and
-   ``p_m`` a learned modality embedding;
+   ``p_m`` a learned modality embedding, then a residual block ``h_i = f_i + MLP(f_i)`` (one
+   hidden ReLU layer). The residual form keeps every direction of ``f`` available to the
+   heads; a plain ``ReLU(W f)`` lost a quarter of its units (never positive) and with them
+   task-specific signals, e.g. single laboratory markers;
 3. task tokens: ``x_it = ReLU(W_x h_i + E_t)`` with ``E_t`` the embedding of task ``t``;
 4. task attention: ``q_t = W_q E_t``, ``k_ij = W_k x_ij``, ``v_ij = W_v x_ij``,
    ``A_itj = softmax_j(q_t' k_ij / sqrt(h))`` and the balanced weights
@@ -42,8 +47,17 @@ column per task (NaN where a label is missing); ``tasks`` has ``name`` and ``pro
    ``beta_t = sigmoid(theta_t)`` per task (initialised at 1/2);
 5. one linear head per task on ``o_it``: a logit (binary, binary cross-entropy), ``C`` logits
    (multiclass, cross-entropy) or a value (regression, squared error on the standardised
-   target). The training loss is the mean over tasks of each task's mean loss over its labelled
-   rows (missing labels masked).
+   target). The training loss is the mean over tasks of ``w_t`` times each task's mean loss
+   over its labelled rows (missing labels masked); ``task_weighting="equal"`` sets ``w_t = 1``,
+   ``"normalised"`` sets ``w_t = 1 / L0_t`` with ``L0_t`` the loss of the constant prediction
+   on the training labels (the label entropy for a class task, 1 for a standardised target), so
+   that every task starts at loss 1.
+
+Early stopping (``early_stopping``): ``"joint"`` keeps the weights of the epoch with the lowest
+validation loss (the same weighted mean over tasks); ``"per_task"`` keeps, for each task, the
+weights of the epoch with that task's lowest validation loss, predicts each task with its own
+weights, and stops after ``patience`` epochs in which no task improved (the single-task
+learner gets this per task by construction).
 
 The clustering task is not trained by gradient: its loss is the within-cluster sum of squares
 of the shared representation ``h``, minimised by k-means (Lloyd's algorithm, k-means++ starts,
@@ -241,21 +255,22 @@ class M3HNet(nn.Module):
         enc: dict[str, nn.Module] = {}
         if "tabular" in dims:
             enc["tabular"] = nn.Sequential(nn.Linear(dims["tabular"], h), nn.ReLU(),
-                                           nn.Linear(h, h), nn.ReLU())
+                                           nn.Linear(h, h))
         if "timeseries" in dims:
             enc["timeseries"] = nn.Sequential(
                 nn.Conv1d(dims["timeseries"], h, 3, padding=1), nn.ReLU(),
                 nn.Conv1d(h, h, 3, padding=1), nn.ReLU())
+            self.ts_out = nn.Linear(h, h)
         if "text" in dims:
-            enc["text"] = nn.Sequential(nn.Linear(dims["text"], h), nn.ReLU())
+            enc["text"] = nn.Linear(dims["text"], h)
         if "image" in dims:
             enc["image"] = nn.Sequential(
                 nn.Conv2d(1, 8, 4, stride=4), nn.ReLU(),
                 nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
-                nn.Linear(256, h), nn.ReLU())
+                nn.Linear(256, h))
         self.encoders = nn.ModuleDict(enc)
         self.modality_emb = nn.Parameter(torch.zeros(len(MODALITIES), h))
-        self.fuse = nn.Sequential(nn.Linear(h, h), nn.ReLU())
+        self.fuse = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, h))
         T = len(out_dims)
         self.out_dims = list(out_dims)
         width = max(max(out_dims), 1)
@@ -280,14 +295,14 @@ class M3HNet(nn.Module):
             if m not in self.encoders:
                 continue
             if m == "timeseries":
-                e = self.encoders[m](batch[m].transpose(1, 2)).mean(dim=2)
+                e = self.ts_out(self.encoders[m](batch[m].transpose(1, 2)).mean(dim=2))
             elif m == "image":
                 e = self.encoders[m](batch[m].unsqueeze(1))
             else:
                 e = self.encoders[m](batch[m])
             total = total + avail[:, j : j + 1] * (e + self.modality_emb[j])
         fused = total / avail.sum(dim=1, keepdim=True).clamp(min=1.0)
-        return self.fuse(fused)
+        return fused + self.fuse(fused)
 
     def beta(self) -> torch.Tensor:
         """The self-exploitation weight of each task (T,)."""
@@ -525,6 +540,55 @@ class _Inputs:
         return {k: torch.as_tensor(v, device=device) for k, v in out.items()}
 
 
+def _task_weights(specs: Sequence[TaskSpec], Y: np.ndarray) -> np.ndarray:
+    """``1 / L0_t``: the inverse of each task's loss under the constant prediction of its
+    training labels (entropy of the label frequencies for binary and multiclass tasks; 1 for a
+    standardised regression target), so that every task starts at loss 1."""
+    out = np.ones(len(specs))
+    for j, s in enumerate(specs):
+        y = Y[:, j][np.isfinite(Y[:, j])]
+        if s.problem_class == "regression" or len(y) == 0:
+            continue
+        k = 2 if s.problem_class == "binary" else s.n_classes
+        f = np.bincount(y.astype(int), minlength=k) / len(y)
+        f = f[f > 0]
+        out[j] = 1.0 / max(float(-(f * np.log(f)).sum()), 0.05)
+    return out
+
+
+class _TaskCheckpoints:
+    """Early stopping per task: the weights at each task's best validation loss.
+
+    Called on every epoch's validation pass with the per-task losses; keeps, for each task,
+    the state of the epoch where its validation loss was lowest. The monitored value returned
+    to the training loop is the sum of the per-task best losses so far, which falls whenever
+    any task improves, so training stops after ``patience`` epochs in which no task improved.
+    """
+
+    def __init__(self, n_tasks: int) -> None:
+        self.best = np.full(n_tasks, np.inf)
+        self.epoch_of = np.full(n_tasks, -1)
+        self.saved: dict[int, dict[str, torch.Tensor]] = {}
+        self.epoch = -1
+
+    def update(self, net: nn.Module, terms: torch.Tensor) -> torch.Tensor:
+        self.epoch += 1
+        v = terms.cpu().numpy().astype(float)
+        better = np.isfinite(v) & (v < self.best - 1e-7)
+        if better.any():
+            self.best[better] = v[better]
+            self.epoch_of[better] = self.epoch
+            self.saved[self.epoch] = {k: t.detach().clone() for k, t in net.state_dict().items()}
+            live = set(self.epoch_of.tolist())
+            self.saved = {e: st for e, st in self.saved.items() if e in live}
+        finite = self.best[np.isfinite(self.best)]
+        return torch.tensor(float(finite.sum()) if len(finite) else float("nan"))
+
+    def states(self) -> list[tuple[dict[str, torch.Tensor], np.ndarray]]:
+        """(state, task indices) for every epoch that is some task's best."""
+        return [(st, np.flatnonzero(self.epoch_of == e)) for e, st in sorted(self.saved.items())]
+
+
 def _kmeans(Z: np.ndarray, k: int, seed: int) -> Any:
     from sklearn.cluster import KMeans
 
@@ -535,7 +599,9 @@ class M3H(MultiTaskLearner):
     """M3H as interpreted in the module docstring; ``attention=False`` is hard sharing.
 
     Parameters: ``hidden`` width; ``attention`` (task attention or hard sharing); ``balance``
-    (self-exploitation weight beta in [0, 1], or ``"learned"``); the training parameters of
+    (self-exploitation weight beta in [0, 1], or ``"learned"``); ``task_weighting``
+    (``"equal"`` or ``"normalised"``) and ``early_stopping`` (``"joint"`` or ``"per_task"``),
+    see the module docstring; the training parameters of
     :func:`~ehrcausal.learners.torch_scaffold.check_torch_params`; ``random_state``;
     ``device``. ``fit`` takes ``val_mask`` (boolean, True for the early-stopping rows).
     """
@@ -543,10 +609,19 @@ class M3H(MultiTaskLearner):
     fit_inputs = ("val_mask",)
 
     def __init__(self, hidden: int = 32, attention: bool = True, balance: float | str = 0.5,
+                 task_weighting: str = "equal", early_stopping: str = "joint",
                  epochs: int = 60, batch_size: int = 128, lr: float = 3e-3,
                  weight_decay: float = 1e-4, patience: int = 10, val_fraction: float = 0.2,
                  random_state: int = 0, device: str = "auto") -> None:
         store_params(self, locals())
+
+    def _check_options(self) -> None:
+        if self.task_weighting not in ("equal", "normalised"):
+            raise ValueError(f"task_weighting must be 'equal' or 'normalised', got "
+                             f"{self.task_weighting!r}")
+        if self.early_stopping not in ("joint", "per_task"):
+            raise ValueError(f"early_stopping must be 'joint' or 'per_task', got "
+                             f"{self.early_stopping!r}")
 
     def _check_balance(self) -> float | str:
         if self.balance == "learned":
@@ -560,6 +635,7 @@ class M3H(MultiTaskLearner):
              val_mask: Any = None, inputs: _Inputs | None = None) -> None:
         params = check_torch_params(self)
         balance = self._check_balance()
+        self._check_options()
         if not isinstance(self.attention, (bool, np.bool_)):
             raise ValueError(f"attention must be True or False, got {self.attention!r}")
         seed = check_seed(self.random_state)
@@ -586,18 +662,28 @@ class M3H(MultiTaskLearner):
                           bool(self.attention), balance)
 
         plan = _LossPlan(supervised, self.device_)
+        weights = torch.as_tensor(
+            _task_weights(supervised, Y[tr]) if self.task_weighting == "normalised"
+            else np.ones(len(supervised)), dtype=torch.float32, device=self.device_)
+        picker = _TaskCheckpoints(len(supervised)) if (
+            self.early_stopping == "per_task" and len(va)) else None
 
         def loss_fn(net: nn.Module, batch: dict[str, torch.Tensor]):
             out = net(batch)
-            terms = plan.terms(out, batch["y"], batch["ymask"])
+            terms = plan.terms(out, batch["y"], batch["ymask"]) * weights
             ok = torch.isfinite(terms)
             loss = terms[ok].mean() if ok.any() else out.sum() * 0.0
+            if picker is not None and not net.training:  # the validation pass of an epoch
+                return loss, picker.update(net, terms.detach())
             return loss, loss.detach()
 
+        self.task_states_ = None
         if supervised:
             self.net_, self.history_ = train_network(
                 build, loss_fn, data, tr, va, params=params, seed=seed, device=self.device_,
                 desc=type(self).__name__)
+            if picker is not None:
+                self.task_states_ = picker.states()
         else:
             from ..runtime import torch_seed
 
@@ -635,6 +721,17 @@ class M3H(MultiTaskLearner):
 
         res = predict_chunked(forward, X, device=self.device_, modules=[self.net_],
                               chunk_size=1024)
+        if self.task_states_:
+            final = {k: v.clone() for k, v in self.net_.state_dict().items()}
+            try:
+                for state, idx in self.task_states_:
+                    self.net_.load_state_dict(state)
+                    part = predict_chunked(forward, X, device=self.device_,
+                                           modules=[self.net_], chunk_size=1024)
+                    res["out"][:, idx] = part["out"][:, idx]
+            finally:
+                self.net_.load_state_dict(final)
+                self.net_.eval()
         return res, res["h"]
 
     def _scores(self, mods: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -681,7 +778,8 @@ class SingleTask(MultiTaskLearner):
 
     fit_inputs = ("val_mask",)
 
-    def __init__(self, hidden: int = 32, epochs: int = 60, batch_size: int = 128,
+    def __init__(self, hidden: int = 32, task_weighting: str = "equal",
+                 early_stopping: str = "joint", epochs: int = 60, batch_size: int = 128,
                  lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 10,
                  val_fraction: float = 0.2, random_state: int = 0,
                  device: str = "auto") -> None:
