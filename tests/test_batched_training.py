@@ -294,3 +294,20 @@ def test_fit_batched_stacks_estimators_with_different_learning_rates(one_thread)
     for a, b in zip(alone, together, strict=True):
         assert a.history_.best_epoch == b.history_.best_epoch
         np.testing.assert_allclose(b.effect(x_new), a.effect(x_new), atol=1e-3)
+
+
+def test_the_stacked_path_decays_the_learning_rate_as_the_sequential_loop(members):
+    """A step decay with many boundaries (halved every 3 steps): the stacked members' validation
+    losses follow the sequential loop's to rounding, epoch by epoch."""
+    data, tr, va, loss = members[0]
+    est = TARNet(**ARCH, **TRAIN)
+    est.treated_share_ = float(data["t"][torch.as_tensor(tr)].mean())
+    decay = {"lr_decay": 0.5, "lr_decay_steps": 3}
+    _, hists = train_batched(
+        _build, [loss] * 2, [data] * 2, [tr] * 2, [va] * 2, params=PARAMS, seeds=[11, 11],
+        device="cpu", decay=TwoHeadNet.head_parameters, stacked_loss=est._stacked_loss,
+        constants=[est._loss_constants()] * 2, **decay)
+    _, alone = train_network(_build, loss, data, tr, va, params=PARAMS, seed=11, device="cpu",
+                             desc="", decay=TwoHeadNet.head_parameters, **decay)
+    assert hists[0].n_epochs == alone.n_epochs > 6  # several decay boundaries crossed
+    np.testing.assert_allclose(hists[0].val_loss, alone.val_loss, rtol=1e-5)
