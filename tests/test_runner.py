@@ -28,6 +28,7 @@ from ehrcausal.runner import (
     resolve_parameters,
     run_chapters,
 )
+from ehrcausal.runner.params import injected_parameters
 
 PARAMS_SRC = 'n = 2\nlabel: str = "smoke"\nscale = 1.5\ndevice = "cpu"\n'
 
@@ -129,6 +130,20 @@ def test_notebook_parameters_reads_literals_and_keeps_expressions(tmp_path: Path
     assert (
         notebook_parameters(write_notebook(tmp_path / "none.ipynb", [("code", "a = 1", [])])) == {}
     )
+
+
+def test_device_injected_only_where_declared(tmp_path: Path) -> None:
+    # A chapter without a `device` parameter (no neural learner) gets none: papermill would warn
+    # "Passed unknown parameter: device" and the resolved parameters would list a device unused.
+    plain = write_notebook(tmp_path / "plain.ipynb", [("code", "n = 2\n", ["parameters"])])
+    assert resolve_parameters(plain, {"n": 4}, device="cuda") == {"n": 4}
+    assert injected_parameters({"n": 4}, "cuda", declared={"n": 2}) == {"n": 4}
+    torchy = write_notebook(
+        tmp_path / "torchy.ipynb", [("code", "n = 2\ndevice = 'auto'\n", ["parameters"])]
+    )
+    assert resolve_parameters(torchy, device="cuda") == {"n": 2, "device": "cuda"}
+    # Without the notebook's names (the caller knows nothing), the device is passed on as given.
+    assert injected_parameters({}, "cpu") == {"device": "cpu"}
 
 
 def test_resolve_parameters_priority(repo: StudyPaths) -> None:

@@ -161,7 +161,9 @@ def _cmd_params(paths: StudyPaths, args: argparse.Namespace) -> int:
     if args.full:
         values = resolve_parameters(notebook, overrides, args.device)
     else:
-        values = injected_parameters(overrides, args.device)
+        values = injected_parameters(
+            overrides, args.device, declared=resolve_parameters(notebook, overrides)
+        )
     sys.stdout.write(
         yaml.safe_dump(values, sort_keys=False, default_flow_style=False) if values else "{}\n"
     )

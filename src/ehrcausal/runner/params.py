@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -369,15 +369,22 @@ def resolve_parameters(
     is added last when given. Returns the full mapping, defaults included.
     """
     params = notebook_parameters(notebook)
-    params.update(injected_parameters(overrides, device))
+    params.update(injected_parameters(overrides, device, declared=params))
     return params
 
 
 def injected_parameters(
-    overrides: Mapping[str, Any] | None, device: str | None = None
+    overrides: Mapping[str, Any] | None,
+    device: str | None = None,
+    declared: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """What papermill injects: the profile overrides plus ``device`` when given."""
+    """What papermill injects: the profile overrides plus ``device`` when given.
+
+    With ``declared`` (the names of the notebook's ``parameters`` cell), ``device`` is injected
+    only into a chapter that declares it: a chapter without neural learners has no device to
+    choose, and papermill would warn about an unknown parameter.
+    """
     injected = dict(overrides or {})
-    if device is not None:
+    if device is not None and (declared is None or "device" in declared):
         injected["device"] = device
     return injected

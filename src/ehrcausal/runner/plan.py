@@ -138,7 +138,9 @@ def plan_chapters(
             nb, params, paths.package, extra={"profile": profile_name, "versions": versions}
         )
         tasks.append(
-            ChapterTask(nb.stem, nb, params, injected_parameters(overrides, device), digest)
+            ChapterTask(
+                nb.stem, nb, params, injected_parameters(overrides, device, declared=params), digest
+            )
         )
     return profile_name, tasks, versions
 
