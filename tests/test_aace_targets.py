@@ -116,6 +116,11 @@ def test_bad_target_options_are_refused():
     ]:
         with pytest.raises(ValueError, match=match):
             fit(AACE(nuisance="linear", cv=2, **params), d)
+    few = cohort(100, 5, noise=1.0)
+    few["T"] = np.where(np.arange(100) < 4, 1, 0)  # 4 treated
+    with pytest.raises(ValueError, match="4 treated .* at least selection_cv = 5"):
+        fit(AACE(nuisance="linear", cv=2, random_state=0), few)
+    fit(AACE(nuisance="linear", cv=2, selection_cv=4, random_state=0), few)
     est = fit(AACE(nuisance="linear", cv=2, target="dr", random_state=0), d)
     with pytest.raises(ValueError, match="target 'plugin' was not fitted; fitted targets: dr"):
         est.effect_of_target(d["phi"], "plugin")

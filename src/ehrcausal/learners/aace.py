@@ -575,6 +575,12 @@ class AACE(_PhiRegression):
                     f"the annotated rows hold {k} {label} unit(s); at least {min_arm} "
                     f"(= max(cv, 2)) are needed in each arm among the annotated rows"
                 )
+            if self.target == "select" and k < selection_cv:
+                raise ValueError(
+                    f"the annotated rows hold {k} {label} unit(s); choosing the target needs at "
+                    f"least selection_cv = {selection_cv} in each arm (lower selection_cv or "
+                    "fix target)"
+                )
         seed_nuis, seed_annot, seed_final = child_seeds(check_seed(self.random_state), 3)
         if self.annotation_weighting:
             Z = np.hstack([*covariates, T[:, None].astype(float)])
