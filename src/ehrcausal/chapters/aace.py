@@ -1096,9 +1096,10 @@ def _where_sentence(sweep: pd.DataFrame) -> str:
         where = ", ".join(f"{idx[2]}: {row['best target']}"
                           + ("" if row.get("clear", False) else " (not clear)")
                           for idx, row in g.iterrows())
-        parts.append(f"{simulator}, {experiment} ({where}): "
-                     + ("the same target wins everywhere" if len(winners) == 1
-                        else f"{len(winners)} different targets win"))
+        verdict_ = ("one setting" if len(g) == 1
+                    else "the same target wins everywhere" if len(winners) == 1
+                    else f"{len(winners)} different targets win")
+        parts.append(f"{simulator}, {experiment} ({where}): {verdict_}")
     return "; ".join(parts)
 
 
