@@ -224,6 +224,7 @@ def _ceiling_results() -> pd.DataFrame:
         for rep in range(3):
             jitter = 0.01 * rep
             for exp, knob in [("main", {}), ("budget", {"knob_annotated": 0.25}),
+                              ("budget", {"knob_annotated": 0.5}),
                               ("confounding", {"knob_confounding": 2.0})]:
                 common = {"experiment": exp, "simulator": sim, "replicate": rep,
                           "representation": "minilm", **knob}
@@ -255,7 +256,9 @@ def test_ceiling_readings_compute_their_verdicts_from_the_numbers():
     assert "carries a bias" in out["ceil_resp_biasvar"]
     sweep = out["ceiling_sweep_table"]
     assert set(sweep["best target"]) == {"target: r"} and sweep["clear"].all()
-    assert "the same target wins everywhere" in out["ceil_where"]
+    assert "respiratory, budget (0.25: target: r, 0.5: target: r): the same target wins " \
+           "everywhere" in out["ceil_where"]
+    assert "confounding (2: target: r): one setting" in out["ceil_where"]
     assert list(out["ceiling_table"].index) == ["target: dr", "target: plugin", "target: r",
                                                 "AACE (data-selected)", "oracle E[τ | φ]"]
     import matplotlib.pyplot as plt
