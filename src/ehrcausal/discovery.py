@@ -493,7 +493,8 @@ def nexis(
         ``alpha / |S|``).
     rho : the gate in [0, 1]: a forward step whose ``|t|`` is below ``rho`` times the smallest
         ``|t|`` in ``S`` ends the search; 0 disables it.
-    cov_type : ``"nonrobust"``, ``"HC1"`` or ``"cluster"`` (CR1S, with ``clusters``).
+    cov_type : ``"nonrobust"``, ``"HC1"`` or ``"cluster"`` (cluster-robust, with ``clusters``;
+        HC1 and CR1S as released, or their small-sample versions: ``small_sample``).
     clusters : (n,) cluster ids (cluster randomisation), only with ``cov_type="cluster"``.
     released : reproduce the released code's stale gate (see the module docstring).
     max_rounds : at most this many forward-backward rounds (the released default, 20).
