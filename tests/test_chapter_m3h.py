@@ -94,3 +94,23 @@ def test_one_cell_end_to_end():
     assert list(df.task) == ["heart_failure", "sepsis", "los_days", "phenotype"]
     assert df["drop"].eq("image").all() and np.isfinite(df.primary).all()
     assert out["seconds"] > 0
+
+
+def test_modality_ablation_leaves_out_patients_with_no_modality_left():
+    # Every simulated patient has tabular data; at n = 200, seed 0, one has nothing else, so
+    # dropping the tabular modality left a patient with no input and the fit raised.
+    from ehrcausal.data.multimodal import simulate_multimodal
+    from ehrcausal.learners.m3h import availability
+
+    ds = simulate_multimodal(200, 0, shared=1.0)
+    alone = availability(ds.modalities)[:, 1:].sum(axis=1) == 0
+    assert alone.sum() >= 1
+    kept = chapter.without_modality(ds, "tabular")
+    assert len(kept) == len(ds) - alone.sum()
+    rest = {k: v for k, v in kept.modalities.items() if k != "tabular"}
+    assert availability(rest).any(axis=1).all()
+    assert len(chapter.without_modality(ds, "image")) == len(ds)  # tabular is always there
+    cell = chapter.Cell(200, 0, 1.0, "m3h", ("heart_failure", "los_days"),
+                        (("device", "cpu"), ("epochs", 1)), drop="tabular")
+    df = chapter.tidy([cell], [chapter.run_cell(cell)])
+    assert np.isfinite(df.primary).all()

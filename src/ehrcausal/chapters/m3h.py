@@ -34,8 +34,8 @@ import pandas as pd
 
 from ..data.multimodal import MODALITIES, MultimodalDataset, simulate_multimodal
 from ..learners import make
+from ..learners.m3h import availability, task_interdependence
 from ..learners.m3h import spearman_offdiagonal as rank_agreement_offdiagonal
-from ..learners.m3h import task_interdependence
 from ..plots import learner_palette
 from ..validation import check_int
 from .base import ChapterConfig, learner_names, parse_list, run_cached
@@ -46,6 +46,7 @@ __all__ = [
     "select_tasks",
     "task_metrics",
     "run_cell",
+    "without_modality",
     "relative_gains",
     "gain_summary",
     "tim_experiment",
@@ -154,6 +155,8 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     ds, tasks = _data(cell)
     fit_rows = np.asarray(ds.split) != "test"
     train, test = ds.take(fit_rows), ds.subset("test")
+    if cell.drop is not None:
+        train, test = without_modality(train, cell.drop), without_modality(test, cell.drop)
     mods = {k: v for k, v in train.modalities.items() if k != cell.drop}
     test_mods = {k: v for k, v in test.modalities.items() if k != cell.drop}
     params = dict(cell.budget)
@@ -170,6 +173,17 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     if cell.learner == "m3h" and cell.drop is None:
         out["balances"] = est.balances().to_dict()
     return out
+
+
+def without_modality(ds: MultimodalDataset, drop: str) -> MultimodalDataset:
+    """The patients of ``ds`` who keep at least one modality once ``drop`` is removed.
+
+    A patient whose only modality was ``drop`` has no input left (the learners reject such a
+    patient), so a modality ablation fits and scores the others; at the default profile these
+    are a handful of patients per cohort.
+    """
+    rest = {k: v for k, v in ds.modalities.items() if k != drop}
+    return ds.take(availability(rest).any(axis=1))
 
 
 def _inputs(name: str) -> tuple[str, ...]:
