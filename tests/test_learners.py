@@ -226,7 +226,7 @@ def test_every_registered_learner_belongs_to_one_family():
 
 def test_registry_declares_budget_and_fit_inputs():
     assert NEURAL == ["tarnet", "cfr_wass", "cfr_mmd", "cfr_mmd_lin", "dragonnet", "dragonnet_tr",
-                      "cfr_wass_ens", "cfr_wass_cfrnet"]
+                      "cfr_wass_ens", "cfr_wass_cfrnet", "cfr_wass_selected"]
     assert spec("xmultitask").budget == ("epochs", "device") and spec("xmultitask").torch
     assert spec("causal_forest").budget == ("n_estimators",)
     assert "annotations" in spec("aace").fit_inputs and "val_mask" not in spec("aace").fit_inputs
