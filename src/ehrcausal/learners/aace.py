@@ -784,7 +784,7 @@ class Oracle(_PhiRegression):
 
 _AACE = {"family": "aace", "fit_inputs": ("annotations", "confounders")}
 register(
-    "aace", AACE, "AACE: annotation-space target chosen by held-out DR-loss, regressed on phi",
+    "aace", AACE, "AACE: annotation-space target chosen by held-out R-loss, regressed on phi",
     **_AACE, target="select",
 )
 register(

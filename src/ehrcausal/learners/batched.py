@@ -82,6 +82,14 @@ def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(tensors))
 
 
+def _stack_rows(data: Sequence[Mapping[str, torch.Tensor]], idx: Sequence[np.ndarray],
+                device: torch.device) -> dict[str, torch.Tensor]:
+    """Each member's rows ``idx[k]`` of every tensor of ``data[k]``, stacked along a new first
+    axis (the members' splits have one size, so the stack is rectangular)."""
+    return {key: _stack([d[key][torch.as_tensor(i, device=device)]
+                         for d, i in zip(data, idx, strict=True)]) for key in data[0]}
+
+
 def train_batched(
     build: Callable[[], nn.Module],
     loss_fns: Sequence[LossFn],
@@ -243,11 +251,7 @@ def _train_group(
         ]
 
     dev = torch.device(device)
-    keys = list(data[0])
-    tr = {key: _stack([d[key][torch.as_tensor(i, device=dev)] for d, i in
-                       zip(data, train_idx, strict=True)]) for key in keys}
-    va = {key: _stack([d[key][torch.as_tensor(i, device=dev)] for d, i in
-                       zip(data, val_idx, strict=True)]) for key in keys}
+    tr, va = _stack_rows(data, train_idx, dev), _stack_rows(data, val_idx, dev)
     n_train, n_val = len(train_idx[0]), len(val_idx[0])
     sampler = permuted_batches(params.batch_size) if batch_sampler is None else batch_sampler
     gens = [torch.Generator().manual_seed(s) for s in seeds]
@@ -438,11 +442,7 @@ def _train_group_stacked(
         return functional_call(template, (p, b), (x,))
 
     forward = vmap(member_forward)
-    keys = list(data[0])
-    tr = {key: _stack([d[key][torch.as_tensor(i, device=dev)] for d, i in
-                       zip(data, train_idx, strict=True)]) for key in keys}
-    va = {key: _stack([d[key][torch.as_tensor(i, device=dev)] for d, i in
-                       zip(data, val_idx, strict=True)]) for key in keys}
+    tr, va = _stack_rows(data, train_idx, dev), _stack_rows(data, val_idx, dev)
     n_train, n_val = len(train_idx[0]), len(val_idx[0])
     sampler = permuted_batches(params.batch_size) if batch_sampler is None else batch_sampler
     gens = [torch.Generator().manual_seed(s) for s in seeds]
