@@ -82,6 +82,19 @@ def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(tensors))
 
 
+def _log_train_losses(hists: Sequence[TrainingHistory], members: Sequence[int],
+                      losses: Sequence[float], seeds: Sequence[int], epoch: int) -> None:
+    """Append each member's epoch training loss to its history; a member whose loss is not
+    finite stops the whole batch with :class:`FloatingPointError` naming it and its seed."""
+    for k, loss in zip(members, losses, strict=True):
+        hists[k].train_loss.append(loss)
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"training of member {k} (seed {seeds[k]}) diverged at epoch {epoch} "
+                f"(loss {loss}); lower the learning rate"
+            )
+
+
 def _stack_rows(data: Sequence[Mapping[str, torch.Tensor]], idx: Sequence[np.ndarray],
                 device: torch.device) -> dict[str, torch.Tensor]:
     """Each member's rows ``idx[k]`` of every tensor of ``data[k]``, stacked along a new first
@@ -292,13 +305,8 @@ def _train_group(
                     for k, state in frozen.items():
                         for n, v in state.items():
                             stacked[n][k].copy_(v)
-        for k in running:
-            hists[k].train_loss.append(totals[k] / max(seen[k], 1))
-            if not np.isfinite(hists[k].train_loss[-1]):
-                raise FloatingPointError(
-                    f"training of member {k} (seed {seeds[k]}) diverged at epoch {epoch} "
-                    f"(loss {hists[k].train_loss[-1]}); lower the learning rate"
-                )
+        _log_train_losses(hists, running, [totals[k] / max(seen[k], 1) for k in running],
+                          seeds, epoch)
         if n_val == 0:  # no validation rows: every member trains for all epochs, keeps the last
             for k in running:
                 hists[k].val_loss.append(float("nan"))
@@ -472,14 +480,7 @@ def _train_group_stacked(
             _adam_step(stacked, adam, n_steps, _adam_runs(lr, wd), factor, decayed)
             totals += loss.detach() * idx.shape[1]
             seen += idx.shape[1]
-        train_loss = (totals / max(seen, 1)).tolist()
-        for j, k in enumerate(alive):
-            hists[k].train_loss.append(train_loss[j])
-            if not np.isfinite(train_loss[j]):
-                raise FloatingPointError(
-                    f"training of member {k} (seed {seeds[k]}) diverged at epoch {epoch} "
-                    f"(loss {train_loss[j]}); lower the learning rate"
-                )
+        _log_train_losses(hists, alive, (totals / max(seen, 1)).tolist(), seeds, epoch)
         if n_val == 0:  # no validation rows: every member trains for all epochs, keeps the last
             for k in alive:
                 hists[k].val_loss.append(float("nan"))
