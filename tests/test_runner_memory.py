@@ -41,10 +41,27 @@ def test_peak_memory_sums_the_process_tree() -> None:
     assert tree_rss(child.pid) == 0  # gone
 
 
+# a child that sleeps while its grandchild spends 0.6 s of CPU, then idles so a sample sees it
+_BUSY = textwrap.dedent("""
+    import subprocess, sys, time
+    grandchild = subprocess.Popen([sys.executable, "-c",
+        "import time\\nwhile time.process_time() < 0.6: pass\\ntime.sleep(0.4)"])
+    grandchild.wait()
+""")
+
+
+def test_cpu_seconds_count_every_process_of_the_tree() -> None:
+    child = subprocess.Popen([sys.executable, "-c", _BUSY])
+    with PeakMemory(lambda: [child.pid], interval=0.05) as memory:
+        child.wait()
+    # the grandchild's 0.6 s, plus two interpreters' start-up; the idle child alone is ~0.05 s
+    assert 0.6 <= memory.cpu_seconds < 3.0
+
+
 def test_peak_memory_of_no_process_is_none() -> None:
     with PeakMemory(lambda: [], interval=0.05) as memory:
         memory.sample()
-    assert memory.peak_mib is None and memory.samples == 0
+    assert memory.peak_mib is None and memory.samples == 0 and memory.cpu_seconds is None
     with pytest.raises(ValueError, match="interval"):
         PeakMemory(lambda: [], interval=0)
 
@@ -80,18 +97,20 @@ def test_costs_page_shows_each_measured_chapter(tmp_path) -> None:
         "chapter": "ihdp_benchmark", "profile": "smoke", "param": "n_realizations",
         "overrides": {}, "cpus": 2, "machine": "x86_64", "measured": "2026-01-01",
         "rows": [
-            {"n_realizations": 1, "seconds": 20.04, "peak_memory_mib": 900.2,
+            {"n_realizations": 1, "seconds": 20.04, "cpu_seconds": 31.26, "peak_memory_mib": 900.2,
              "load_before": 1.0, "load_after": 1.5, "returncode": 0},
             {"n_realizations": 2, "seconds": 30.0, "peak_memory_mib": 1010.0,
              "load_before": 1.5, "load_after": 2.0, "returncode": 1},
         ],
-        "paper_estimate": {"n_realizations": 50, "seconds": 510.0, "peak_memory_mib": 6400.0},
+        "paper_estimate": {"n_realizations": 50, "seconds": 510.0, "cpu_seconds": 1020.0,
+                           "peak_memory_mib": 6400.0, "note": "a line in n_realizations"},
     }))
     text = write_costs_markdown(paths).read_text()
     assert text == (paths.generated / "costs.md").read_text()
     assert "`ihdp_benchmark` at the `smoke` profile, against `n_realizations`" in text
-    assert "| 1 | 20.0 | 900 | 1.0, 1.5 |" in text
-    assert "| 2 | 30.0 (failed) | 1,010 | 1.5, 2.0 |" in text
-    assert "n_realizations = 50" in text and "about 510 s and 6,400 MiB" in text
+    assert "| 1 | 20.0 | 31.3 | 900 | 1.0, 1.5 |" in text
+    assert "| 2 | 30.0 (failed) |  | 1,010 | 1.5, 2.0 |" in text
+    assert "n_realizations = 50 (a line in n_realizations)" in text
+    assert "about 510 s, 1,020 CPU seconds and 6,400 MiB" in text
     assert "broken" not in text
     assert not any(line.startswith("#") for line in text.splitlines())

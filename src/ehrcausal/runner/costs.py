@@ -1,9 +1,9 @@
 """Cost curves for the reproducibility page: chapter time and peak memory against size.
 
 ``benchmarks/chapter_cost.py`` runs a chapter at several sizes of one parameter and writes
-``benchmarks/results/cost-<chapter>-<profile>.json`` (rows of size, seconds, peak memory and the
-load average around each run, plus a straight-line extrapolation to the ``paper`` profile's
-size). :func:`write_costs_markdown` renders every such file as a table into
+``benchmarks/results/cost-<chapter>-<profile>.json`` (rows of size, wall seconds, CPU seconds,
+peak memory and the load average around each run, plus a straight-line extrapolation to the
+``paper`` profile's size). :func:`write_costs_markdown` renders every such file as a table into
 ``book/_generated/costs.md``, which ``book/reproducibility.md`` includes; the book build writes
 it each time, so the page shows the measurements committed with the code.
 """
@@ -55,22 +55,26 @@ def render_costs_markdown(results: Sequence[Mapping[str, Any]]) -> str:
             f"`{param}`; measured {res.get('measured', '')} on {res.get('cpus', '?')} CPU cores "
             f"({res.get('machine', '')}), cold caches:",
             "",
-            f"| {param} | seconds | peak memory (MiB) | load average before, after |",
-            "|---:|---:|---:|---|",
+            f"| {param} | seconds | CPU seconds | peak memory (MiB) | load average before, after |",
+            "|---:|---:|---:|---:|---|",
         ]
         for row in res["rows"]:
             status = "" if not row.get("returncode") else " (failed)"
             lines.append(
                 f"| {row.get(param)} | {_num(row.get('seconds'), '.1f')}{status} "
+                f"| {_num(row.get('cpu_seconds'), ',.1f')} "
                 f"| {_num(row.get('peak_memory_mib'), ',.0f')} "
                 f"| {_num(row.get('load_before'), '.1f')}, {_num(row.get('load_after'), '.1f')} |"
             )
         est = res.get("paper_estimate")
         lines.append("")
         if est and est.get("seconds") is not None:
+            cpu = est.get("cpu_seconds")
+            cpu_text = "" if cpu is None else f", {_num(cpu, ',.0f')} CPU seconds"
+            how = est.get("note") or "straight-line extrapolation with this profile's other parameters"
             lines.append(
-                f"Straight-line extrapolation to the `paper` profile's {param} = {est.get(param)}"
-                f" (this profile's other parameters): about {_num(est['seconds'], ',.0f')} s and "
+                f"Extrapolation to the `paper` profile's {param} = {est.get(param)} ({how}):"
+                f" about {_num(est['seconds'], ',.0f')} s{cpu_text} and "
                 f"{_num(est.get('peak_memory_mib'), ',.0f')} MiB on these CPU cores. One GPU: "
                 f"not measured."
             )
