@@ -16,7 +16,9 @@ STUDY := $(PY) -m ehrcausal.runner
 # dates, addresses, temporary paths and commit hashes, never numbers of results.
 NBVAL := $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-# `make study` knobs: profile (smoke, default, paper), device (auto, cpu, cuda), parallel chapters.
+# `make study` knobs: profile (smoke, default, paper), device (auto, cpu, cuda), parallel chapters
+# (also the unit tests' processes, pytest-xdist; two threads per process on two cores would
+# oversubscribe them, so each uses one).
 PROFILE ?= default
 DEVICE ?= auto
 JOBS ?= 2
@@ -101,7 +103,8 @@ pdf: setup browser  ## one PDF of the built book (after `make book`): _build/pdf
 # ---------------------------------------------------------------------------------------------
 test: setup vendor browser  ## lint, unit tests, smoke study, nbval on its chapters, book, render tests, PDF
 	@echo "== lint"; time $(PY) -m ruff check src tests benchmarks
-	@echo "== unit tests"; time $(PY) -m pytest -m "not book" tests
+	@echo "== unit tests (two processes, one BLAS/torch thread each)"; \
+	  time OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) -m "not book" tests
 	@echo "== study (smoke profile)"; time $(STUDY) run --profile smoke --jobs $(JOBS) --no-progress
 	@echo "== nbval (re-execute the executed chapters, compare every output)"; \
 	  time EHRCAUSAL_PROFILE=smoke $(NBVAL) book/chapters/*.ipynb
@@ -111,8 +114,8 @@ test: setup vendor browser  ## lint, unit tests, smoke study, nbval on its chapt
 lint: setup  ## ruff
 	$(PY) -m ruff check src tests benchmarks
 
-unit: setup  ## unit tests only
-	$(PY) -m pytest -m "not book" tests
+unit: setup  ## unit tests only (JOBS processes)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) -m "not book" tests
 
 nbval: setup  ## re-execute the executed chapters and compare every output (after `make study`)
 	EHRCAUSAL_PROFILE=$(PROFILE) $(NBVAL) book/chapters/*.ipynb
