@@ -3,6 +3,8 @@
 from .cardiac import simulate_cardiac
 from .cdisc_pilot import load_cdisc_pilot
 from .dataset import SPLITS, CausalDataset
+from .eunomia import load_eunomia
+from .haim import load_haim_mimic_mm
 from .ihdp import N_REALIZATIONS as IHDP_REALIZATIONS
 from .ihdp import load_ihdp
 from .mimic import build_mimic_cohort
@@ -29,4 +31,6 @@ __all__ = [
     "simulate_multimodal",
     "modality_recoverability",
     "load_cdisc_pilot",
+    "load_eunomia",
+    "load_haim_mimic_mm",
 ]

@@ -286,16 +286,18 @@ DEFAULT_MISSING = {"timeseries": 0.05, "text": 0.15, "image": 0.25}
 
 @dataclass(frozen=True)
 class IrregularSeries:
-    """Irregularly sampled series: ``values`` and ``hours`` of shape (n, channels, MAX_OBS).
+    """Irregularly sampled series: ``values`` and ``hours`` of shape (n, channels, slots).
 
     Unobserved slots are NaN in both arrays; within a channel the observed slots come first,
-    in time order.
+    in time order. ``hours`` run from the start of the observation window, whose length is
+    ``horizon`` hours (48 for the simulated stays; a loader of longer histories sets it).
     """
 
     values: np.ndarray
     hours: np.ndarray
     channels: tuple[str, ...]
     units: tuple[str, ...]
+    horizon: float = 48.0
 
     def __len__(self) -> int:
         return len(self.values)
@@ -309,11 +311,11 @@ class IrregularSeries:
         return np.isfinite(self.values).any(axis=(1, 2))
 
     def binned(self, n_bins: int = 12) -> np.ndarray:
-        """(n, n_bins, 2 C) array: per bin of 48 / n_bins hours the mean value of each channel
-        (0 where none) followed by the 0/1 mask of bins with an observation."""
+        """(n, n_bins, 2 C) array: per bin of ``horizon / n_bins`` hours the mean value of each
+        channel (0 where none) followed by the 0/1 mask of bins with an observation."""
         n_bins = check_int(n_bins, "n_bins", 1)
         n, c, _ = self.values.shape
-        b = np.clip((np.nan_to_num(self.hours, nan=0.0) / 48.0 * n_bins).astype(int), 0,
+        b = np.clip((np.nan_to_num(self.hours, nan=0.0) / self.horizon * n_bins).astype(int), 0,
                     n_bins - 1)
         ok = np.isfinite(self.values)
         sums = np.zeros((n, c, n_bins))

@@ -26,6 +26,7 @@ __all__ = [
     "parse_datetimes",
     "parse_numbers",
     "impute_median",
+    "attrition_table",
 ]
 
 #: Text read as missing. pandas' default list is not used: it would turn the words "None",
@@ -201,3 +202,19 @@ def impute_median(X: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame
         X[col] = np.where(miss, med, observed)
         X[f"{col}_missing"] = miss.astype(float)
     return X, medians
+
+
+def attrition_table(flow: dict[str, Any]) -> pd.DataFrame:
+    """The attrition counts ``meta["flow"]`` of a real-data loader as a table, one row per step.
+
+    ``flow`` maps each step to the number of rows left after it, or to a mapping of counts
+    (e.g. ``{"rows": ..., "patients": ...}``), one column each; ``excluded`` is what the step
+    removed from the first count.
+    """
+    counts = {str(step).replace("_", " "): (dict(v) if isinstance(v, dict) else {"left": v})
+              for step, v in flow.items()}
+    table = pd.DataFrame.from_dict(counts, orient="index").astype(int)
+    first = table.iloc[:, 0]
+    table["excluded"] = (first.shift(1) - first).fillna(0).astype(int)
+    table.index.name = "step"
+    return table

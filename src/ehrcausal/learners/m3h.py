@@ -77,6 +77,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -524,9 +525,8 @@ class _Inputs:
             out["tabular"] = self.tab_scale.transform(self._fill(tab)).astype(np.float32)
         if "timeseries" in self.dims:
             ts = mods["timeseries"]
-            scaled = IrregularSeries((ts.values - self.ts_mean[None, :, None])
-                                     / self.ts_sd[None, :, None], ts.hours, ts.channels,
-                                     ts.units)
+            scaled = replace(ts, values=(ts.values - self.ts_mean[None, :, None])
+                             / self.ts_sd[None, :, None])
             out["timeseries"] = scaled.binned(N_BINS).astype(np.float32)
         if "text" in self.dims:
             Z = np.zeros((n, self.dims["text"]), dtype=np.float32)
