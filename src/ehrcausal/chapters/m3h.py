@@ -466,3 +466,153 @@ def tim_figure(result: dict[str, Any]) -> Any:
 def modality_columns() -> list[str]:
     """The modalities, in the book's order."""
     return list(MODALITIES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real records run offline: the Eunomia cohort (OMOP CDM, Synthea)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EunomiaCell:
+    """One fit on the Eunomia cohort: the split seed, the learner and its budget, and the
+    keywords of :func:`~ehrcausal.data.eunomia.load_eunomia` (without ``seed``)."""
+
+    seed: int
+    learner: str
+    budget: tuple[tuple[str, Any], ...] = ()
+    cohort: tuple[tuple[str, Any], ...] = ()
+    balance: None = None
+    drop: None = None
+    shared: float = 1.0  # real records: whatever the tasks share (no knob)
+
+    def key(self) -> dict[str, Any]:
+        # the simulator cells' version: a change of the networks invalidates both
+        version = Cell(1, 0, 0.0, "", ()).key()["version"]
+        return {**asdict(self), "budget": dict(self.budget), "cohort": dict(self.cohort),
+                "data": "eunomia", "version": version}
+
+
+@functools.lru_cache(maxsize=4)
+def eunomia_cohort(seed: int, cohort: tuple[tuple[str, Any], ...]) -> MultimodalDataset:
+    """The Eunomia cohort split with ``seed`` (kept for the next cells of the same split)."""
+    from ..data.eunomia import load_eunomia
+
+    return load_eunomia(seed=seed, **dict(cohort))
+
+
+def fit_and_score(learner: str, seed: int, budget: dict[str, Any], train: MultimodalDataset,
+                  test: MultimodalDataset, tasks: pd.DataFrame) -> dict[str, Any]:
+    """Fit ``learner`` on ``train`` (its ``"val"`` rows for early stopping) and score ``test``:
+    ``{"metrics": records of :func:`task_metrics`, "seconds": fit time}``."""
+    est = make(learner, random_state=seed % (2**31), **budget)
+    extra = ({"val_mask": np.asarray(train.split) == "val"} if "val_mask" in _inputs(learner)
+             else {})
+    start = time.perf_counter()
+    est.fit(train.modalities, train.targets, tasks=tasks, **extra)
+    seconds = time.perf_counter() - start
+    metrics = task_metrics(est.predict_scores(test.modalities), test.targets, tasks)
+    return {"metrics": metrics.to_dict("records"), "seconds": seconds}
+
+
+def run_eunomia_cell(cell: EunomiaCell) -> dict[str, Any]:
+    """One learner on one split of the Eunomia cohort (train+val rows fitted, test scored)."""
+    ds = eunomia_cohort(cell.seed, cell.cohort)
+    fit_rows = np.asarray(ds.split) != "test"
+    return fit_and_score(cell.learner, cell.seed, dict(cell.budget), ds.take(fit_rows),
+                         ds.subset("test"), ds.tasks)
+
+
+def eunomia_cells(cfg: Config, *, replicates: int, **cohort: Any) -> list[EunomiaCell]:
+    """Every learner of ``cfg`` on ``replicates`` splits of the Eunomia cohort (their seeds
+    derive from the chapter's master seed); ``cohort`` are keywords of ``load_eunomia``."""
+    from .base import replicate_seeds
+
+    items = tuple(sorted(cohort.items()))
+    return [EunomiaCell(seed, name, cfg.budget_of(name), items)
+            for seed in replicate_seeds(cfg.seed, replicates) for name in cfg.learner_names]
+
+
+def run_eunomia(cells: Sequence[EunomiaCell], *, n_jobs: int = 1, cache_dir: Any = None
+                ) -> pd.DataFrame:
+    """Run (or read from the cache) the Eunomia cells; their :func:`tidy` table."""
+    results = run_cached(run_eunomia_cell, cells, n_jobs=n_jobs, cache_dir=cache_dir,
+                         namespace="m3h", progress=False)
+    return tidy(cells, results)
+
+
+def task_table(df: pd.DataFrame, learners: Sequence[str]) -> pd.DataFrame:
+    """Per task (rows) and learner (columns): the primary metric, mean ± s.e. over
+    replicates."""
+    rows: dict[str, dict[str, str]] = {}
+    for (task, cls), sub in df.groupby(["task", "problem_class"], sort=False):
+        metric = PRIMARY[cls][0].upper().replace("MACRO_F1", "macro-F1")
+        row = {}
+        for name in learners:
+            v = sub[sub.learner == name].groupby("replicate")["primary"].mean()
+            if len(v):
+                se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
+                row[name] = pm(v.mean(), se, 3)
+        rows[f"{task} ({metric})"] = row
+    return pd.DataFrame(rows).T
+
+
+def eunomia_readings(df: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any]:
+    """The mean relative gain over ``single_task`` of every other learner, as glue-able values
+    prefixed ``eu_`` (mean ± paired s.e. over replicates, the range over tasks, a verdict);
+    the best and worst learner by mean AUC over the binary tasks, and the number of binary
+    tasks on which no learner's mean AUC reaches 0.6."""
+    out: dict[str, Any] = {}
+    for name in learners:
+        if name == "single_task" or "single_task" not in set(df.learner):
+            continue
+        g = gain_summary(relative_gains(df, name))
+        out[f"eu_gain_{name}"] = 100 * g["mean"]
+        out[f"eu_gain_{name}_text"] = pm(100 * g["mean"], 100 * g["se"], 2)
+        out[f"eu_gain_{name}_min"] = 100 * g["task_min"]
+        out[f"eu_gain_{name}_max"] = 100 * g["task_max"]
+        out[f"eu_gain_{name}_verdict"] = verdict(
+            g["mean"], g["se"], higher="beats", lower="loses to",
+            within="is within two standard errors of", above="is above (one replicate: not "
+            "judged)", below="is below (one replicate: not judged)",
+            subject="single-task learning")
+    binary = df[df.problem_class == "binary"]
+    if len(binary):
+        per_task = binary.groupby(["learner", "task"])["auc"].mean().unstack("task")
+        mean_auc = per_task.mean(axis=1).reindex([n for n in learners if n in per_task.index])
+        out["eu_auc_best"] = float(mean_auc.max())
+        out["eu_auc_best_learner"] = str(mean_auc.idxmax())
+        out["eu_auc_worst"] = float(mean_auc.min())
+        out["eu_auc_worst_learner"] = str(mean_auc.idxmin())
+        out["eu_near_chance"] = int((per_task.max(axis=0) < 0.6).sum())
+    return out
+
+
+def eunomia_figure(df: pd.DataFrame, learners: Sequence[str]) -> Any:
+    """Per task, each learner's primary metric (mean over replicates), grouped bars."""
+    import matplotlib.pyplot as plt
+
+    mean = df.groupby(["task", "learner"], sort=False)["primary"].mean().unstack("learner")
+    mean = mean[[n for n in learners if n in mean.columns]]
+    classes = df.drop_duplicates("task").set_index("task")["problem_class"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6),
+                             gridspec_kw={"width_ratios": [3, 1]})
+    colors = learner_palette(list(mean.columns))
+    for ax, binary in zip(axes, (True, False), strict=True):
+        rows = [t for t in mean.index if (classes[t] == "binary") == binary]
+        if not rows:
+            ax.set_visible(False)
+            continue
+        width = 0.8 / len(mean.columns)
+        for k, name in enumerate(mean.columns):
+            ax.bar(np.arange(len(rows)) + k * width, mean.loc[rows, name], width,
+                   color=colors[name], label=name)
+        ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, rows, rotation=30, ha="right",
+                      fontsize=7)
+        ax.set_ylabel("held-out AUC" if binary else "held-out RMSE (encounters)")
+        if binary:
+            ax.axhline(0.5, color="black", lw=0.8, ls=":")
+            ax.set_ylim(0.3, 1.0)
+    axes[0].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
