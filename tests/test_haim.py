@@ -157,14 +157,20 @@ def test_bad_parameters(haim, kwargs, match):
         load_haim_mimic_mm(root, **kwargs)
 
 
-def test_the_multitask_learners_take_the_tabular_layout(haim):
+@pytest.mark.parametrize("learner, budget", [("haim_gbt", {"n_estimators": 3}),
+                                             ("m3h", {"epochs": 1, "hidden": 8})])
+def test_the_multitask_learners_take_the_tabular_layout(haim, learner, budget):
+    """The call the chapter shows for HAIM-MIMIC-MM runs on the miniature."""
+    from ehrcausal.chapters.m3h import task_metrics
     from ehrcausal.learners import make
 
     root, _ = haim
     flat = load_haim_mimic_mm(root, layout="tabular", min_positives=2)
-    train = flat.take(flat.split != "test")
-    est = make("haim_gbt", n_estimators=3, random_state=0).fit(
-        train.modalities, train.targets, tasks=flat.tasks)
-    scores = est.predict_scores(flat.subset("test").modalities)
+    train, test = flat.take(flat.split != "test"), flat.subset("test")
+    extra = {"val_mask": train.split == "val"} if learner == "m3h" else {}
+    est = make(learner, random_state=0, **budget).fit(
+        train.modalities, train.targets, tasks=flat.tasks, **extra)
+    scores = est.predict_scores(test.modalities)
     assert set(scores) == set(flat.tasks.name)
-    assert all(len(v) == (flat.split == "test").sum() for v in scores.values())
+    assert all(len(v) == len(test) for v in scores.values())
+    assert len(task_metrics(scores, test.targets, flat.tasks)) == len(flat.tasks)

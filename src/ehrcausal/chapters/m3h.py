@@ -589,10 +589,14 @@ def eunomia_readings(df: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any
 
 
 def eunomia_figure(df: pd.DataFrame, learners: Sequence[str]) -> Any:
-    """Per task, each learner's primary metric (mean over replicates), grouped bars."""
+    """Per task, each learner's primary metric, grouped bars: the mean over replicates with
+    its standard error as an error bar (none with one replicate)."""
     import matplotlib.pyplot as plt
 
-    mean = df.groupby(["task", "learner"], sort=False)["primary"].mean().unstack("learner")
+    per_rep = df.groupby(["task", "learner", "replicate"], sort=False)["primary"].mean()
+    mean = per_rep.groupby(["task", "learner"], sort=False).mean().unstack("learner")
+    se = (per_rep.groupby(["task", "learner"], sort=False).std(ddof=1)
+          / np.sqrt(per_rep.groupby(["task", "learner"], sort=False).size())).unstack("learner")
     mean = mean[[n for n in learners if n in mean.columns]]
     classes = df.drop_duplicates("task").set_index("task")["problem_class"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6),
@@ -605,7 +609,9 @@ def eunomia_figure(df: pd.DataFrame, learners: Sequence[str]) -> Any:
             continue
         width = 0.8 / len(mean.columns)
         for k, name in enumerate(mean.columns):
+            err = se.loc[rows, name].to_numpy(dtype=float)  # NaN with one replicate: no bar
             ax.bar(np.arange(len(rows)) + k * width, mean.loc[rows, name], width,
+                   yerr=np.where(np.isfinite(err), err, 0.0), capsize=2,
                    color=colors[name], label=name)
         ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, rows, rotation=30, ha="right",
                       fontsize=7)
