@@ -21,6 +21,12 @@ def test_config_checks_its_knobs():
         chapter.Config(embedding="bert")
     with pytest.raises(ValueError, match="wording"):
         chapter.Config(wording="plain")
+    with pytest.raises(ValueError, match="mention_noise"):
+        chapter.Config(mention_noise=2)
+    with pytest.raises(ValueError, match="minilm_backend"):
+        chapter.Config(minilm_backend="tpu")
+    with pytest.raises(ValueError, match="compare_minilm"):
+        chapter.Config(compare_minilm="yes")
     with pytest.raises(ValueError, match="proxies_per_modifier"):
         chapter.Config(n_modifiers=6, proxies_per_modifier=3)
 
@@ -43,21 +49,70 @@ def test_phrase_dictionary_marks_the_phrases_of_each_note_by_concept():
     assert rows[0]["space"] == "phrases" and 0.0 <= rows[0]["iou"] <= 1.0
 
 
-def test_ceiling_readings_tabulate_both_wordings_and_spaces():
+def test_ceiling_readings_tabulate_every_note_setting_and_space_with_a_verdict():
     rows = []
-    for wording, align in (("varied", 0.5), ("canonical", 0.9)):
+    for setting, align in (("written", 0.5), ("canonical_faithful", 0.9)):
         for space in chapter.CEILING_SPACES:
             for method in ("nexis", "marginal_bonferroni"):
                 for r in range(2):
-                    rows.append({"wording": wording, "space": space, "method": method,
+                    rows.append({"setting": setting, "space": space, "method": method,
                                  "replicate": r, "alignment": align,
                                  "iou": 1.0 if method == "nexis" else 0.5 * r})
     out = chapter.ceiling_readings(pd.DataFrame(rows), chapter.Config())
     table = out["ceiling_table"]
-    assert table.shape[0] == 6 and out["ceil_canonical_neurons_nexis"] == 1.0
-    assert out["ceil_varied_phrases_marginal_bonferroni"] == pytest.approx(0.25)
-    assert out["ceil_align_canonical"] == 0.9
-    assert table.loc[("varied", "autoencoder neurons"), "best neuron–modifier correlation"] == "0.50"
+    assert table.shape[0] == 2 * len(chapter.CEILING_SPACES)
+    assert out["ceil_canonical_faithful_neurons_nexis"] == 1.0
+    assert out["ceil_written_phrases_marginal_bonferroni"] == pytest.approx(0.25)
+    assert out["ceil_target_written_neurons"] == "met"  # 1.0 against 0.25
+    assert out["ceil_align_canonical_faithful"] == 0.9
+    label = chapter.NOTE_SETTINGS["written"][0]
+    assert table.loc[(label, "autoencoder neurons"), "best neuron–modifier correlation"] == "0.50"
+    assert chapter.target_met(0.8, 0.29) == "met"
+    assert chapter.target_met(0.79, 0.1) == chapter.target_met(0.9, 0.3) == "not met"
+
+
+def test_mention_dictionary_is_the_concepts_when_notes_are_faithful():
+    cfg = chapter.Config(mention_noise=0.0, misspelling_rate=0.0)
+    ds = cfg.trial(300, 1.0, 5)
+    Z, names = chapter.mention_indicators(ds.text)
+    rec = ds.modalities["records"]
+    for j, c in enumerate(names):
+        np.testing.assert_array_equal(Z[:, j], rec[c].to_numpy(dtype=float))
+    noisy = chapter.Config().trial(300, 1.0, 5)  # omissions, hedges, misspellings
+    Zn, names_n = chapter.mention_indicators(noisy.text)
+    agree = [np.mean(Zn[:, j] == rec[c]) for j, c in enumerate(names_n)]
+    assert min(agree) < 1.0 and np.mean(agree) > 0.9
+
+
+def test_embedding_readings_say_when_the_comparison_did_not_run():
+    cfg = chapter.Config()
+    assert "did not run" in chapter.embedding_readings(None, cfg)["embedding_reading"]
+    rows = [{"embedding": e, "embedding_label": e.upper(), "method": m, "replicate": r,
+             "alignment": 0.7, "sae_r2": 0.9, "iou": iou, "precision": iou, "recall": iou}
+            for e, (a, b) in (("tfidf", (0.5, 0.4)), ("minilm", (0.9, 0.2)))
+            for m, iou in (("nexis", a), ("marginal_bonferroni", b)) for r in range(2)]
+    out = chapter.embedding_readings(pd.DataFrame(rows), cfg)
+    assert out["emb_target_minilm"] == "met" and out["emb_target_tfidf"] == "not met"
+    assert out["embedding_table"].loc["MINILM", "target"] == "met"
+
+
+def test_chapter_parts_are_cached_by_every_knob_and_reread_identically(tmp_path, monkeypatch):
+    cfg = chapter.Config(cdisc_seeds=2)
+    first = chapter.cached("cdisc_planted", cfg, tmp_path)
+    assert len(list((tmp_path / "nexis_text_trials").glob("*.json"))) == 1
+
+    def fail(part):
+        raise AssertionError("recomputed a cached part")
+
+    monkeypatch.setattr(chapter, "_compute_part", fail)
+    again = chapter.cached("cdisc_planted", cfg, tmp_path)
+    pd.testing.assert_frame_equal(first, again)  # identical numbers, from the cache
+    with pytest.raises(AssertionError, match="recomputed"):  # another knob, another key
+        chapter.cached("cdisc_planted", chapter.Config(cdisc_seeds=3), tmp_path)
+    assert chapter.Part("sweep", cfg).key() != chapter.Part("sweep", chapter.Config(n=700)).key()
+    assert "device" not in chapter.config_key(cfg) and "device_used" in chapter.config_key(cfg)
+    with pytest.raises(ValueError, match="part"):
+        chapter.cached("everything", cfg, tmp_path)
 
 
 def test_concept_space_search_scores_labels_against_the_truth():

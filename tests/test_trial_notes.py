@@ -103,3 +103,25 @@ def test_canonical_wording_writes_one_phrase_per_concept_and_mode():
     assert share > 0.75  # stated (not omitted or hedged) for about 84 % of those with CKD
     with pytest.raises(ValueError, match="wording"):
         simulate_trial_notes(50, 0, wording="plain")
+
+
+def test_mention_noise_scales_omissions_hedges_and_spurious_mentions():
+    noisy = simulate_trial_notes(600, 4, misspelling_rate=0.0)
+    assert simulate_trial_notes(600, 4, misspelling_rate=0.0, mention_noise=1.0).text == noisy.text
+    faithful = simulate_trial_notes(600, 4, misspelling_rate=0.0, mention_noise=0.0)
+    np.testing.assert_array_equal(noisy.Y, faithful.Y)
+    rec = faithful.modalities["records"]
+    table = phrase_tables("trial")["normal"]["concepts"]
+    for c in ("ckd", "gout", "depression"):
+        have = rec[c].to_numpy() == 1
+        stated = np.array([any(p.split("{k}")[0].lower() in t.lower()
+                               for p in table[c]["present"]) for t in faithful.text])
+        hedged = np.array([any(p.lower() in t.lower() for p in table[c]["hedge"])
+                           for t in faithful.text])
+        assert stated[have].all() and not hedged.any()  # every present concept stated
+        noisy_hedged = np.array([any(p.lower() in t.lower() for p in table[c]["hedge"])
+                                 for t in noisy.text])
+        assert noisy_hedged.any()  # the default notes do hedge
+    assert faithful.meta["knobs"]["mention_noise"] == 0.0
+    with pytest.raises(ValueError, match="mention_noise"):
+        simulate_trial_notes(50, 0, mention_noise=1.5)

@@ -140,6 +140,7 @@ def simulate_trial_notes(
     split: tuple[float, float, float] = (0.6, 0.2, 0.2),
     wording: str = "varied",
     proxies_per_modifier: int = 1,
+    mention_noise: float = 1.0,
 ) -> CausalDataset:
     """Simulate a randomised trial with enrolment notes and known direct effect modifiers.
 
@@ -157,6 +158,9 @@ def simulate_trial_notes(
     split : train/val/test proportions.
     proxies_per_modifier : 1 to 3 proxies of each direct modifier (its partner, then neutral
         concepts, module docstring).
+    mention_noise : in [0, 1], how unfaithfully the notes express the concepts (1: present
+        concepts sometimes left out or hedged, absent ones sometimes given a spurious mention,
+        at the style's rates; 0: faithful mentions; :func:`~ehrcausal.text.notes.render_trial_notes`).
 
     Returns a :class:`CausalDataset`: ``X`` (``age``, ``male``), ``T``, ``Y``, ``text``,
     ``mu0``, ``mu1``, ``tau``, ``split``; ``modalities["records"]`` holds the concepts (the
@@ -178,6 +182,7 @@ def simulate_trial_notes(
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     rate = check_number(misspelling_rate, "misspelling_rate", 0.0, 0.5)
     split = check_split(split)
+    noise_m = check_number(mention_noise, "mention_noise", 0.0, 1.0)
     ss = seed_streams(seed, TRIAL_STREAMS)
 
     ppm = check_int(proxies_per_modifier, "proxies_per_modifier", 1, 3)
@@ -203,13 +208,13 @@ def simulate_trial_notes(
     noise = np.random.default_rng(ss["noise"]).standard_normal(n)
     Y = mu0 + T * tau + noise_sd * noise
     text = render_trial_notes(rec, seed=stream_seed(ss["notes"]), style=style,
-                              misspelling_rate=rate, wording=wording)
+                              misspelling_rate=rate, wording=wording, mention_noise=noise_m)
     labels = protocol_split(n, stream_seed(ss["split"]), split)
     knobs: dict[str, Any] = {
         "n": n, "effect": effect, "n_modifiers": n_mod, "proxy_correlation": r,
         "clusters": clusters, "cluster_sd": cluster_sd, "noise_sd": noise_sd, "style": style,
         "misspelling_rate": rate, "split": list(split), "wording": wording,
-        "proxies_per_modifier": ppm,
+        "proxies_per_modifier": ppm, "mention_noise": noise_m,
     }
     meta = {
         "source": _SOURCE, "seed": seed, "knobs": knobs, "concepts": list(TRIAL_CONCEPTS),

@@ -842,6 +842,7 @@ def render_trial_notes(
     style: str = "normal",
     misspelling_rate: float = 0.02,
     wording: str = "varied",
+    mention_noise: float = 1.0,
 ) -> list[str]:
     """Render one enrolment note per trial participant.
 
@@ -856,6 +857,12 @@ def render_trial_notes(
     wording : ``"varied"`` (each mention drawn among the concept's phrases for that mode) or
         ``"canonical"`` (always the first phrase of the mode: one wording per concept and mode;
         the same draws otherwise, so only the phrases change).
+    mention_noise : a number in [0, 1] multiplying the style's probabilities that a present
+        concept is left out or hedged and that an absent one gets a spurious hedged mention
+        (``normal``: 0.08, 0.08 and 0.02). 1 (the default) writes the notes as the style does;
+        0 writes *faithful* mentions: every present concept stated, no spurious mention (absent
+        concepts are still negated at the style's rate, and misspellings are a separate knob).
+        The same uniforms are compared with the scaled thresholds, so only the modes change.
 
     Each present concept is mentioned clearly, hedged or (rarely) left out; an absent one is
     usually not mentioned, sometimes negated and rarely given a spurious hedged mention, so the
@@ -867,6 +874,7 @@ def render_trial_notes(
     if wording not in TRIAL_WORDINGS:
         raise ValueError(f"wording must be one of {TRIAL_WORDINGS}, got {wording!r}")
     canonical = wording == "canonical"
+    noise = check_number(mention_noise, "mention_noise", 0.0, 1.0)
     n = len(rec)
     if n == 0:
         return []
@@ -880,7 +888,7 @@ def render_trial_notes(
     rng, typo_rng = _generators(seed)
     k = len(TRIAL_CONCEPTS)
     U = _Uniforms(rng, n, 3 * k + 3)
-    P = _TRIAL_PROBS[style]
+    P = {k: (v if k == "negate" else noise * v) for k, v in _TRIAL_PROBS[style].items()}
     tables = phrase_tables("trial")[style]
     T, phr = tables["sections"], tables["concepts"]
     u_mode, u_phrase, u_order = U.cols(k), U.cols(k), U.cols(k)
