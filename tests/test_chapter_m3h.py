@@ -114,3 +114,26 @@ def test_modality_ablation_leaves_out_patients_with_no_modality_left():
                         (("device", "cpu"), ("epochs", 1)), drop="tabular")
     df = chapter.tidy([cell], [chapter.run_cell(cell)])
     assert np.isfinite(df.primary).all()
+
+
+def test_tim_cells_are_cached_and_averaged_over_replicates(tmp_path):
+    cfg = chapter.Config(n=80, replicates=2, tasks="heart_failure,pneumonia,sepsis",
+                         learners="m3h", tim_tasks="heart_failure,pneumonia,sepsis",
+                         epochs=1, tim_epochs=2, device="cpu")
+    cells = chapter.tim_cells(cfg)
+    assert [c.kind for c in cells] == ["tim", "attention"] * 2
+    assert dict(cells[0].budget)["epochs"] == 2 and dict(cells[1].budget)["epochs"] == 1
+    first = chapter.run_tim(cells, cache_dir=tmp_path)
+    again, hits = chapter.run_cached(chapter.run_tim_cell, cells, cache_dir=tmp_path,
+                                     namespace="m3h", progress=False, return_hits=True)
+    assert all(hits)
+    for a, b in zip(again, first, strict=True):
+        pd.testing.assert_frame_equal(pd.DataFrame(a["matrix"]), pd.DataFrame(b["matrix"]))
+    out = chapter.tim_summary(cells, first)
+    assert out["replicates"] == 2 and out["n_pairs"] == 6
+    tim = pd.DataFrame(out["tim"])
+    one = pd.DataFrame(first[0]["matrix"]).loc[tim.index, tim.columns]
+    two = pd.DataFrame(first[2]["matrix"]).loc[tim.index, tim.columns]
+    np.testing.assert_allclose(tim, (one + two) / 2)
+    assert -1 <= out["tim_rho"] <= 1 and len(out["attention_rho_replicates"]) == 2
+    assert np.isfinite(out["tim_pair_se"]) and out["tim_seconds"] > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.base import clone
 
 from ehrcausal.data import simulate_multimodal
@@ -216,18 +217,79 @@ def test_torch_members_take_numpy_integers_and_a_val_mask(data, name):
 def test_tim_is_a_relative_loss_change_and_rank_correlation_is_checked(data):
     ds, tasks = data
     fit = np.asarray(ds.split) != "test"
-    tim, seconds = task_interdependence(
-        lambda: make("m3h_no_attention", random_state=0, **_light("m3h")),
-        ds.modalities, ds.targets, tasks, sources=["heart_failure", "pneumonia"],
-        auxiliaries=["heart_failure", "atrial_fibrillation", "pneumonia"],
-        eval_mask=~fit, fit_mask=fit)
+    kw = dict(sources=["heart_failure", "severity"],
+              auxiliaries=["heart_failure", "atrial_fibrillation", "los_days"],
+              eval_mask=~fit, fit_mask=fit)
+    tim, seconds = task_interdependence(make("m3h", random_state=0, **_light("m3h", epochs=2)),
+                                        ds.modalities, ds.targets, tasks, **kw)
     assert tim.shape == (2, 3) and seconds > 0
     assert np.isnan(tim.loc["heart_failure", "heart_failure"])
-    assert np.isfinite(tim.loc["heart_failure", "pneumonia"])
+    assert np.isfinite(tim.drop(columns="heart_failure")).all().all()
+    assert (tim.drop(columns="heart_failure").abs() > 1e-6).any().any()
+    # common random numbers: with (almost) no learning, a fit with j and the fit alone start
+    # and end at the same weights, so TIM is zero
+    frozen, _ = task_interdependence(make("m3h", random_state=0,
+                                          **_light("m3h", epochs=1, lr=1e-12)),
+                                     ds.modalities, ds.targets, tasks, **kw)
+    np.testing.assert_allclose(frozen.drop(columns="heart_failure"), 0.0, atol=1e-6)
+    with pytest.raises(ValueError, match="clustering"):
+        task_interdependence(make("m3h", **_light("m3h")), ds.modalities, ds.targets, tasks,
+                             sources=["phenotype"], auxiliaries=["heart_failure"],
+                             eval_mask=~fit, fit_mask=fit)
     truth = pd.DataFrame([[1, 0.9, 0.1], [0.2, 0.3, 1]], index=tim.index, columns=tim.columns)
     score = pd.DataFrame([[np.nan, 5, 1], [2, 3, np.nan]], index=tim.index, columns=tim.columns)
     assert spearman_offdiagonal(score, truth) == pytest.approx(1.0)
     assert spearman_offdiagonal(-score, truth) == pytest.approx(-1.0)
+
+
+def test_single_task_networks_side_by_side_share_no_parameter(data):
+    ds, tasks = data
+    est = make("single_task", random_state=0, **_light("single_task")).fit(
+        ds.modalities, ds.targets, tasks=tasks)
+    nets = {id(m.net_): m for k, m in est.models_.items() if k != "phenotype"}
+    assert len(nets) == 1  # one side-by-side module for the supervised tasks
+    inner = next(iter(nets.values()))
+    net = inner.net_
+    assert net.members == len(inner.supervised_) == 5
+    batch = inner.inputs_.tensors(ds.modalities, "cpu")
+    for k in (0, 3):  # the gradient of task k's output reaches member k's parameters only
+        net.zero_grad()
+        net(batch)[:, k].pow(2).sum().backward()
+        for p in net.stacked:
+            if p.grad is None:
+                continue
+            other = torch.cat([p.grad[:k].flatten(), p.grad[k + 1:].flatten()])
+            assert torch.all(other == 0)
+        assert any(p.grad is not None and p.grad[k].abs().sum() > 0 for p in net.stacked)
+    seq = make("single_task", random_state=0, side_by_side=False,
+               **_light("single_task", epochs=1)).fit(ds.modalities, ds.targets, tasks=tasks)
+    assert len({id(m) for m in seq.models_.values()}) == len(TASKS)
+    assert np.isfinite(seq.predict_scores(ds.modalities)["los_days"]).all()
+    with pytest.raises(ValueError, match="side_by_side must be"):
+        make("single_task", side_by_side="yes", **_light("single_task")).fit(
+            ds.modalities, ds.targets, tasks=tasks)
+
+
+def test_the_linear_skip_starts_at_zero_and_learns(data):
+    ds, tasks = data
+    p = _light("m3h", epochs=2)
+    plain = make("m3h", random_state=0, skip=False, **p)
+    skip = make("m3h", random_state=0, skip=True, **p)
+    for est in (plain, skip):
+        est.fit(ds.modalities, ds.targets, tasks=tasks)
+    w = skip.net_.skip_w
+    inputs = skip.inputs_.tensors(ds.modalities, "cpu")
+    assert w.shape == (5, skip.net_.skip_inputs(inputs).shape[1], 3)
+    assert w.abs().sum() > 0 and plain.net_.skip_w is None
+    nets = []
+    for flag in (False, True):  # the skip adds a zero-initialised term and draws nothing
+        torch.manual_seed(0)
+        nets.append(M3HNet(skip.inputs_.dims, 8, [1, 1, 1, 3, 1], True, 0.5, skip=flag))
+    assert set(nets[1].state_dict()) - set(nets[0].state_dict()) == {"skip_w"}
+    with torch.no_grad():
+        torch.testing.assert_close(nets[0](inputs), nets[1](inputs))
+    with pytest.raises(ValueError, match="skip must be"):
+        make("m3h", skip="yes", **p).fit(ds.modalities, ds.targets, tasks=tasks)
 
 
 def test_normalised_task_weights_are_inverse_constant_prediction_losses():

@@ -6,8 +6,10 @@ Experiments on :func:`~ehrcausal.data.simulate_multimodal` (see ``book/design.md
   self/cross balance, or on a subset of modalities): per-task held-out metrics;
 - :func:`relative_gains` -- per task, the relative gain of a multitask learner over
   ``single_task`` on each task's primary metric, and its mean over tasks per replicate;
-- :func:`tim_experiment` -- the task-interdependence score (TIM) and its attention proxy
-  against the simulator's true dependency (Spearman rank correlation), with their cost.
+- :func:`run_tim_cell` / :func:`tim_summary` -- the task-interdependence score (TIM, one
+  side-by-side training run per replicate) and its attention proxy, averaged over replicates
+  and compared with the simulator's true dependency (Spearman rank correlation), with their
+  cost; cached per replicate like the other cells.
 
 Per-task metrics: AUC (binary); macro-F1 and one-vs-rest AUC (multiclass); R^2 and RMSE
 (regression); ARI and NMI (the clustering task, against the true phenotype). The *primary*
@@ -49,7 +51,12 @@ __all__ = [
     "without_modality",
     "relative_gains",
     "gain_summary",
-    "tim_experiment",
+    "TimCell",
+    "run_tim_cell",
+    "tim_cells",
+    "tim_summary",
+    "skip_cells",
+    "skip_readings",
     "PRIMARY",
 ]
 
@@ -75,7 +82,37 @@ class Cell:
 
     def key(self) -> dict[str, Any]:
         return {**asdict(self), "tasks": list(self.tasks), "budget": dict(self.budget),
-                "version": 2}
+                "version": cache_version(self.learner)}
+
+
+#: version of the cached results of the network learners (bumped when the network or its
+#: training changes, so that no result of an older network is reused); HAIM's trees keep 2
+NETWORK_CACHE_VERSION = 3
+
+
+def cache_version(learner: str) -> int:
+    """The cache version of a learner's cells (:data:`NETWORK_CACHE_VERSION` for networks)."""
+    from ..learners import spec
+
+    return NETWORK_CACHE_VERSION if spec(learner).torch else 2
+
+
+@dataclass(frozen=True)
+class TimCell:
+    """One replicate of the TIM experiment: ``kind`` is ``"tim"`` (the side-by-side fits of
+    :func:`~ehrcausal.learners.m3h.task_interdependence`) or ``"attention"`` (one ``m3h`` fit
+    on the tasks, its mean attention matrix on the test rows: the cheap proxy)."""
+
+    n: int
+    seed: int
+    shared: float
+    tasks: tuple[str, ...]
+    budget: tuple[tuple[str, Any], ...]
+    kind: str
+
+    def key(self) -> dict[str, Any]:
+        return {**asdict(self), "tasks": list(self.tasks), "budget": dict(self.budget),
+                "experiment": "tim", "version": NETWORK_CACHE_VERSION}
 
 
 def select_tasks(tasks: pd.DataFrame, value: Any) -> list[str]:
@@ -196,6 +233,9 @@ def tidy(cells: Sequence[Cell], results: Sequence[dict[str, Any]], label: str = 
          ) -> pd.DataFrame:
     """One row per (cell, task) with the cell's design and the task's metrics."""
     frames = []
+    if not cells:
+        return pd.DataFrame(columns=["task", "problem_class", "primary", "replicate", "learner",
+                                     "shared", "balance", "drop", "seconds", "cell"])
     for i, (c, r) in enumerate(zip(cells, results, strict=True)):
         df = pd.DataFrame(r["metrics"])
         df["replicate"] = c.seed
@@ -239,38 +279,82 @@ def gain_summary(gains: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def tim_experiment(n: int, seed: int, shared: float, sources: Sequence[str],
-                   budget: dict[str, Any]) -> dict[str, Any]:
-    """TIM and its attention proxy among ``sources`` (each also an auxiliary), against truth.
+def run_tim_cell(cell: TimCell) -> dict[str, Any]:
+    """A :class:`TimCell`: ``{"matrix": source -> auxiliary -> value, "seconds": cost}``.
 
-    TIM uses pairs of tasks fitted with ``m3h`` (its own seed for every fit) on the train+val
-    rows and the loss on the test rows (:func:`~ehrcausal.learners.m3h.task_interdependence`).
-    The proxy is the mean cross-task attention of one ``m3h`` fit on the same tasks
-    (:meth:`~ehrcausal.learners.m3h.M3H.attention_matrix`). Both are compared with the true
-    dependency by Spearman's rank correlation over ordered pairs ``s != j``.
+    TIM: every network learns on the train+val rows for the budget's ``epochs`` (no early
+    stopping) and is scored on the test rows. Proxy: ``m3h`` early-stopped on the validation
+    rows, its mean attention over the test rows
+    (:meth:`~ehrcausal.learners.m3h.M3H.attention_matrix`).
     """
-    ds = cohort(n, seed, shared)
-    tasks = ds.tasks[ds.tasks.name.isin(sources)].reset_index(drop=True)
+    ds = cohort(cell.n, cell.seed, cell.shared)
+    tasks = ds.tasks[ds.tasks.name.isin(cell.tasks)].reset_index(drop=True)
     names = list(tasks.name)
     fit = np.asarray(ds.split) != "test"
-    val = np.asarray(ds.split) == "val"
-    rs = seed % (2**31)
-    tim, tim_seconds = task_interdependence(
-        lambda: make("m3h", random_state=rs, **budget), ds.modalities, ds.targets, tasks,
-        sources=names, auxiliaries=names, eval_mask=~fit, fit_mask=fit, val_mask=val)
+    est = make("m3h", random_state=cell.seed % (2**31), **dict(cell.budget))
     start = time.perf_counter()
-    train = ds.take(fit)
-    est = make("m3h", random_state=rs, **budget).fit(
-        train.modalities, train.targets, tasks=tasks, val_mask=np.asarray(train.split) == "val")
-    att = est.attention_matrix(ds.subset("test").modalities)
-    proxy_seconds = time.perf_counter() - start
-    truth = ds.dependency.loc[names, names]
-    return {
-        "tim": tim.to_dict(), "attention": att.to_dict(), "truth": truth.to_dict(),
-        "tim_seconds": tim_seconds, "proxy_seconds": proxy_seconds,
-        "tim_rho": rank_agreement_offdiagonal(tim, truth),
-        "proxy_rho": rank_agreement_offdiagonal(att, truth),
-    }
+    if cell.kind == "tim":
+        matrix, _ = task_interdependence(est, ds.modalities, ds.targets, tasks, sources=names,
+                                         auxiliaries=names, eval_mask=~fit, fit_mask=fit)
+    elif cell.kind == "attention":
+        train = ds.take(fit)
+        est.fit(train.modalities, train.targets, tasks=tasks,
+                val_mask=np.asarray(train.split) == "val")
+        matrix = est.attention_matrix(ds.subset("test").modalities)
+    else:
+        raise ValueError(f"kind must be 'tim' or 'attention', got {cell.kind!r}")
+    return {"matrix": matrix.to_dict(), "seconds": time.perf_counter() - start}
+
+
+def tim_cells(cfg: Config) -> list[TimCell]:
+    """TIM and its proxy on every replicate (shared causes at the first knob level)."""
+    tim_budget = dict(cfg.budget_of("m3h"), epochs=cfg.tim_epochs)
+    return [TimCell(cfg.n, seed, cfg.shared[0], tuple(cfg.tim_names),
+                    tuple(sorted((tim_budget if kind == "tim" else dict(cfg.budget_of("m3h"))
+                                  ).items())), kind)
+            for seed in cfg.seeds for kind in ("tim", "attention")]
+
+
+def run_tim(cells: Sequence[TimCell], *, n_jobs: int = 1, cache_dir: Any = None
+            ) -> list[dict[str, Any]]:
+    """Run (or read from the cache) the TIM cells."""
+    return run_cached(run_tim_cell, cells, n_jobs=n_jobs, cache_dir=cache_dir,
+                      namespace="m3h", progress=False)
+
+
+def tim_summary(cells: Sequence[TimCell], results: Sequence[dict[str, Any]]
+                ) -> dict[str, Any]:
+    """TIM and the proxy averaged over replicates, against the true dependency.
+
+    Per ordered pair ``s != j``: the mean over replicates and its standard error. Spearman's
+    rank correlation of each mean matrix with the truth (over the ordered pairs), and of each
+    replicate's matrix (mean and s.e. over replicates); the mean seconds per replicate.
+    """
+    first = cells[0]
+    truth = cohort(first.n, first.seed, first.shared).dependency.loc[
+        list(first.tasks), list(first.tasks)]
+    names = [t for t in truth.index]
+    out: dict[str, Any] = {"truth": truth.to_dict(), "n_pairs": len(names) * (len(names) - 1)}
+    for kind in ("tim", "attention"):
+        mats = [pd.DataFrame(r["matrix"]).loc[names, names].to_numpy(dtype=float)
+                for c, r in zip(cells, results, strict=True) if c.kind == kind]
+        stack = np.stack(mats)
+        for A in stack:
+            np.fill_diagonal(A, np.nan)
+        mean = pd.DataFrame(stack.mean(axis=0), index=names, columns=names)
+        rhos = [rank_agreement_offdiagonal(pd.DataFrame(A, index=names, columns=names), truth)
+                for A in stack]
+        r = len(mats)
+        se = stack.std(axis=0, ddof=1) / np.sqrt(r) if r > 1 else np.full_like(stack[0], np.nan)
+        out[kind] = mean.to_dict()
+        out[f"{kind}_rho"] = rank_agreement_offdiagonal(mean, truth)
+        out[f"{kind}_rho_replicates"] = rhos
+        out[f"{kind}_pair_se"] = float(np.nanmean(se)) if r > 1 else float("nan")
+        out[f"{kind}_spread"] = float(np.nanstd(stack.mean(axis=0)))
+        out[f"{kind}_seconds"] = float(np.mean([res["seconds"] for c, res in zip(
+            cells, results, strict=True) if c.kind == kind]))
+    out["replicates"] = len([c for c in cells if c.kind == "tim"])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,6 +373,7 @@ class Config(ChapterConfig):
     balances: str = "0.0,0.5,1.0,learned"
     ablation: bool = True
     tim_tasks: str = "heart_failure,atrial_fibrillation,pneumonia,copd_exacerbation"
+    tim_epochs: int = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -300,6 +385,7 @@ class Config(ChapterConfig):
         self.balance_levels = [b if b == "learned" else float(b)
                                for b in parse_list(self.balances, name="balances")]
         self.tim_names = select_tasks(table, self.tim_tasks)
+        self.tim_epochs = check_int(self.tim_epochs, "tim_epochs", 1)
         if len(self.tim_names) < 3:
             raise ValueError("tim_tasks: give at least 3 tasks")
         bad = [t for t in self.tim_names
@@ -329,6 +415,27 @@ def ablation_cells(cfg: Config) -> list[Cell]:
         return []
     return [Cell(cfg.n, seed, cfg.shared[0], "m3h", tuple(cfg.task_names), cfg.budget_of("m3h"),
                  drop=m) for m in MODALITIES for seed in cfg.seeds]
+
+
+def skip_cells(cfg: Config) -> list[Cell]:
+    """``m3h`` without the per-task linear skip (``skip=False``), at every knob level and
+    replicate: what the skip brings, against the same single-task baseline."""
+    if "m3h" not in cfg.learner_names or "single_task" not in cfg.learner_names:
+        return []
+    budget = tuple(sorted({**dict(cfg.budget_of("m3h")), "skip": False}.items()))
+    return [Cell(cfg.n, seed, shared, "m3h", tuple(cfg.task_names), budget)
+            for shared in cfg.shared for seed in cfg.seeds]
+
+
+def skip_readings(main: pd.DataFrame, without: pd.DataFrame, shared: Sequence[float]
+                  ) -> dict[str, Any]:
+    """Gains over ``single_task`` of ``m3h`` without the skip (:func:`skip_cells`), glue-able
+    as ``gain_<shared|zero>_m3h_without_skip...`` (see :func:`gain_readings`)."""
+    if without.empty:
+        return {}
+    other = without.assign(learner="m3h_without_skip")
+    both = pd.concat([main[main.learner == "single_task"], other], ignore_index=True)
+    return gain_readings(both, ["m3h_without_skip"], shared)
 
 
 def run_all(cells: Sequence[Cell], *, n_jobs: int = 1, cache_dir: Any = None) -> pd.DataFrame:
@@ -488,7 +595,7 @@ class EunomiaCell:
 
     def key(self) -> dict[str, Any]:
         # the simulator cells' version: a change of the networks invalidates both
-        version = Cell(1, 0, 0.0, "", ()).key()["version"]
+        version = NETWORK_CACHE_VERSION
         return {**asdict(self), "budget": dict(self.budget), "cohort": dict(self.cohort),
                 "data": "eunomia", "version": version}
 

@@ -52,6 +52,17 @@ column per task (NaN where a label is missing); ``tasks`` has ``name`` and ``pro
    ``"normalised"`` sets ``w_t = 1 / L0_t`` with ``L0_t`` the loss of the constant prediction
    on the training labels (the label entropy for a class task, 1 for a standardised target), so
    that every task starts at loss 1.
+6. the per-task linear skip (``skip=True``, the default): each head's output gets
+   ``+ S_t' s_i``, with ``s_i`` the inputs read linearly -- the standardised tabular row, the
+   bin averages of the time-series channels and observed-masks, and the note's TF-IDF/SVD
+   vector, each zero where the modality is missing -- and ``S_t`` a per-task matrix that
+   starts at zero (weight decay as the rest). Why: one shared representation of width ``h``
+   has to carry every task's private marker; a diagnosis read from one laboratory value lost
+   AUC through it against one network per task (the M3H chapter measures M3H with and
+   without the skip against the same single-task baseline). The skip gives each task a
+   direct linear path to its own marker, while everything nonlinear and everything shared
+   (encoders, fusion, attention) stays the M3H network's. The single-task networks have the
+   same skip, so the comparison stays one architecture against itself.
 
 Early stopping (``early_stopping``): ``"joint"`` keeps the weights of the epoch with the lowest
 validation loss (the same weighted mean over tasks); ``"per_task"`` keeps, for each task, the
@@ -65,9 +76,15 @@ seeded) on the training rows after the network is trained; a patient's cluster i
 centre.
 
 Variants: ``m3h_no_attention`` (hard parameter sharing: every head reads ``h_i``),
-``single_task`` (the same network with one task, fitted once per task; for the clustering task,
+``single_task`` (the same network with one task, one network per task; for the clustering task,
 k-means on the concatenated per-modality summary features, as the network has nothing to learn
-from alone) and ``haim_gbt`` (HAIM, Soenksen et al. 2022: gradient-boosted trees per task on the
+from alone; with ``side_by_side=True``, the default, the per-task networks are trained
+together as one stacked module: their parameters are stacked and their forward passes
+vectorised (``torch.func``), they see the same mini-batches, the training loss is the *sum* of
+their own losses, so no parameter is shared and each network's gradient is that of its own
+loss, and each is kept at its own best validation epoch; training runs until no network has
+improved for ``patience`` epochs, so a network may train longer than it would alone, never on
+another task's loss) and ``haim_gbt`` (HAIM, Soenksen et al. 2022: gradient-boosted trees per task on the
 concatenated per-modality features of :func:`~ehrcausal.data.multimodal.summary_features`;
 LightGBM here, where HAIM used XGBoost with 200 trees of depth 5 and learning rate 0.3).
 """
@@ -76,7 +93,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -84,7 +101,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -110,6 +127,8 @@ __all__ = [
 ]
 
 N_BINS = 12
+#: whether the networks have the per-task linear skip from the inputs by default
+SKIP_DEFAULT = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,7 +268,7 @@ class M3HNet(nn.Module):
     """Encoders, masked fusion, task tokens, task attention and per-task heads (module doc)."""
 
     def __init__(self, dims: Mapping[str, int], hidden: int, out_dims: Sequence[int],
-                 attention: bool, balance: float | str) -> None:
+                 attention: bool, balance: float | str, skip: bool = False) -> None:
         super().__init__()
         h = hidden
         self.dims = dict(dims)
@@ -287,6 +306,34 @@ class M3HNet(nn.Module):
         self.fixed_balance = None if self.learn_balance else float(balance)
         self.head_w = nn.Parameter(torch.randn(T, h, width) / math.sqrt(h))
         self.head_b = nn.Parameter(torch.zeros(T, width))
+        # the per-task linear skip from the inputs (module docstring), zero at the start
+        self.skip_w = (nn.Parameter(torch.zeros(T, skip_width(dims), width)) if skip
+                       else None)
+
+    def skip_inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(batch, d): the standardised tabular row, the bin averages of the time-series
+        channels and masks, and the note's TF-IDF/SVD vector, each zero where the modality is
+        missing (the inputs of the linear skip)."""
+        avail = batch["avail"]
+        parts = []
+        for j, m in enumerate(MODALITIES):
+            if m not in self.dims or m == "image":
+                continue
+            x = batch[m].mean(dim=1) if m == "timeseries" else batch[m]
+            parts.append(avail[:, j : j + 1] * x)
+        return torch.cat(parts, dim=1)
+
+    def outputs(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``out`` (batch, T, width), the shared representation ``h`` and, with attention,
+        the attention weights ``A`` (batch, T, T)."""
+        hs = self.shared(batch)
+        out, A = self.task_outputs(hs)
+        if self.skip_w is not None:
+            out = out + torch.einsum("bd,tdw->btw", self.skip_inputs(batch), self.skip_w)
+        res = {"out": out, "h": hs}
+        if A is not None:
+            res["A"] = A
+        return res
 
     def shared(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The fused representation ``h`` (batch, hidden)."""
@@ -328,7 +375,53 @@ class M3HNet(nn.Module):
         return out, A
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.task_outputs(self.shared(batch))[0]
+        return self.outputs(batch)["out"]
+
+
+def skip_width(dims: Mapping[str, int]) -> int:
+    """Width of :meth:`M3HNet.skip_inputs` for the encoder input widths ``dims``."""
+    return sum(d for m, d in dims.items() if m != "image")
+
+
+class _Ensemble(nn.Module):
+    """M networks of one architecture trained side by side: their parameters are stacked
+    (one tensor per parameter name, ``torch.func.stack_module_state``) and the M forward passes
+    run as one vectorised call (``vmap(functional_call)``) on the same mini-batch. Member ``m``
+    of ``S`` task slots fills the output columns ``m S .. m S + S - 1`` of (batch, M S, width).
+
+    The members share no parameter, so the gradient of a sum of the members' losses with
+    respect to member ``m``'s parameters is the gradient of member ``m``'s loss, and Adam
+    (element-wise) updates each member as it would alone; every member starts from the state of
+    ``net``.
+    """
+
+    def __init__(self, net: M3HNet, members: int) -> None:
+        super().__init__()
+        import copy
+
+        self.members, self.slots = members, len(net.out_dims)
+        self.names = [k for k, _ in net.named_parameters()]
+        self.stacked = nn.ParameterList([
+            nn.Parameter(p.detach().unsqueeze(0).repeat(members, *([1] * p.dim())).clone(),
+                         requires_grad=p.requires_grad) for _, p in net.named_parameters()])
+        self.__dict__["base"] = copy.deepcopy(net).to("meta")  # not a submodule: no state
+
+    def member_params(self, m: int) -> dict[str, torch.Tensor]:
+        """Member ``m``'s parameters by name (views of the stacked tensors)."""
+        return {k: p[m] for k, p in zip(self.names, self.stacked, strict=True)}
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        from torch.func import functional_call, vmap
+
+        def one(params: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
+            return functional_call(self.base, params, (b,))
+
+        params = dict(zip(self.names, self.stacked, strict=True))
+        out = vmap(one, in_dims=(0, None))(params, dict(batch))  # (M, B, S, width)
+        return out.transpose(0, 1).reshape(out.shape[1], -1, out.shape[3])
+
+    def outputs(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"out": self(batch)}
 
 
 class _LossPlan:
@@ -556,6 +649,10 @@ def _task_weights(specs: Sequence[TaskSpec], Y: np.ndarray) -> np.ndarray:
     return out
 
 
+#: the spec of a task slot without labels (a member of :class:`_Ensemble` learning one task)
+_NO_LABEL = TaskSpec("", "binary", 2)
+
+
 class _TaskCheckpoints:
     """Early stopping per task: the weights at each task's best validation loss.
 
@@ -599,7 +696,8 @@ class M3H(MultiTaskLearner):
     """M3H as interpreted in the module docstring; ``attention=False`` is hard sharing.
 
     Parameters: ``hidden`` width; ``attention`` (task attention or hard sharing); ``balance``
-    (self-exploitation weight beta in [0, 1], or ``"learned"``); ``task_weighting``
+    (self-exploitation weight beta in [0, 1], or ``"learned"``); ``skip`` (the per-task linear
+    skip from the inputs, item 6 of the module docstring); ``task_weighting``
     (``"equal"`` or ``"normalised"``) and ``early_stopping`` (``"joint"`` or ``"per_task"``),
     see the module docstring; the training parameters of
     :func:`~ehrcausal.learners.torch_scaffold.check_torch_params`; ``random_state``;
@@ -609,10 +707,10 @@ class M3H(MultiTaskLearner):
     fit_inputs = ("val_mask",)
 
     def __init__(self, hidden: int = 32, attention: bool = True, balance: float | str = 0.5,
-                 task_weighting: str = "equal", early_stopping: str = "joint",
-                 epochs: int = 60, batch_size: int = 128, lr: float = 3e-3,
-                 weight_decay: float = 1e-4, patience: int = 10, val_fraction: float = 0.2,
-                 random_state: int = 0, device: str = "auto") -> None:
+                 skip: bool = SKIP_DEFAULT, task_weighting: str = "equal",
+                 early_stopping: str = "joint", epochs: int = 60, batch_size: int = 128,
+                 lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 10,
+                 val_fraction: float = 0.2, random_state: int = 0, device: str = "auto") -> None:
         store_params(self, locals())
 
     def _check_options(self) -> None:
@@ -622,6 +720,8 @@ class M3H(MultiTaskLearner):
         if self.early_stopping not in ("joint", "per_task"):
             raise ValueError(f"early_stopping must be 'joint' or 'per_task', got "
                              f"{self.early_stopping!r}")
+        if not isinstance(self.skip, (bool, np.bool_)):
+            raise ValueError(f"skip must be True or False, got {self.skip!r}")
 
     def _check_balance(self) -> float | str:
         if self.balance == "learned":
@@ -632,7 +732,13 @@ class M3H(MultiTaskLearner):
         return check_number(self.balance, "balance", 0.0, 1.0)
 
     def _fit(self, mods: dict[str, Any], y: pd.DataFrame, specs: list[TaskSpec],
-             val_mask: Any = None, inputs: _Inputs | None = None) -> None:
+             val_mask: Any = None, inputs: _Inputs | None = None,
+             members: Sequence[Sequence[int | None]] | None = None) -> None:
+        """Fit one network on every supervised task or, with ``members``, one network per
+        member trained side by side (:class:`_Ensemble`): member ``m`` learns the supervised
+        tasks ``members[m]`` (indices; None is a slot without labels), its loss is what it
+        would be alone, the training loss is the sum over members, and early stopping is per
+        output column (each member's task at its own best validation epoch)."""
         params = check_torch_params(self)
         balance = self._check_balance()
         self._check_options()
@@ -652,27 +758,45 @@ class M3H(MultiTaskLearner):
             if s.problem_class == "regression":
                 mu, sd = self.target_scale_[s.name]
                 Y[:, j] = (Y[:, j] - mu) / sd
+        if members is not None:  # one column per member and slot; a None slot has no label
+            cols = [t for m in members for t in m]
+            slot_specs = [supervised[t] if t is not None else _NO_LABEL for t in cols]
+            Y = np.column_stack([Y[:, t] if t is not None else np.full(n, np.nan)
+                                 for t in cols])
+            out_dims = [max(max(s.out_dim for s in supervised), 1)] * len(members[0])
+        else:
+            slot_specs = supervised
+            out_dims = [s.out_dim for s in supervised] or [1]
         data = self.inputs_.tensors(mods, self.device_)
         data["y"] = torch.as_tensor(np.nan_to_num(Y), dtype=torch.float32, device=self.device_)
         data["ymask"] = torch.as_tensor(np.isfinite(Y), device=self.device_)
         dims = self.inputs_.dims
 
-        def build() -> M3HNet:
-            return M3HNet(dims, params.hidden, [s.out_dim for s in supervised] or [1],
-                          bool(self.attention), balance)
+        def build() -> nn.Module:
+            net = M3HNet(dims, params.hidden, out_dims, bool(self.attention), balance,
+                         skip=bool(self.skip))
+            return net if members is None else _Ensemble(net, len(members))
 
-        plan = _LossPlan(supervised, self.device_)
+        plan = _LossPlan(slot_specs, self.device_)
         weights = torch.as_tensor(
-            _task_weights(supervised, Y[tr]) if self.task_weighting == "normalised"
-            else np.ones(len(supervised)), dtype=torch.float32, device=self.device_)
-        picker = _TaskCheckpoints(len(supervised)) if (
-            self.early_stopping == "per_task" and len(va)) else None
+            _task_weights(slot_specs, Y[tr]) if self.task_weighting == "normalised"
+            else np.ones(len(slot_specs)), dtype=torch.float32, device=self.device_)
+        per_task = self.early_stopping == "per_task" or members is not None
+        picker = _TaskCheckpoints(len(slot_specs)) if per_task and len(va) else None
+        shape = (len(members), len(members[0])) if members is not None else None
 
         def loss_fn(net: nn.Module, batch: dict[str, torch.Tensor]):
             out = net(batch)
             terms = plan.terms(out, batch["y"], batch["ymask"]) * weights
-            ok = torch.isfinite(terms)
-            loss = terms[ok].mean() if ok.any() else out.sum() * 0.0
+            if shape is None:
+                ok = torch.isfinite(terms)
+                loss = terms[ok].mean() if ok.any() else out.sum() * 0.0
+            else:  # each member's own mean over its labelled slots, summed over members
+                t = terms.view(shape)
+                ok = torch.isfinite(t)
+                own = torch.where(ok, t, torch.zeros_like(t)).sum(dim=1) / ok.sum(
+                    dim=1).clamp(min=1)
+                loss = own.sum() + out.sum() * 0.0
             if picker is not None and not net.training:  # the validation pass of an epoch
                 return loss, picker.update(net, terms.detach())
             return loss, loss.detach()
@@ -711,13 +835,7 @@ class M3H(MultiTaskLearner):
 
         def forward(idx: torch.Tensor) -> dict[str, torch.Tensor]:
             rows = idx[:, 0].long().to(self.device_)
-            batch = {k: data[k][rows] for k in keys}
-            hs = self.net_.shared(batch)
-            out, A = self.net_.task_outputs(hs)
-            res = {"out": out, "h": hs}
-            if A is not None:
-                res["A"] = A
-            return res
+            return self.net_.outputs({k: data[k][rows] for k in keys})
 
         res = predict_chunked(forward, X, device=self.device_, modules=[self.net_],
                               chunk_size=1024)
@@ -732,7 +850,7 @@ class M3H(MultiTaskLearner):
             finally:
                 self.net_.load_state_dict(final)
                 self.net_.eval()
-        return res, res["h"]
+        return res, res.get("h")
 
     def _scores(self, mods: dict[str, Any]) -> dict[str, np.ndarray]:
         res, H = self._forward_all(mods)
@@ -773,13 +891,16 @@ class SingleTask(MultiTaskLearner):
     """The M3H network (hard sharing) fitted once per task on that task alone.
 
     The clustering task, which has no training signal alone, is k-means on the concatenated,
-    standardised per-modality summary features (as :class:`HAIMGBT`).
+    standardised per-modality summary features (as :class:`HAIMGBT`). ``side_by_side=True``
+    trains the per-task networks together as one stacked module (no shared parameter; see the
+    module docstring), ``False`` one after the other; the other parameters are :class:`M3H`'s.
     """
 
     fit_inputs = ("val_mask",)
 
-    def __init__(self, hidden: int = 32, task_weighting: str = "equal",
-                 early_stopping: str = "joint", epochs: int = 60, batch_size: int = 128,
+    def __init__(self, hidden: int = 32, skip: bool = SKIP_DEFAULT,
+                 task_weighting: str = "equal", early_stopping: str = "joint",
+                 side_by_side: bool = True, epochs: int = 60, batch_size: int = 128,
                  lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 10,
                  val_fraction: float = 0.2, random_state: int = 0,
                  device: str = "auto") -> None:
@@ -788,6 +909,9 @@ class SingleTask(MultiTaskLearner):
     def _fit(self, mods: dict[str, Any], y: pd.DataFrame, specs: list[TaskSpec],
              val_mask: Any = None) -> None:
         p = self.get_params()
+        side_by_side = p.pop("side_by_side")
+        if not isinstance(side_by_side, (bool, np.bool_)):
+            raise ValueError(f"side_by_side must be True or False, got {side_by_side!r}")
         check_torch_params(self)
         seed = check_seed(self.random_state)
         tr, _ = _val_rows(len(y), check_number(self.val_fraction, "val_fraction", 0.0, 1.0,
@@ -795,10 +919,21 @@ class SingleTask(MultiTaskLearner):
         self._target_scales(y, tr)
         inputs = _Inputs(mods, tr, seed)  # one text encoder and scaling for every task
         self.models_: dict[str, Any] = {}
+        supervised = [s for s in specs if s.problem_class != "clustering"]
         for s in specs:
             if s.problem_class == "clustering":
                 self.models_[s.name] = _FeatureClusters(s.n_classes, seed).fit(mods, tr)
-                continue
+        if side_by_side and supervised:  # one network per task, trained side by side
+            est = M3H(attention=False, **p)
+            est.tasks_ = supervised
+            est.modalities_ = tuple(mods)
+            est._fit(mods, y[[s.name for s in supervised]], supervised, val_mask=val_mask,
+                     inputs=inputs, members=[(t,) for t in range(len(supervised))])
+            est.fitted_ = True
+            for s in supervised:
+                self.models_[s.name] = est
+            return
+        for s in supervised:
             one = pd.DataFrame([{"name": s.name, "problem_class": s.problem_class,
                                  "n_classes": s.n_classes}])
             est = M3H(attention=False, **p)
@@ -809,11 +944,16 @@ class SingleTask(MultiTaskLearner):
             self.models_[s.name] = est
 
     def _scores(self, mods: dict[str, Any]) -> dict[str, np.ndarray]:
-        out = {}
+        out: dict[str, np.ndarray] = {}
+        done: dict[int, dict[str, np.ndarray]] = {}
         for s in self.tasks_:
             m = self.models_[s.name]
-            out[s.name] = (m.predict(mods) if isinstance(m, _FeatureClusters)
-                           else m.predict_scores(mods)[s.name])
+            if isinstance(m, _FeatureClusters):
+                out[s.name] = m.predict(mods)
+                continue
+            if id(m) not in done:  # the side-by-side networks predict every task at once
+                done[id(m)] = m.predict_scores(mods)
+            out[s.name] = done[id(m)][s.name]
         return out
 
 
@@ -927,7 +1067,7 @@ class HAIMGBT(MultiTaskLearner):
 
 
 def task_interdependence(
-    make_learner: Callable[[], MultiTaskLearner],
+    estimator: M3H,
     X: Mapping[str, Any],
     Y: pd.DataFrame,
     tasks: pd.DataFrame,
@@ -936,40 +1076,82 @@ def task_interdependence(
     auxiliaries: Sequence[str],
     eval_mask: np.ndarray,
     fit_mask: np.ndarray,
-    **fit_params: Any,
+    val_mask: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, float]:
     """TIM[s, j]: relative change in source ``s``'s held-out loss when ``j`` is learned with it.
 
     ``TIM[s, j] = (L_s({s}) - L_s({s, j})) / L_s({s})``, where ``L_s(S)`` is the mean loss of
-    task ``s`` (:meth:`MultiTaskLearner.task_losses`) on the ``eval_mask`` rows of a learner
-    from ``make_learner()`` fitted on the ``fit_mask`` rows with the tasks ``S``. Positive:
-    learning ``j`` jointly helps ``s``; negative: it hurts. One fit per source alone and one
-    per pair, each with the learner's own seed (common random numbers, so the difference is
-    not seed noise). Returns the (sources x auxiliaries) matrix (NaN where ``s == j``) and the
-    seconds it took.
+    task ``s`` (as :meth:`MultiTaskLearner.task_losses`) on the ``eval_mask`` rows of the
+    network of ``estimator`` (an :class:`M3H`, its parameters) trained on the ``fit_mask`` rows
+    with the tasks ``S``. Positive: learning ``j`` jointly helps ``s``; negative: it hurts.
+
+    The two losses come from separate fits, so their difference carries fit-to-fit noise (a
+    different initialisation, mini-batch order or early-stopping epoch) as well as the effect
+    of ``j``. To leave only the effect of ``j``, the fits use **common random numbers**: every
+    network has two task slots, the source in the first; "alone" is the same network with the
+    second slot unlabelled; all of them start from one initial state and are trained side by
+    side (:class:`_Ensemble`) on the same mini-batches for ``estimator.epochs`` epochs, without
+    early stopping (the last weights are scored). The fit of ``s`` with ``j`` and the fit of
+    ``s`` alone then differ only in whether ``j``'s labels enter the loss. One training run
+    holds one network per source and one per ordered pair. Returns the (sources x
+    auxiliaries) matrix (NaN where ``s == j``) and the seconds it took.
     """
+    if not isinstance(estimator, M3H):
+        raise ValueError(f"estimator must be an M3H learner, got {type(estimator).__name__}")
     start = time.perf_counter()
     table = tasks.set_index("name")
+    names = list(dict.fromkeys([*sources, *auxiliaries]))
+    missing = [t for t in names if t not in table.index]
+    if missing:
+        raise ValueError(f"sources/auxiliaries {missing} are not in tasks")
+    sub = table.loc[names].reset_index()
+    clustering = list(sub.loc[sub.problem_class == "clustering", "name"])
+    if clustering:
+        raise ValueError(f"TIM needs a loss: the clustering task(s) {clustering} have none")
     fit_rows = np.flatnonzero(np.asarray(fit_mask, dtype=bool))
-    ev = np.asarray(eval_mask, dtype=bool)
+    ev = np.flatnonzero(np.asarray(eval_mask, dtype=bool))
     Xf = {k: _rows(v, fit_rows) for k, v in X.items()}
-    Xe = {k: _rows(v, np.flatnonzero(ev)) for k, v in X.items()}
-    Yf, Ye = Y.iloc[fit_rows].reset_index(drop=True), Y[ev].reset_index(drop=True)
-    extra = {k: (np.asarray(v)[fit_rows] if isinstance(v, np.ndarray) else v)
-             for k, v in fit_params.items()}
+    Xe = {k: _rows(v, ev) for k, v in X.items()}
+    Yf, Ye = Y.iloc[fit_rows].reset_index(drop=True), Y.iloc[ev].reset_index(drop=True)
+    est = clone(estimator)
+    specs, y = check_tasks(sub, Yf)
+    mods = check_modalities(Xf, len(y))
+    est.tasks_, est.modalities_ = specs, tuple(mods)
+    index = {s.name: t for t, s in enumerate(specs)}
+    pairs = [(s, j) for s in sources for j in auxiliaries if j != s]
+    members = [(index[s], None) for s in sources] + [(index[s], index[j]) for s, j in pairs]
+    if val_mask is None:
+        val = np.zeros(len(y), dtype=bool)
+    else:
+        val = np.asarray(val_mask, dtype=bool)[fit_rows]
+    est._fit(mods, y, specs, val_mask=val, members=members)
+    est.fitted_ = True
+    out = est._forward_all(est._check_X(Xe))[0]["out"]
+    losses = [_slot_loss(out[:, 2 * m], Ye[specs[members[m][0]].name].to_numpy(dtype=float),
+                         specs[members[m][0]], est.target_scale_) for m in range(len(members))]
+    alone = dict(zip(sources, losses[: len(sources)], strict=True))
+    tim = pd.DataFrame(np.nan, index=list(sources), columns=list(auxiliaries))
+    for (s, j), value in zip(pairs, losses[len(sources):], strict=True):
+        tim.loc[s, j] = (alone[s] - value) / alone[s]
+    return tim, time.perf_counter() - start
 
-    def loss(names: list[str], source: str) -> float:
-        sub = table.loc[names].reset_index()
-        est = make_learner().fit(Xf, Yf, tasks=sub, **extra)
-        return float(est.task_losses(Xe, Ye)[source])
 
-    out = pd.DataFrame(np.nan, index=list(sources), columns=list(auxiliaries))
-    for s in sources:
-        alone = loss([s], s)
-        for j in auxiliaries:
-            if j != s:
-                out.loc[s, j] = (alone - loss([s, j], s)) / alone
-    return out, time.perf_counter() - start
+def _slot_loss(out: np.ndarray, y: np.ndarray, spec: TaskSpec,
+               scales: Mapping[str, tuple[float, float]]) -> float:
+    """Mean loss of one task's head outputs ``out`` (n, width) over its labelled rows, as
+    :meth:`MultiTaskLearner.task_losses` computes it."""
+    m = np.isfinite(y)
+    o, y = out[m], y[m]
+    if spec.problem_class == "binary":
+        p = np.clip(1 / (1 + np.exp(-o[:, 0])), 1e-7, 1 - 1e-7)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    if spec.problem_class == "multiclass":
+        z = o[:, : spec.n_classes]
+        logp = z - z.max(axis=1, keepdims=True)
+        logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        return float(-np.mean(np.maximum(logp[np.arange(len(y)), y.astype(int)], np.log(1e-7))))
+    mu, sd = scales[spec.name]
+    return float(np.mean((o[:, 0] - (y - mu) / sd) ** 2))
 
 
 def _rows(v: Any, idx: np.ndarray) -> Any:
