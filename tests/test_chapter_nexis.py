@@ -27,6 +27,10 @@ def test_config_checks_its_knobs():
         chapter.Config(minilm_backend="tpu")
     with pytest.raises(ValueError, match="compare_minilm"):
         chapter.Config(compare_minilm="yes")
+    assert chapter.Config(ceiling_dictionary="512,16,256").dictionary("ceiling") == (512, 16, 256)
+    assert chapter.Config(n_latents=64).dictionary("ceiling") == (64, 8, 64)  # as the main one
+    with pytest.raises(ValueError, match="ceiling_dictionary"):
+        chapter.Config(ceiling_dictionary="512,16")
     with pytest.raises(ValueError, match="proxies_per_modifier"):
         chapter.Config(n_modifiers=6, proxies_per_modifier=3)
 

@@ -110,6 +110,7 @@ class Config(ChapterConfig):
     n_latents: int = 128
     k: int = 8
     svd_components: int = 64
+    ceiling_dictionary: Any = None
     null_seeds: int = 50
     null_n: int = 300
     null_clusters: int = 20
@@ -141,6 +142,15 @@ class Config(ChapterConfig):
         self.n_latents = check_int(self.n_latents, "n_latents", 8)
         self.k = check_int(self.k, "k", 1, self.n_latents)
         self.svd_components = check_int(self.svd_components, "svd_components", 2)
+        if self.ceiling_dictionary is not None:
+            sizes = parse_list(self.ceiling_dictionary, int, "ceiling_dictionary")
+            if len(sizes) != 3:
+                raise ValueError("ceiling_dictionary must hold three integers (neurons, k, SVD "
+                                 f"dimensions) or be None, got {self.ceiling_dictionary!r}")
+            check_int(sizes[1], "ceiling_dictionary k", 1, check_int(sizes[0],
+                      "ceiling_dictionary neurons", 8))
+            check_int(sizes[2], "ceiling_dictionary SVD dimensions", 2)
+            self.ceiling_dictionary = sizes
         self.null_seeds = check_int(self.null_seeds, "null_seeds", 1)
         self.null_n = check_int(self.null_n, "null_n", 50)
         self.null_clusters = check_int(self.null_clusters, "null_clusters", 0)
@@ -176,6 +186,16 @@ class Config(ChapterConfig):
                                     proxy_correlation=self.proxy_correlation,
                                     proxies_per_modifier=self.proxies_per_modifier, **kw)
 
+
+    def dictionary(self, which: str = "main") -> tuple[int, int, int]:
+        """Neurons, k and SVD dimensions of the autoencoder: ``"main"`` (``n_latents``, ``k``,
+        ``svd_components``) or ``"ceiling"`` (``ceiling_dictionary``, else the main one)."""
+        if which not in ("main", "ceiling"):
+            raise ValueError(f"which must be 'main' or 'ceiling', got {which!r}")
+        if which == "ceiling" and self.ceiling_dictionary is not None:
+            n_latents, k, svd = self.ceiling_dictionary
+            return n_latents, k, svd
+        return self.n_latents, self.k, self.svd_components
 
     def notes(self) -> dict[str, Any]:
         """The knobs of the notes as configured (``wording``, ``mention_noise``,
@@ -233,10 +253,12 @@ def _one_torch_thread() -> Iterator[None]:
 _REPRESENTATIONS: dict[str, Representation] = {}
 
 
-def representation(cfg: Config, embedding: str | None = None, **notes: Any) -> Representation:
+def representation(cfg: Config, embedding: str | None = None, *, dictionary: str = "main",
+                   **notes: Any) -> Representation:
     """Fit the embedding (TF-IDF only) and the SAE on ``cfg.corpus`` unlabelled notes, written
     as ``cfg`` says or with the note knobs ``notes`` (``wording``, ``mention_noise``,
-    ``misspelling_rate``); ``embedding`` overrides ``cfg.embedding``.
+    ``misspelling_rate``); ``embedding`` overrides ``cfg.embedding``; ``dictionary`` chooses
+    the autoencoder's size (:meth:`Config.dictionary`).
 
     A fitted representation is kept for the life of the process, keyed by everything it
     depends on, so the chapter's sections share it.
@@ -245,21 +267,25 @@ def representation(cfg: Config, embedding: str | None = None, **notes: Any) -> R
     if embedding not in EMBEDDINGS:
         raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
     notes = {**cfg.notes(), **notes}
-    key = stable_hash({"config": config_key(cfg), "embedding": embedding, "notes": notes})
+    sizes = cfg.dictionary(dictionary)
+    key = stable_hash({"config": config_key(cfg), "embedding": embedding, "notes": notes,
+                       "dictionary": sizes})
     if key not in _REPRESENTATIONS:
-        _REPRESENTATIONS[key] = _fit_representation(cfg, embedding, notes)
+        _REPRESENTATIONS[key] = _fit_representation(cfg, embedding, notes, sizes)
     return _REPRESENTATIONS[key]
 
 
-def _fit_representation(cfg: Config, embedding: str, notes: dict[str, Any]) -> Representation:
+def _fit_representation(cfg: Config, embedding: str, notes: dict[str, Any],
+                        sizes: tuple[int, int, int]) -> Representation:
+    n_latents, k, svd = sizes
     corpus = cfg.trial(cfg.corpus, 0.0, cfg.seed + CORPUS_SEED_OFFSET, **notes)
     tfidf = None
     if embedding == "tfidf":
-        tfidf = TfidfSVD(n_components=cfg.svd_components, random_state=cfg.seed).fit(corpus.text)
+        tfidf = TfidfSVD(n_components=svd, random_state=cfg.seed).fit(corpus.text)
         E = tfidf.transform(corpus.text)
     else:
         E = embed(corpus.text, "minilm", backend=cfg.minilm_backend, device=cfg.device_used)
-    sae = TopKSAE(cfg.n_latents, cfg.k, epochs=cfg.epochs or 30, batch_size=cfg.sae_batch_size,
+    sae = TopKSAE(n_latents, k, epochs=cfg.epochs or 30, batch_size=cfg.sae_batch_size,
                   random_state=cfg.seed, device=cfg.device_used)
     with _one_torch_thread():  # small batches: a second thread costs more than it brings
         sae.fit(E)
@@ -270,8 +296,8 @@ def _fit_representation(cfg: Config, embedding: str, notes: dict[str, Any]) -> R
     mods = corpus.meta["modifiers"]
     best = concept_alignment(A, concepts)
     readings = {
-        "corpus_n": cfg.corpus, "n_latents": cfg.n_latents, "sae_k": cfg.k,
-        "embedding": f"TF-IDF + SVD ({cfg.svd_components} dimensions)" if tfidf is not None
+        "corpus_n": cfg.corpus, "n_latents": n_latents, "sae_k": k,
+        "embedding": f"TF-IDF + SVD ({svd} dimensions)" if tfidf is not None
         else f"MiniLM (all-MiniLM-L6-v2, 384 dimensions, {cfg.minilm_backend})",
         "sae_dead": sae.dead_, "sae_epochs": sae.history_.n_epochs,
         "sae_r2": sae.explained_variance_, "n_labelled": len(labelled),
@@ -494,12 +520,13 @@ def target_met(nexis_iou: float, marginal_iou: float) -> str:
 
 def ceiling(cfg: Config) -> pd.DataFrame:
     """NEXIS and marginal Bonferroni at the main design on the candidate spaces of
-    :data:`CEILING_SPACES`, for each note setting of :data:`NOTE_SETTINGS` (an autoencoder is
-    trained per setting, on a corpus written that way)."""
+    :data:`CEILING_SPACES`, for each note setting of :data:`NOTE_SETTINGS` (an autoencoder of
+    the ceiling's size, :meth:`Config.dictionary`, is trained per setting, on a corpus written
+    that way)."""
     rows = []
     for setting, (_, knobs) in NOTE_SETTINGS.items():
         notes = {**cfg.notes(), **knobs}
-        rep = representation(cfg, **notes)
+        rep = representation(cfg, dictionary="ceiling", **notes)
         for r, seed in enumerate(cfg.seeds):
             for row in run_trial(cfg, rep, n=cfg.n, effect=cfg.effect, seed=seed,
                                  spaces=list(CEILING_SPACES),
@@ -513,7 +540,9 @@ def ceiling_readings(table: pd.DataFrame, cfg: Config) -> dict[str, Any]:
     """The ceiling table (IoU mean ± s.e. per note setting and space), its numbers
     (``ceil_<setting>_<space>_<method>``), the target's verdict per setting and space
     (``ceil_target_<setting>_<space>``) and the neurons' alignment (``ceil_align_<setting>``)."""
-    out: dict[str, Any] = {}
+    n_latents, k, svd = cfg.dictionary("ceiling")
+    out: dict[str, Any] = {"ceil_dictionary": f"{n_latents} neurons with k = {k} on "
+                                              f"{svd} SVD dimensions"}
     cells = []
     for (setting, space), g in table.groupby(["setting", "space"], sort=False):
         s = summarise(g, ["iou"], by="method").set_index("method")
@@ -537,11 +566,12 @@ def ceiling_readings(table: pd.DataFrame, cfg: Config) -> dict[str, Any]:
 
 
 def embedding_comparison(cfg: Config) -> pd.DataFrame:
-    """NEXIS and marginal Bonferroni on the neurons of an autoencoder trained on each
-    embedding (TF-IDF + SVD, MiniLM), at the main design with the chapter's notes."""
+    """NEXIS and marginal Bonferroni on the neurons of an autoencoder (of the ceiling's size)
+    trained on each embedding (TF-IDF + SVD, MiniLM), at the main design with the chapter's
+    notes."""
     rows = []
     for emb in EMBEDDINGS:
-        rep = representation(cfg, emb)
+        rep = representation(cfg, emb, dictionary="ceiling")
         for r, seed in enumerate(cfg.seeds):
             for row in run_trial(cfg, rep, n=cfg.n, effect=cfg.effect, seed=seed,
                                  spaces=["neurons"], methods=["nexis", "marginal_bonferroni"]):
