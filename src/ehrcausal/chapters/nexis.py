@@ -1138,11 +1138,16 @@ def _unreadings(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def _compute_part(part: Part) -> Any:
-    """Run one part and return it in its stored (JSON) form."""
+    """Run one part (with one BLAS thread, warnings silenced) and return it in its stored
+    (JSON) form."""
     import warnings
 
+    from ..runtime import blas_threads
+
     cfg, name = part.cfg, part.name
-    with warnings.catch_warnings():
+    # one BLAS thread: the linear algebra here is many small products, and idle BLAS threads
+    # spin (the smoke ceiling took 16 s of CPU with two threads and 4 s with one)
+    with warnings.catch_warnings(), blas_threads(1):
         # a cached rerun shows no warning, so a fresh run must not either (nbval compares them)
         warnings.simplefilter("ignore")
         if name == "representation":
