@@ -15,7 +15,8 @@ evaluates what the chapter's size experiment would cost at a target size (defaul
 ``--cores`` cores with perfect parallelism over cells (a lower bound), against the chapter's
 10-minute budget.
 
-    python benchmarks/xmultitask_size.py --sizes 4000,16000,32000
+    python benchmarks/xmultitask_size.py --sizes 4000,16000,32000 \
+        --out benchmarks/results/xmultitask-size-default.json
     python benchmarks/xmultitask_size.py --sizes 1017,4000 --profile smoke   # quick
 """
 

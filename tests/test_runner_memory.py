@@ -114,3 +114,23 @@ def test_costs_page_shows_each_measured_chapter(tmp_path) -> None:
     assert "about 510 s, 1,020 CPU seconds and 6,400 MiB" in text
     assert "broken" not in text
     assert not any(line.startswith("#") for line in text.splitlines())
+
+
+def test_costs_page_shows_the_xmultitask_size_benchmark(tmp_path) -> None:
+    paths = StudyPaths.from_root(tmp_path)
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "xmultitask-size-default.json").write_text(json.dumps({
+        "profile": "default", "target": 100000, "replicates": 5,
+        "rows": [{"learner": "xmultitask", "n": 4000, "seconds": 13.49, "cpu_seconds": 7.2,
+                  "load": 2.0}],
+        "estimates": {"xmultitask": 150.0, "mc_t_learner": 50.0},
+        "sweep_cpu_seconds": 1000.0,
+    }))
+    text = write_costs_markdown(paths).read_text()
+    assert "No cost measurements yet" in text  # no cost curve, the size table still shows
+    assert "| xmultitask | 4,000 | 13.5 | 7.2 | 2.0 |" in text
+    assert "at n = 100,000: xmultitask 150, mc_t_learner 50 CPU seconds per fit" in text
+    # 1,000 CPU seconds on two cores: at least 500 s, 0.8 of ten minutes
+    assert "with 5 replicates, about 1,000 CPU seconds, so at least 500 s on 2 cores" in text
+    assert "(0.8 times a 10-minute chapter budget)" in text

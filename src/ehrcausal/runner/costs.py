@@ -6,6 +6,11 @@ peak memory and the load average around each run, plus a straight-line extrapola
 ``paper`` profile's size). :func:`write_costs_markdown` renders every such file as a table into
 ``book/_generated/costs.md``, which ``book/reproducibility.md`` includes; the book build writes
 it each time, so the page shows the measurements committed with the code.
+
+``benchmarks/xmultitask_size.py`` writes ``benchmarks/results/xmultitask-size-<profile>.json``:
+single fits of the X-MultiTask chapter's size experiment at growing cohort sizes and, per
+learner, a straight line of CPU seconds against n evaluated at a target size.
+:func:`render_size_markdown` adds them to the same page.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import Any
 from ..cache import atomic_write_text
 from .paths import StudyPaths
 
-__all__ = ["COSTS_MD", "cost_results", "render_costs_markdown", "write_costs_markdown"]
+__all__ = ["COSTS_MD", "cost_results", "render_costs_markdown", "render_size_markdown",
+           "size_results", "write_costs_markdown"]
 
 #: the generated page fragment, under ``book/_generated/``
 COSTS_MD = "costs.md"
@@ -35,6 +41,24 @@ def cost_results(folder: Path) -> list[dict[str, Any]]:
         if isinstance(data, dict) and isinstance(data.get("rows"), list) and data.get("param"):
             out.append(data)
     return out
+
+
+def size_results(folder: Path) -> list[dict[str, Any]]:
+    """The readable ``xmultitask-size-*.json`` files of ``folder``, by name."""
+    out = []
+    for path in sorted(folder.glob("xmultitask-size-*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("rows"), list) and data.get("target"):
+            out.append(data)
+    return out
+
+
+def _count(value: Any) -> str:
+    """An integer with thousands separators; anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _num(value: Any, fmt: str) -> str:
@@ -73,7 +97,7 @@ def render_costs_markdown(results: Sequence[Mapping[str, Any]]) -> str:
             cpu_text = "" if cpu is None else f", {_num(cpu, ',.0f')} CPU seconds"
             how = est.get("note") or "straight-line extrapolation with this profile's other parameters"
             lines.append(
-                f"Extrapolation to the `paper` profile's {param} = {est.get(param)} ({how}):"
+                f"Extrapolation to the `paper` profile's {param} = {_count(est.get(param))} ({how}):"
                 f" about {_num(est['seconds'], ',.0f')} s{cpu_text} and "
                 f"{_num(est.get('peak_memory_mib'), ',.0f')} MiB on these CPU cores. One GPU: "
                 f"not measured."
@@ -82,9 +106,50 @@ def render_costs_markdown(results: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def render_size_markdown(results: Sequence[Mapping[str, Any]], cores: int = 2,
+                         budget: float = 600.0) -> str:
+    """The X-MultiTask size benchmark: one table of fits and the cost at the target size."""
+    lines: list[str] = []
+    for res in results:
+        target, replicates = int(res["target"]), int(res.get("replicates") or 1)
+        lines += [
+            f"The X-MultiTask chapter's size experiment, one fit per learner and size at the "
+            f"`{res.get('profile')}` profile's epochs, in one process with one thread "
+            f"(`benchmarks/xmultitask_size.py`):",
+            "",
+            "| learner | n | seconds | CPU seconds | load average |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in res["rows"]:
+            lines.append(f"| {row.get('learner')} | {int(row.get('n', 0)):,} "
+                         f"| {_num(row.get('seconds'), '.1f')} "
+                         f"| {_num(row.get('cpu_seconds'), '.1f')} "
+                         f"| {_num(row.get('load'), '.1f')} |")
+        estimates = res.get("estimates") or {}
+        sweep = res.get("sweep_cpu_seconds")
+        lines.append("")
+        if estimates and sweep is not None:
+            each = ", ".join(f"{name} {_num(v, ',.0f')}" for name, v in estimates.items())
+            wall = float(sweep) / cores
+            lines.append(
+                f"A straight line of CPU seconds against n gives, at n = {target:,}: {each} CPU "
+                f"seconds per fit; the size experiment's point at n = {target:,} alone, with "
+                f"{replicates} replicates, about {_num(sweep, ',.0f')} CPU seconds, so at least "
+                f"{_num(wall, ',.0f')} s on {cores} cores ({wall / budget:.1f} times a "
+                f"{budget / 60:.0f}-minute chapter budget) before any other cell of the chapter."
+            )
+            lines.append("")
+    return "\n".join(lines)
+
+
 def write_costs_markdown(paths: StudyPaths) -> Path:
-    """Render ``benchmarks/results/cost-*.json`` into ``book/_generated/costs.md`` (atomic)."""
+    """Render ``benchmarks/results/cost-*.json`` and ``xmultitask-size-*.json`` into
+    ``book/_generated/costs.md`` (atomic)."""
     dest = paths.generated / COSTS_MD
-    results = cost_results(paths.root / "benchmarks" / "results")
-    atomic_write_text(dest, render_costs_markdown(results))
+    folder = paths.root / "benchmarks" / "results"
+    text = render_costs_markdown(cost_results(folder))
+    sizes = size_results(folder)
+    if sizes:
+        text = text.rstrip("\n") + "\n\n" + render_size_markdown(sizes)
+    atomic_write_text(dest, text)
     return dest
