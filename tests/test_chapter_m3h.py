@@ -137,3 +137,20 @@ def test_tim_cells_are_cached_and_averaged_over_replicates(tmp_path):
     np.testing.assert_allclose(tim, (one + two) / 2)
     assert -1 <= out["tim_rho"] <= 1 and len(out["attention_rho_replicates"]) == 2
     assert np.isfinite(out["tim_pair_se"]) and out["tim_seconds"] > 0
+
+
+def test_gain_values_glue_a_gain_summary_in_percent_with_its_verdict() -> None:
+    from ehrcausal.chapters.m3h import gain_values
+
+    g = {"mean": -0.031, "se": 0.0094, "task_min": -0.2, "task_max": 0.1,
+         "share_positive": 0.25}
+    out = gain_values("gain_zero_m3h", g)
+    assert out["gain_zero_m3h"] == pytest.approx(-3.1)
+    assert out["gain_zero_m3h_se"] == pytest.approx(0.94)
+    assert (out["gain_zero_m3h_min"], out["gain_zero_m3h_max"]) == pytest.approx((-20.0, 10.0))
+    assert out["gain_zero_m3h_positive"] == pytest.approx(25.0)
+    assert out["gain_zero_m3h_verdict"] == "loses to single-task learning"  # 3.3 s.e. below
+    assert gain_values("g", {**g, "mean": 0.01})["g_verdict"] == (
+        "is within two standard errors of single-task learning")
+    one = gain_values("g", {**g, "se": float("nan")})["g_verdict"]
+    assert one == "is below (one replicate: not judged) single-task learning"

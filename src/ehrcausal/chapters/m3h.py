@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,6 +51,8 @@ __all__ = [
     "without_modality",
     "relative_gains",
     "gain_summary",
+    "gain_values",
+    "versus_single_task",
     "TimCell",
     "run_tim_cell",
     "tim_cells",
@@ -490,23 +492,32 @@ def gain_readings(df: pd.DataFrame, learners: Sequence[str], shared: Sequence[fl
             if len(supervised):  # the mean without the clustering task (NMI gains are large)
                 gs = gain_summary(supervised)
                 out[f"gain_{key}_supervised_text"] = pm(100 * gs["mean"], 100 * gs["se"], 2)
-                out[f"gain_{key}_supervised_verdict"] = verdict(
-                    gs["mean"], gs["se"], higher="beats", lower="loses to",
-                    within="is within two standard errors of", above="is above (one "
-                    "replicate: not judged)", below="is below (one replicate: not judged)",
-                    subject="single-task learning")
-            out[f"gain_{key}"] = 100 * g["mean"]
-            out[f"gain_{key}_se"] = 100 * g["se"]
-            out[f"gain_{key}_text"] = pm(100 * g["mean"], 100 * g["se"], 2)
-            out[f"gain_{key}_min"] = 100 * g["task_min"]
-            out[f"gain_{key}_max"] = 100 * g["task_max"]
-            out[f"gain_{key}_positive"] = 100 * g["share_positive"]
-            out[f"gain_{key}_verdict"] = verdict(
-                g["mean"], g["se"], higher="beats", lower="loses to",
-                within="is within two standard errors of", above="is above (one replicate: "
-                "not judged)", below="is below (one replicate: not judged)",
-                subject="single-task learning")
+                out[f"gain_{key}_supervised_verdict"] = versus_single_task(gs)
+            out.update(gain_values(f"gain_{key}", g))
     return out
+
+
+def versus_single_task(g: Mapping[str, float]) -> str:
+    """The verdict on a gain summary (:func:`gain_summary`): beats, loses to or is within two
+    paired standard errors of single-task learning (not judged with one replicate)."""
+    return verdict(g["mean"], g["se"], higher="beats", lower="loses to",
+                   within="is within two standard errors of",
+                   above="is above (one replicate: not judged)",
+                   below="is below (one replicate: not judged)", subject="single-task learning")
+
+
+def gain_values(prefix: str, g: Mapping[str, float]) -> dict[str, Any]:
+    """A gain summary as glue-able values named ``prefix``, ``prefix_se``, ``_text``, ``_min``,
+    ``_max``, ``_positive`` (in %) and ``_verdict``."""
+    return {
+        prefix: 100 * g["mean"],
+        f"{prefix}_se": 100 * g["se"],
+        f"{prefix}_text": pm(100 * g["mean"], 100 * g["se"], 2),
+        f"{prefix}_min": 100 * g["task_min"],
+        f"{prefix}_max": 100 * g["task_max"],
+        f"{prefix}_positive": 100 * g["share_positive"],
+        f"{prefix}_verdict": versus_single_task(g),
+    }
 
 
 def gain_figure(df: pd.DataFrame, shared: float) -> Any:
@@ -673,16 +684,7 @@ def eunomia_readings(df: pd.DataFrame, learners: Sequence[str]) -> dict[str, Any
     for name in learners:
         if name == "single_task" or "single_task" not in set(df.learner):
             continue
-        g = gain_summary(relative_gains(df, name))
-        out[f"eu_gain_{name}"] = 100 * g["mean"]
-        out[f"eu_gain_{name}_text"] = pm(100 * g["mean"], 100 * g["se"], 2)
-        out[f"eu_gain_{name}_min"] = 100 * g["task_min"]
-        out[f"eu_gain_{name}_max"] = 100 * g["task_max"]
-        out[f"eu_gain_{name}_verdict"] = verdict(
-            g["mean"], g["se"], higher="beats", lower="loses to",
-            within="is within two standard errors of", above="is above (one replicate: not "
-            "judged)", below="is below (one replicate: not judged)",
-            subject="single-task learning")
+        out.update(gain_values(f"eu_gain_{name}", gain_summary(relative_gains(df, name))))
     binary = df[df.problem_class == "binary"]
     if len(binary):
         per_task = binary.groupby(["learner", "task"])["auc"].mean().unstack("task")
