@@ -94,13 +94,16 @@ def render_costs_markdown(results: Sequence[Mapping[str, Any]]) -> str:
         lines.append("")
         if est and est.get("seconds") is not None:
             cpu = est.get("cpu_seconds")
-            cpu_text = "" if cpu is None else f", {_num(cpu, ',.0f')} CPU seconds"
+            cores = res.get("cpus") or 1
+            cpu_text = "" if cpu is None else (
+                f"about {_num(cpu, ',.0f')} CPU seconds, so at least {_num(cpu / cores, ',.0f')} s "
+                f"on {cores} cores; ")
             how = est.get("note") or "straight-line extrapolation with this profile's other parameters"
             lines.append(
                 f"Extrapolation to the `paper` profile's {param} = {_count(est.get(param))} ({how}):"
-                f" about {_num(est['seconds'], ',.0f')} s{cpu_text} and "
-                f"{_num(est.get('peak_memory_mib'), ',.0f')} MiB on these CPU cores. One GPU: "
-                f"not measured."
+                f" {cpu_text}the line through the wall times (under the loads shown) gives "
+                f"{_num(est['seconds'], ',.0f')} s; peak memory about "
+                f"{_num(est.get('peak_memory_mib'), ',.0f')} MiB. One GPU: not measured."
             )
             lines.append("")
     return "\n".join(lines)
