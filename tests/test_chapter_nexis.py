@@ -90,7 +90,11 @@ def test_mention_dictionary_is_the_concepts_when_notes_are_faithful():
 
 def test_embedding_readings_say_when_the_comparison_did_not_run():
     cfg = chapter.Config()
-    assert "did not run" in chapter.embedding_readings(None, cfg)["embedding_reading"]
+    not_run = chapter.embedding_readings(None, cfg)
+    assert "did not run" in not_run["embedding_reading"]
+    # a table, so that the book numbers it as one
+    assert isinstance(not_run["embedding_table"], pd.DataFrame)
+    assert not_run["embedding_table"].iloc[0, 0].startswith("not run at this profile")
     rows = [{"embedding": e, "embedding_label": e.upper(), "method": m, "replicate": r,
              "alignment": 0.7, "sae_r2": 0.9, "iou": iou, "precision": iou, "recall": iou}
             for e, (a, b) in (("tfidf", (0.5, 0.4)), ("minilm", (0.9, 0.2)))

@@ -587,7 +587,10 @@ def embedding_readings(table: pd.DataFrame | None, cfg: Config) -> dict[str, Any
     sentence for the prose (``embedding_reading``; it says so when the comparison did not run).
     """
     if table is None or table.empty:
-        return {"embedding_table": "not run at this profile", "embedding_reading": Md(
+        # still a table (the book numbers a glued table as a table), saying what did not run
+        not_run = pd.DataFrame({"status": ["not run at this profile (compare_minilm = False)"]},
+                               index=pd.Index(["TF-IDF and MiniLM"], name="embedding"))
+        return {"embedding_table": not_run, "embedding_reading": Md(
             "The comparison with MiniLM embeddings did not run at this profile "
             "(`compare_minilm = False`: embedding the notes with a transformer costs minutes "
             "of CPU); the default and paper profiles run it.")}
