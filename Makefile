@@ -13,8 +13,8 @@ STAMP := $(VENV)/.stamp
 STUDY := $(PY) -m ehrcausal.runner
 # nbval re-executes the executed chapters (book/chapters/, written by `$(STUDY) run`) and compares
 # every output with the stored one; tests/nbval_sanitize.cfg masks only timings, progress bars,
-# dates, addresses, temporary paths and commit hashes, never numbers of results. In `make test`
-# the chapters are shared out over $(JOBS) processes, each notebook whole in one (--dist loadfile).
+# dates, addresses, temporary paths and commit hashes, never numbers of results. It runs the
+# chapters one after another: two at a time (pytest-xdist, --dist loadfile) measured slower.
 NBVAL := $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # `make study` knobs: profile (smoke, default, paper), device (auto, cpu, cuda), parallel chapters
@@ -108,7 +108,7 @@ test: setup vendor browser  ## lint, unit tests, smoke study, nbval on its chapt
 	  time OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) -m "not book" tests
 	@echo "== study (smoke profile)"; time $(STUDY) run --profile smoke --jobs $(JOBS) --no-progress
 	@echo "== nbval (re-execute the executed chapters, compare every output)"; \
-	  time EHRCAUSAL_PROFILE=smoke $(NBVAL) -n $(JOBS) --dist loadfile book/chapters/*.ipynb
+	  time EHRCAUSAL_PROFILE=smoke $(NBVAL) book/chapters/*.ipynb
 	@echo "== book"; time $(STUDY) build
 	@echo "== render tests (chromium) and the PDF"; time $(PY) -m pytest -m book tests/test_book_render.py tests/test_book_pdf.py
 
