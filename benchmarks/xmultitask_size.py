@@ -25,23 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def profile_params(profile: str) -> dict:
-    """The chapter's parameters at ``profile``, resolved by the study runner."""
-    out = subprocess.run(
-        [sys.executable, "-m", "ehrcausal.runner", "params", "--profile", profile,
-         "xmultitask_surgery"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return yaml.safe_load(out) or {}
+from chapter_cost import profile_params  # this folder's benchmark: the runner's resolved values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from ehrcausal.runtime import limit_threads
 
     limit_threads()
-    p = profile_params(args.profile)
+    p = profile_params("xmultitask_surgery", args.profile)
     cfg = chapter.Config(n=p["n"], replicates=1, seed=p.get("seed", 0), learners=p["learners"],
                          sizes=args.sizes, size_learners=p["size_learners"],
                          epochs=p.get("epochs"), device="cpu")

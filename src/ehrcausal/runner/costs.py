@@ -30,30 +30,28 @@ __all__ = ["COSTS_MD", "cost_results", "render_costs_markdown", "render_size_mar
 COSTS_MD = "costs.md"
 
 
-def cost_results(folder: Path) -> list[dict[str, Any]]:
-    """The readable ``cost-*.json`` files of ``folder``, by name (others are skipped)."""
+def _results(folder: Path, pattern: str, key: str) -> list[dict[str, Any]]:
+    """The readable JSON files of ``folder`` matching ``pattern``, by name: objects with a list
+    of ``rows`` and a value for ``key`` (others are skipped)."""
     out = []
-    for path in sorted(folder.glob("cost-*.json")) if folder.is_dir() else []:
+    for path in sorted(folder.glob(pattern)) if folder.is_dir() else []:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("rows"), list) and data.get("param"):
+        if isinstance(data, dict) and isinstance(data.get("rows"), list) and data.get(key):
             out.append(data)
     return out
+
+
+def cost_results(folder: Path) -> list[dict[str, Any]]:
+    """The readable ``cost-*.json`` files of ``folder``, by name (others are skipped)."""
+    return _results(folder, "cost-*.json", "param")
 
 
 def size_results(folder: Path) -> list[dict[str, Any]]:
     """The readable ``xmultitask-size-*.json`` files of ``folder``, by name."""
-    out = []
-    for path in sorted(folder.glob("xmultitask-size-*.json")) if folder.is_dir() else []:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and isinstance(data.get("rows"), list) and data.get("target"):
-            out.append(data)
-    return out
+    return _results(folder, "xmultitask-size-*.json", "target")
 
 
 def _count(value: Any) -> str:
