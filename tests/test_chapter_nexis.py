@@ -244,3 +244,4 @@ def test_cdisc_policy_values_are_doubly_robust_and_cover_every_policy():
     assert first.loc["treat all", "treated"] == 1.0
     out = chapter.cdisc_policy_readings(vals)
     assert out["cdisc_policy_splits"] == 2 and out["cdisc_policy_table"].shape == (4, 3)
+    assert out["cdisc_policy_half"] == len(ds.Y) // 2  # the smaller half, glued in the prose

@@ -1025,7 +1025,8 @@ def cdisc_policy(cfg: Config, ds: CausalDataset | None = None) -> pd.DataFrame:
                                 ("treat none", np.zeros(ev.sum(), bool))):
                 v = np.where(treat, g1, g0)
                 rows.append({"seed": s, "part": part, "policy": name, "value": float(v.mean()),
-                             "treated": float(treat.mean()), "selected": len(S)})
+                             "treated": float(treat.mean()), "selected": len(S),
+                             "n_learn": int(learn.sum())})
     return pd.DataFrame(rows)
 
 
@@ -1043,6 +1044,7 @@ def cdisc_policy_readings(values: pd.DataFrame) -> dict[str, Any]:
     return {"cdisc_policy_table": table,
             "cdisc_policy_splits": int(values.seed.nunique()),
             "cdisc_policy_any_selected": float((values.selected > 0).mean()),
+            "cdisc_policy_half": int(values.n_learn.min()),
             "cdisc_policy_nexis_minus_all": float(d.mean())}
 
 
