@@ -154,3 +154,45 @@ def test_gain_values_glue_a_gain_summary_in_percent_with_its_verdict() -> None:
         "is within two standard errors of single-task learning")
     one = gain_values("g", {**g, "se": float("nan")})["g_verdict"]
     assert one == "is below (one replicate: not judged) single-task learning"
+
+
+def test_level_tags_glue_the_main_setting_and_the_knob_at_zero_only():
+    assert [chapter.level_tag(s, [1.0, 0.5, 0.0]) for s in (1.0, 0.5, 0.0)] == [
+        "shared", None, "zero"]
+    assert chapter.level_tag(0.0, [0.0]) == "zero"
+
+
+def _phenotype_table(shift: float) -> pd.DataFrame:
+    rows = []
+    for rep, base in enumerate((0.20, 0.25, 0.30)):
+        for learner, value in (("m3h", base + shift), ("single_task", 0.1)):
+            rows.append({"task": "phenotype", "problem_class": "clustering", "replicate": rep,
+                         "learner": learner, "shared": 0.0, "primary": value,
+                         "nmi_h_only": 0.05 if learner == "m3h" else np.nan,
+                         "nmi_inputs_only": base + 0.01 * rep if learner == "m3h" else np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_phenotype_readings_say_what_the_shared_representation_adds():
+    up = chapter.phenotype_readings(_phenotype_table(0.2), ["m3h", "single_task"], [0.0])
+    assert up["phenotype_zero_h_verdict"] == "raises"
+    assert up["phenotype_zero_origin"].startswith("what the supervised tasks taught")
+    assert up["phenotype_zero_vs_single"] == "higher than single-task learning's"
+    assert up["nmi_zero_m3h"] == pytest.approx(0.45)
+    assert up["nmi_zero_m3h_h_only"] == pytest.approx(0.05)
+    down = chapter.phenotype_readings(_phenotype_table(-0.15), ["m3h", "single_task"], [0.0])
+    assert down["phenotype_zero_h_verdict"] == "lowers"
+    assert down["phenotype_zero_origin"].endswith("the inputs alone cluster better")
+    assert down["phenotype_zero_vs_single"] == "within two standard errors of single-task learning's"
+    one = chapter.phenotype_readings(_phenotype_table(0.2).query("replicate == 0"),
+                                     ["m3h", "single_task"], [0.0])
+    assert "not judged" in one["phenotype_zero_origin"]
+
+
+def test_an_m3h_cell_scores_its_clustering_rule_on_each_block_alone():
+    cell = chapter.Cell(150, 3, 0.0, "m3h", ("heart_failure", "phenotype"),
+                        (("device", "cpu"), ("epochs", 2)))
+    df = chapter.tidy([cell], [chapter.run_cell(cell)])
+    row = df.set_index("task").loc["phenotype"]
+    assert 0 <= row["nmi_h_only"] <= 1 and 0 <= row["nmi_inputs_only"] <= 1
+    assert np.isnan(df.set_index("task").loc["heart_failure", "nmi_h_only"])

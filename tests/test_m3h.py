@@ -329,3 +329,63 @@ def test_per_task_early_stopping_predicts_each_task_with_its_own_best_weights(da
         make("m3h", early_stopping="each", **p).fit(ds.modalities, ds.targets, tasks=tasks)
     with pytest.raises(ValueError, match="task_weighting must be"):
         make("m3h", task_weighting="gradnorm", **p).fit(ds.modalities, ds.targets, tasks=tasks)
+
+
+def _blobs(rng, y, width, informative, sep=3.0):
+    """``width`` noise columns; with ``informative``, the clusters of ``y`` (corners of a
+    simplex) load on every column, each of the k - 1 directions on several columns, as a
+    latent factor loads on several measurements."""
+    X = rng.normal(size=(len(y), width))
+    if informative:
+        k = int(y.max()) + 1
+        loading = np.tile(np.eye(k - 1), (1, -(-width // (k - 1))))[:, :width]
+        X += sep * np.eye(k)[y][:, 1:] @ loading
+    return X
+
+
+def test_block_clusters_read_every_block_with_equal_weight():
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+
+    from ehrcausal.learners.m3h import BlockClusters
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 100)
+    signal, noise = _blobs(rng, y, 6, True), _blobs(rng, y, 40, False)
+    for blocks, alone in (([signal, noise], [noise]), ([noise, signal], [noise])):
+        # the clusters are found whichever block holds them, and not without that block
+        assert nmi(y, BlockClusters(4, 0).fit(blocks).predict(blocks)) > 0.6
+        assert nmi(y, BlockClusters(4, 0).fit(alone).predict(alone)) < 0.1
+    # each block enters through its k - 1 leading components with total variance 1, so the
+    # scale of a block does not change the partition
+    bc = BlockClusters(4, 0).fit([signal, noise])
+    big = BlockClusters(4, 0).fit([signal, 1000 * noise])
+    np.testing.assert_array_equal(bc.predict([signal, noise]), big.predict([signal, 1000 * noise]))
+    Z = bc.transform([signal, noise])
+    assert Z.shape == (400, 6)
+    np.testing.assert_allclose([Z[:, :3].var(axis=0).sum(), Z[:, 3:].var(axis=0).sum()], 1.0)
+    with pytest.raises(ValueError, match="same rows"):
+        BlockClusters(4, 0).fit([signal, noise[:10]])
+    with pytest.raises(ValueError, match="finite"):
+        BlockClusters(4, 0).fit([np.full((400, 2), np.nan)])
+    with pytest.raises(ValueError, match="k"):
+        BlockClusters(1, 0)
+    with pytest.raises(ValueError, match="blocks: expected 2"):
+        bc.predict([signal])
+
+
+@pytest.mark.parametrize("name", ["m3h", "m3h_no_attention"])
+def test_m3h_clusters_its_shared_representation_and_the_inputs_read_linearly(data, name):
+    from ehrcausal.learners.m3h import BlockClusters, _val_rows, skip_width
+
+    ds, tasks = data
+    est = _fit(name, ds, tasks)
+    clusters = est.clusters_["phenotype"]
+    blocks = est.cluster_blocks(ds.modalities)
+    # both blocks are read: h (hidden width) and the skip's inputs (their width)
+    assert [len(mu) for _, mu, *_ in clusters.parts_] == [8, skip_width(est.inputs_.dims)]
+    assert blocks["s"].shape == (len(ds), skip_width(est.inputs_.dims))
+    # the rule is k-means on the blocks of the training rows
+    tr, _ = _val_rows(len(ds), est.val_fraction, 0, None)
+    ref = BlockClusters(4, 0).fit([blocks["h"][tr], blocks["s"][tr]])
+    np.testing.assert_array_equal(est.predict_scores(ds.modalities)["phenotype"],
+                                  ref.predict([blocks["h"], blocks["s"]]))

@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..data.multimodal import MODALITIES, MultimodalDataset, simulate_multimodal
 from ..learners import make
-from ..learners.m3h import availability, task_interdependence
+from ..learners.m3h import M3H, BlockClusters, availability, task_interdependence
 from ..learners.m3h import spearman_offdiagonal as rank_agreement_offdiagonal
 from ..plots import learner_palette
 from ..validation import check_int
@@ -59,6 +59,9 @@ __all__ = [
     "tim_summary",
     "skip_cells",
     "skip_readings",
+    "with_block_clusters",
+    "level_tag",
+    "phenotype_readings",
     "PRIMARY",
 ]
 
@@ -208,9 +211,41 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     est.fit(mods, train.targets, tasks=tasks, **extra)
     seconds = time.perf_counter() - start
     metrics = task_metrics(est.predict_scores(test_mods), test.targets, tasks)
+    if isinstance(est, M3H) and est.clusters_ and cell.drop is None:
+        metrics = with_block_clusters(metrics, est, train, test, tasks, cell.seed % (2**31))
     out = {"metrics": metrics.to_dict("records"), "seconds": seconds}
     if cell.learner == "m3h" and cell.drop is None:
         out["balances"] = est.balances().to_dict()
+    return out
+
+
+def with_block_clusters(metrics: pd.DataFrame, est: M3H, train: MultimodalDataset,
+                        test: MultimodalDataset, tasks: pd.DataFrame, seed: int
+                        ) -> pd.DataFrame:
+    """``metrics`` with, on each clustering task's row, the NMI of M3H's clustering rule
+    (:class:`~ehrcausal.learners.m3h.BlockClusters`) restricted to one of its two blocks:
+    ``nmi_h_only`` (the shared representation) and ``nmi_inputs_only`` (the inputs read
+    linearly), fitted on the learner's training rows (split ``"train"``) and scored on the
+    test rows. They say where the phenotype's clusters come from; the learner's own rule reads
+    both blocks."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    blocks_fit = est.cluster_blocks(train.subset("train").modalities)
+    blocks_test = est.cluster_blocks(test.modalities)
+    out = metrics.copy()
+    for name in tasks.loc[tasks.problem_class == "clustering", "name"]:
+        y = test.targets[name].to_numpy()
+        m = np.isfinite(y)
+        k = est.clusters_[name].k
+        row = out.index[out.task == name]
+        for label, key in (("h", "h"), ("inputs", "s")):
+            if blocks_fit[key].shape[1] == 0:
+                value = float("nan")
+            else:
+                bc = BlockClusters(k, seed).fit([blocks_fit[key]])
+                value = float(normalized_mutual_info_score(y[m], bc.predict(
+                    [blocks_test[key]])[m]))
+            out.loc[row, f"nmi_{label}_only"] = value
     return out
 
 
@@ -440,6 +475,88 @@ def skip_readings(main: pd.DataFrame, without: pd.DataFrame, shared: Sequence[fl
     return gain_readings(both, ["m3h_without_skip"], shared)
 
 
+def level_tag(level: float, shared: Sequence[float]) -> str | None:
+    """The name of a knob level in glued values: ``"shared"`` for the main setting (the first
+    level, when it is above zero), ``"zero"`` for the knob at zero, None for the others (an
+    intermediate level is shown in the tables, not glued)."""
+    if level == 0:
+        return "zero"
+    return "shared" if level == shared[0] else None
+
+
+def _per_replicate(df: pd.DataFrame, column: str) -> pd.Series:
+    return df.groupby("replicate")[column].mean()
+
+
+def _mean_se(v: pd.Series) -> tuple[float, float]:
+    se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return float(v.mean()), float(se)
+
+
+def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequence[float]
+                       ) -> dict[str, Any]:
+    """The clustering task at each knob level, as glue-able values (``tag`` is ``shared`` or
+    ``zero``): ``nmi_<tag>_<learner>`` (mean over replicates) and ``..._text`` (± s.e.) for
+    every learner; for ``m3h``, the NMI of its rule on one block only
+    (:func:`with_block_clusters`: ``nmi_<tag>_m3h_h_only``, ``nmi_<tag>_m3h_inputs_only``),
+    the paired verdict of its NMI against the inputs-only NMI
+    (``phenotype_<tag>_h_verdict``: "raises", "lowers" or "does not change beyond two
+    standard errors"; ``..._h_diff_text`` the paired difference), ``phenotype_<tag>_origin``,
+    the clause that says what the shared representation adds, chosen by that verdict, and
+    ``phenotype_<tag>_vs_single``, the paired verdict of its NMI against single-task
+    learning's ("higher than", "lower than" or "within two standard errors of"), and
+    ``gain_<tag>_m3h_phenotype_text``, its relative gain on the clustering task (%, ± s.e.)."""
+    out: dict[str, Any] = {}
+    clu = main[main.problem_class == "clustering"]
+    if clu.empty:
+        return out
+    for level in shared:
+        tag = level_tag(level, shared)
+        if tag is None:
+            continue
+        sub = clu[clu.shared == level]
+        for name in learners:
+            part = sub[sub.learner == name]
+            if part.empty:
+                continue
+            mean, se = _mean_se(_per_replicate(part, "primary"))
+            out[f"nmi_{tag}_{name}"] = mean
+            out[f"nmi_{tag}_{name}_text"] = pm(mean, se, 3)
+        m3h = sub[sub.learner == "m3h"]
+        if m3h.empty or "nmi_inputs_only" not in m3h or m3h["nmi_inputs_only"].isna().all():
+            continue
+        for block in ("h", "inputs"):
+            mean, se = _mean_se(_per_replicate(m3h, f"nmi_{block}_only"))
+            out[f"nmi_{tag}_m3h_{block}_only"] = mean
+            out[f"nmi_{tag}_m3h_{block}_only_text"] = pm(mean, se, 3)
+        diff = _per_replicate(m3h, "primary") - _per_replicate(m3h, "nmi_inputs_only")
+        d, se = _mean_se(diff)
+        word = verdict(d, se, higher="raises", lower="lowers",
+                       within="does not change beyond two standard errors",
+                       above="raises (one replicate: not judged)",
+                       below="lowers (one replicate: not judged)")
+        out[f"phenotype_{tag}_h_verdict"] = word
+        out[f"phenotype_{tag}_h_diff_text"] = pm(d, se, 3)
+        out[f"phenotype_{tag}_origin"] = (
+            "with one replicate, what the shared representation adds is not judged"
+            if not np.isfinite(se) else
+            "what the supervised tasks taught the shared representation adds to what the "
+            "inputs give" if word == "raises" else
+            "the clusters owe nothing measurable to what the supervised tasks taught the shared "
+            "representation: the inputs alone cluster " + ("better" if word == "lowers" else
+                                                           "as well"))
+        single = sub[sub.learner == "single_task"]
+        if not single.empty:
+            g = gain_summary(relative_gains(sub, "m3h"))
+            out[f"gain_{tag}_m3h_phenotype_text"] = pm(100 * g["mean"], 100 * g["se"], 1)
+            d, se = _mean_se(_per_replicate(m3h, "primary") - _per_replicate(single, "primary"))
+            out[f"phenotype_{tag}_vs_single"] = verdict(
+                d, se, higher="higher than", lower="lower than",
+                within="within two standard errors of", above="above (one replicate: not judged)",
+                below="below (one replicate: not judged)", subject="single-task learning's")
+    return out
+
+
 def run_all(cells: Sequence[Cell], *, n_jobs: int = 1, cache_dir: Any = None) -> pd.DataFrame:
     """Run (or read from the cache) every cell; the :func:`tidy` table of all of them."""
     results = run_cached(run_cell, cells, n_jobs=n_jobs, cache_dir=cache_dir,
@@ -480,7 +597,9 @@ def gain_readings(df: pd.DataFrame, learners: Sequence[str], shared: Sequence[fl
     out: dict[str, Any] = {}
     for level in shared:
         sub = df[df.shared == level]
-        tag = "shared" if level > 0 else "zero"
+        tag = level_tag(level, shared)
+        if tag is None:
+            continue
         for name in learners:
             if name == "single_task" or name not in set(sub.learner) or "single_task" not in set(
                     sub.learner):
