@@ -27,6 +27,14 @@ def test_config_checks_its_knobs():
         chapter.Config(minilm_backend="tpu")
     with pytest.raises(ValueError, match="compare_minilm"):
         chapter.Config(compare_minilm="yes")
+    with pytest.raises(ValueError, match="mention_embedding"):
+        chapter.Config(mention_embedding="bert")
+    with pytest.raises(ValueError, match="mention_dictionary"):
+        chapter.Config(mention_dictionary="64")
+    with pytest.raises(ValueError, match="mention_dictionary k"):
+        chapter.Config(mention_dictionary="64,65")
+    assert chapter.Config(mention_dictionary="32,2", svd_components=16).dictionary(
+        "mention") == (32, 2, 16)
     assert chapter.Config(ceiling_dictionary="512,16,256").dictionary("ceiling") == (512, 16, 256)
     assert chapter.Config(n_latents=64).dictionary("ceiling") == (64, 8, 64)  # as the main one
     with pytest.raises(ValueError, match="ceiling_dictionary"):
@@ -70,7 +78,8 @@ def test_ceiling_readings_tabulate_every_note_setting_and_space_with_a_verdict()
     assert out["ceil_target_written_neurons"] == "met"  # 1.0 against 0.25
     assert out["ceil_align_canonical_faithful"] == 0.9
     label = chapter.NOTE_SETTINGS["written"][0]
-    assert table.loc[(label, "autoencoder neurons"), "best neuron–modifier correlation"] == "0.50"
+    assert table.loc[(label, "whole-note neurons"), "best neuron–modifier correlation"] == "0.50"
+    assert out["ceil_malign_written"] == 0.5 and out["ceil_target_written_mention_neurons"] == "met"
     assert chapter.target_met(0.8, 0.29) == "met"
     assert chapter.target_met(0.79, 0.1) == chapter.target_met(0.9, 0.3) == "not met"
 
@@ -88,20 +97,22 @@ def test_mention_dictionary_is_the_concepts_when_notes_are_faithful():
     assert min(agree) < 1.0 and np.mean(agree) > 0.9
 
 
-def test_embedding_readings_say_when_the_comparison_did_not_run():
+def test_embedding_readings_say_which_representations_did_not_run():
     cfg = chapter.Config()
-    not_run = chapter.embedding_readings(None, cfg)
-    assert "did not run" in not_run["embedding_reading"]
-    # a table, so that the book numbers it as one
-    assert isinstance(not_run["embedding_table"], pd.DataFrame)
-    assert not_run["embedding_table"].iloc[0, 0].startswith("not run at this profile")
+    # no transformer unless asked for: TF-IDF of whole notes and of mentions
+    assert chapter.comparisons(cfg) == ["tfidf", "mention_tfidf"]
+    assert chapter.comparisons(chapter.Config(mention_embedding="minilm"))[-1] == "mention_minilm"
+    assert chapter.comparisons(chapter.Config(compare_minilm=True)) == [
+        "tfidf", "minilm", "mention_tfidf", "mention_minilm"]
     rows = [{"embedding": e, "embedding_label": e.upper(), "method": m, "replicate": r,
              "alignment": 0.7, "sae_r2": 0.9, "iou": iou, "precision": iou, "recall": iou}
-            for e, (a, b) in (("tfidf", (0.5, 0.4)), ("minilm", (0.9, 0.2)))
+            for e, (a, b) in (("tfidf", (0.5, 0.4)), ("mention_tfidf", (0.9, 0.2)))
             for m, iou in (("nexis", a), ("marginal_bonferroni", b)) for r in range(2)]
     out = chapter.embedding_readings(pd.DataFrame(rows), cfg)
-    assert out["emb_target_minilm"] == "met" and out["emb_target_tfidf"] == "not met"
-    assert out["embedding_table"].loc["MINILM", "target"] == "met"
+    assert out["emb_target_mention_tfidf"] == "met" and out["emb_target_tfidf"] == "not met"
+    assert out["embedding_table"].loc["MENTION_TFIDF", "target"] == "met"
+    assert "Not run at this profile: whole-note MiniLM and per-mention MiniLM" in str(
+        out["embedding_reading"])
 
 
 def test_chapter_parts_are_cached_by_every_knob_and_reread_identically(tmp_path, monkeypatch):
@@ -118,6 +129,9 @@ def test_chapter_parts_are_cached_by_every_knob_and_reread_identically(tmp_path,
     with pytest.raises(AssertionError, match="recomputed"):  # another knob, another key
         chapter.cached("cdisc_planted", chapter.Config(cdisc_seeds=3), tmp_path)
     assert chapter.Part("sweep", cfg).key() != chapter.Part("sweep", chapter.Config(n=700)).key()
+    for knob in ({"mention_dictionary": "32,1"}, {"mention_embedding": "minilm"}):
+        assert chapter.Part("sweep", cfg).key() != chapter.Part(
+            "sweep", chapter.Config(**knob)).key()
     assert "device" not in chapter.config_key(cfg) and "device_used" in chapter.config_key(cfg)
     with pytest.raises(ValueError, match="part"):
         chapter.cached("everything", cfg, tmp_path)

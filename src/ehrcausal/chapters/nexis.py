@@ -7,8 +7,14 @@ the same simulator turns the embeddings into sparse neurons, and each neuron is 
 concept most correlated with it on that corpus (:func:`~ehrcausal.learners.sae.neuron_labels`).
 The searches of :mod:`ehrcausal.discovery` run on two candidate spaces:
 
-- ``"neurons"``: the SAE neurons; a selection is scored by the set of its neurons' labels
-  against the true direct modifiers (several neurons with one label count once);
+- ``"neurons"``: the SAE neurons of whole notes; a selection is scored by the set of its
+  neurons' labels against the true direct modifiers (several neurons with one label count
+  once);
+- ``"mention_neurons"``: the neurons of an SAE trained on the *mentions* of the notes (each
+  note split into its clauses by :func:`ehrcausal.text.mentions.split_mentions`, each distinct
+  mention embedded once, MiniLM or TF-IDF + SVD); a participant's value of a neuron is its
+  largest activation over the participant's mentions (:func:`ehrcausal.text.mentions.max_pool`),
+  and it is labelled and scored like the whole-note neurons;
 - ``"concepts"``: the 24 latent concepts themselves (what a perfect reader of the notes would
   give), scored directly.
 
@@ -57,6 +63,7 @@ from ..learners.sae import TopKSAE, neuron_labels
 from ..runtime import child_seeds
 from ..text import TfidfSVD, embed
 from ..text.embeddings import MINILM_BACKENDS
+from ..text.mentions import MentionEncoder, max_pool, split_notes
 from ..text.notes import TRIAL_CONCEPTS, TRIAL_WORDINGS, phrase_tables
 from ..validation import check_int, check_number
 from .base import ChapterConfig, parse_list
@@ -73,7 +80,15 @@ METHODS: dict[str, str] = {
 }
 #: the methods run under the null (the others have no error-rate claim)
 NULL_METHODS: tuple[str, ...] = ("nexis", "nexis_released", "marginal_bonferroni", "marginal_bh")
-SPACES: tuple[str, ...] = ("neurons", "concepts")
+SPACES: tuple[str, ...] = ("neurons", "mention_neurons", "concepts")
+#: how the chapter names a candidate space of :data:`SPACES`
+SPACE_LABELS: dict[str, str] = {"neurons": "whole-note neurons",
+                                "mention_neurons": "per-mention neurons",
+                                "concepts": "concepts"}
+#: what an autoencoder reads: a whole note, or each of its mentions (pooled by the max)
+UNITS: tuple[str, ...] = ("note", "mention")
+#: rows of a mention autoencoder's training batch (a note has about ten mentions)
+MENTION_BATCH_SIZE = 256
 #: variances of the tests: key -> (cov_type, small_sample) of :func:`ehrcausal.discovery.nexis`
 VARIANCES: dict[str, tuple[str, bool]] = {
     "nonrobust": ("nonrobust", True),
@@ -111,6 +126,8 @@ class Config(ChapterConfig):
     k: int = 8
     svd_components: int = 64
     ceiling_dictionary: Any = None
+    mention_embedding: str = "tfidf"
+    mention_dictionary: Any = "64,1"
     null_seeds: int = 50
     null_n: int = 300
     null_clusters: int = 20
@@ -151,6 +168,16 @@ class Config(ChapterConfig):
                       "ceiling_dictionary neurons", 8))
             check_int(sizes[2], "ceiling_dictionary SVD dimensions", 2)
             self.ceiling_dictionary = sizes
+        if self.mention_embedding not in EMBEDDINGS:
+            raise ValueError(f"mention_embedding must be one of {EMBEDDINGS}, "
+                             f"got {self.mention_embedding!r}")
+        sizes = parse_list(self.mention_dictionary, int, "mention_dictionary")
+        if len(sizes) != 2:
+            raise ValueError("mention_dictionary must hold two integers (neurons, k), got "
+                             f"{self.mention_dictionary!r}")
+        check_int(sizes[1], "mention_dictionary k", 1, check_int(
+            sizes[0], "mention_dictionary neurons", 8))
+        self.mention_dictionary = sizes
         self.null_seeds = check_int(self.null_seeds, "null_seeds", 1)
         self.null_n = check_int(self.null_n, "null_n", 50)
         self.null_clusters = check_int(self.null_clusters, "null_clusters", 0)
@@ -189,9 +216,13 @@ class Config(ChapterConfig):
 
     def dictionary(self, which: str = "main") -> tuple[int, int, int]:
         """Neurons, k and SVD dimensions of the autoencoder: ``"main"`` (``n_latents``, ``k``,
-        ``svd_components``) or ``"ceiling"`` (``ceiling_dictionary``, else the main one)."""
-        if which not in ("main", "ceiling"):
-            raise ValueError(f"which must be 'main' or 'ceiling', got {which!r}")
+        ``svd_components``), ``"ceiling"`` (``ceiling_dictionary``, else the main one) or
+        ``"mention"`` (``mention_dictionary`` with ``svd_components``: the per-mention one)."""
+        if which not in ("main", "ceiling", "mention"):
+            raise ValueError(f"which must be 'main', 'ceiling' or 'mention', got {which!r}")
+        if which == "mention":
+            n_latents, k = self.mention_dictionary
+            return n_latents, k, self.svd_components
         if which == "ceiling" and self.ceiling_dictionary is not None:
             n_latents, k, svd = self.ceiling_dictionary
             return n_latents, k, svd
@@ -216,7 +247,12 @@ def label(method: str) -> str:
 
 @dataclass
 class Representation:
-    """Embedding + TopK SAE fitted on the unlabelled corpus, with the neurons' labels."""
+    """Embedding + TopK SAE fitted on the unlabelled corpus, with the neurons' labels.
+
+    ``unit="note"``: the SAE reads whole notes (TF-IDF + SVD, or MiniLM). ``unit="mention"``:
+    it reads mentions (``mentions`` embeds them) and a note's value of a neuron is the largest
+    activation over its mentions (:func:`ehrcausal.text.mentions.max_pool`).
+    """
 
     embedding: str
     sae: TopKSAE
@@ -225,17 +261,36 @@ class Representation:
     readings: dict[str, Any] = field(default_factory=dict)
     backend: str = "torch"
     device: str = "cpu"
+    unit: str = "note"
+    mentions: MentionEncoder | None = None
+    _mention_acts: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """TF-IDF + SVD of the notes, or their MiniLM embedding (cached on disk by
-        :func:`ehrcausal.text.embed`, with a progress bar while it encodes)."""
+        :func:`ehrcausal.text.embed`, with a progress bar while it encodes); whole notes only."""
+        if self.unit != "note":
+            raise ValueError("embed is for whole-note representations; use neurons")
         if self.tfidf is not None:
             return self.tfidf.transform(list(texts))
         return embed(list(texts), "minilm", backend=self.backend, device=self.device)
 
+    def mention_activations(self, mentions: Sequence[str]) -> np.ndarray:
+        """SAE activations of each mention string (rows in order); each distinct string is
+        embedded and encoded once per representation."""
+        assert self.mentions is not None
+        new = sorted({m for m in mentions if m not in self._mention_acts})
+        if new:
+            A = self.sae.transform(self.mentions.transform(new))
+            self._mention_acts.update(zip(new, A, strict=True))
+        return np.stack([self._mention_acts[m] for m in mentions])
+
     def neurons(self, texts: Sequence[str]) -> np.ndarray:
-        """SAE activations of the notes (n, n_latents)."""
-        return self.sae.transform(self.embed(texts))
+        """SAE activations of the notes (n, n_latents); per mention, max-pooled per note, for
+        a per-mention representation."""
+        if self.unit == "note":
+            return self.sae.transform(self.embed(texts))
+        flat, owners = split_notes(list(texts))
+        return max_pool(self.mention_activations(flat), owners, len(texts))
 
 
 @contextmanager
@@ -254,42 +309,59 @@ _REPRESENTATIONS: dict[str, Representation] = {}
 
 
 def representation(cfg: Config, embedding: str | None = None, *, dictionary: str = "main",
-                   **notes: Any) -> Representation:
+                   unit: str = "note", **notes: Any) -> Representation:
     """Fit the embedding (TF-IDF only) and the SAE on ``cfg.corpus`` unlabelled notes, written
     as ``cfg`` says or with the note knobs ``notes`` (``wording``, ``mention_noise``,
-    ``misspelling_rate``); ``embedding`` overrides ``cfg.embedding``; ``dictionary`` chooses
-    the autoencoder's size (:meth:`Config.dictionary`).
+    ``misspelling_rate``); ``embedding`` overrides ``cfg.embedding`` (``cfg.mention_embedding``
+    for ``unit="mention"``); ``dictionary`` chooses the autoencoder's size
+    (:meth:`Config.dictionary`; a per-mention representation always takes ``"mention"``).
 
     A fitted representation is kept for the life of the process, keyed by everything it
     depends on, so the chapter's sections share it.
     """
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    if unit == "mention":
+        embedding, dictionary = embedding or cfg.mention_embedding, "mention"
     embedding = embedding or cfg.embedding
     if embedding not in EMBEDDINGS:
         raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
     notes = {**cfg.notes(), **notes}
     sizes = cfg.dictionary(dictionary)
     key = stable_hash({"config": config_key(cfg), "embedding": embedding, "notes": notes,
-                       "dictionary": sizes})
+                       "dictionary": sizes, "unit": unit})
     if key not in _REPRESENTATIONS:
-        _REPRESENTATIONS[key] = _fit_representation(cfg, embedding, notes, sizes)
+        _REPRESENTATIONS[key] = _fit_representation(cfg, embedding, notes, sizes, unit)
     return _REPRESENTATIONS[key]
 
 
 def _fit_representation(cfg: Config, embedding: str, notes: dict[str, Any],
-                        sizes: tuple[int, int, int]) -> Representation:
+                        sizes: tuple[int, int, int], unit: str = "note") -> Representation:
     n_latents, k, svd = sizes
     corpus = cfg.trial(cfg.corpus, 0.0, cfg.seed + CORPUS_SEED_OFFSET, **notes)
-    tfidf = None
-    if embedding == "tfidf":
+    tfidf, encoder = None, None
+    if unit == "mention":
+        flat, owners = split_notes(corpus.text)
+        encoder = MentionEncoder(embedding, backend=cfg.minilm_backend, device=cfg.device_used,
+                                 n_components=svd, random_state=cfg.seed).fit(flat)
+        distinct, inverse = np.unique(np.asarray(flat, dtype=object), return_inverse=True)
+        E = encoder.transform(list(distinct))[inverse]  # every occurrence is a training row
+        batch = MENTION_BATCH_SIZE
+    elif embedding == "tfidf":
         tfidf = TfidfSVD(n_components=svd, random_state=cfg.seed).fit(corpus.text)
         E = tfidf.transform(corpus.text)
+        batch = cfg.sae_batch_size
     else:
         E = embed(corpus.text, "minilm", backend=cfg.minilm_backend, device=cfg.device_used)
-    sae = TopKSAE(n_latents, k, epochs=cfg.epochs or 30, batch_size=cfg.sae_batch_size,
+        batch = cfg.sae_batch_size
+    sae = TopKSAE(n_latents, k, epochs=cfg.epochs or 30, batch_size=batch,
                   random_state=cfg.seed, device=cfg.device_used)
     with _one_torch_thread():  # small batches: a second thread costs more than it brings
         sae.fit(E)
-    A = sae.transform(E)
+    if unit == "mention":
+        A = max_pool(sae.transform(E), owners, len(corpus.text))
+    else:
+        A = sae.transform(E)
     concepts = corpus.modalities["records"][corpus.meta["concepts"]]
     labels = neuron_labels(A, concepts)
     labelled = labels.dropna(subset=["label"])
@@ -297,8 +369,7 @@ def _fit_representation(cfg: Config, embedding: str, notes: dict[str, Any],
     best = concept_alignment(A, concepts)
     readings = {
         "corpus_n": cfg.corpus, "n_latents": n_latents, "sae_k": k,
-        "embedding": f"TF-IDF + SVD ({svd} dimensions)" if tfidf is not None
-        else f"MiniLM (all-MiniLM-L6-v2, 384 dimensions, {cfg.minilm_backend})",
+        "embedding": _embedding_label(embedding, unit, svd, cfg.minilm_backend),
         "sae_dead": sae.dead_, "sae_epochs": sae.history_.n_epochs,
         "sae_r2": sae.explained_variance_, "n_labelled": len(labelled),
         "concepts_covered": int(labelled.label.nunique()),
@@ -309,8 +380,85 @@ def _fit_representation(cfg: Config, embedding: str, notes: dict[str, Any],
                                                    for c in mods]])),
         "note_example": Md("> " + corpus.text[0].replace("\n", " ")),
     }
+    if unit == "mention":
+        readings.update(mention_readings(flat, owners, sae, labels, corpus, encoder))
     return Representation(embedding, sae, labels, tfidf, readings, cfg.minilm_backend,
-                          cfg.device_used)
+                          cfg.device_used, unit, encoder)
+
+
+def _embedding_label(embedding: str, unit: str, svd: int, backend: str) -> str:
+    what = (f"TF-IDF + SVD ({svd} dimensions)" if embedding == "tfidf"
+            else f"MiniLM (all-MiniLM-L6-v2, 384 dimensions, {backend})")
+    return what if unit == "note" else f"{what} of each mention, max over the mentions"
+
+
+#: the kinds of a concept's mention in the phrase table, as the chapter names them
+MENTION_KINDS: dict[str, str] = {"present": "stated", "hedge": "hedged", "absent": "negated"}
+
+
+def mention_kinds(mentions: Sequence[str], style: str = "normal") -> pd.DataFrame:
+    """For each mention string, the concept and kind (stated, hedged, negated) of the phrase
+    of the trial phrase table it is exactly (case-insensitive; ``{k}`` a number); both None
+    for a mention that is no phrase of the table (the opening, the closing, a misspelt
+    phrase). A diagnostic of the simulation: the representations never see it."""
+    pats: list[Any] = []
+    info: list[tuple[str, str]] = []
+    for mode, kind in MENTION_KINDS.items():
+        p, names = _phrase_patterns(style, (mode,))
+        pats += p
+        info += [(c, kind) for c in names]
+    rows = []
+    for m in mentions:
+        low = m.lower()
+        hit = next((info[i] for i, p in enumerate(pats) if p.fullmatch(low)), (None, None))
+        rows.append({"concept": hit[0], "kind": hit[1]})
+    return pd.DataFrame(rows, index=pd.Index(list(mentions), name="mention"))
+
+
+def mention_readings(flat: Sequence[str], owners: np.ndarray, sae: TopKSAE,
+                     labels: pd.DataFrame, corpus: CausalDataset,
+                     encoder: MentionEncoder | None) -> dict[str, Any]:
+    """What a per-mention autoencoder does with each kind of mention, on its corpus.
+
+    For concept ``c`` with neurons ``J_c`` (those named ``c``), a mention *fires* ``c`` when
+    ``max_{j in J_c} a_mj > 0``. Per kind (``c`` stated, hedged or negated, and mentions of
+    other concepts), the share of the corpus's mentions of that kind that fire ``c``,
+    averaged over the concepts with neurons (``mention_fire_<kind>``, and per concept in
+    ``mention_fire_table`` for the modifiers and proxies). Misspelt phrases are left out (no
+    exact match).
+    """
+    distinct, inverse = np.unique(np.asarray(flat, dtype=object), return_inverse=True)
+    assert encoder is not None
+    A = sae.transform(encoder.transform(list(distinct)))
+    kinds = mention_kinds(list(distinct), corpus.meta["knobs"]["style"])
+    counts = np.bincount(inverse, minlength=len(distinct)).astype(float)
+    lab = labels.label.to_numpy(dtype=object)
+    rows = []
+    for c in TRIAL_CONCEPTS:
+        J = np.flatnonzero(lab == c)
+        if not len(J):
+            continue
+        fires = A[:, J].max(axis=1) > 0
+        row: dict[str, Any] = {"concept": c, "neurons": len(J)}
+        for kind in (*MENTION_KINDS.values(), "other concepts"):
+            mask = ((kinds.concept == c) & (kinds.kind == kind) if kind != "other concepts"
+                    else kinds.concept.notna() & (kinds.concept != c)).to_numpy()
+            w = counts[mask]
+            row[kind] = float((w * fires[mask]).sum() / w.sum()) if w.sum() else np.nan
+        rows.append(row)
+    fire = pd.DataFrame(rows).set_index("concept")
+    roles = {**{c: "direct modifier" for c in corpus.meta["modifiers"]},
+             **{c: "proxy" for c in corpus.meta["proxies"]}}
+    shown = fire.loc[[c for c in roles if c in fire.index]].copy()
+    shown.insert(0, "role", [roles[c] for c in shown.index])
+    out: dict[str, Any] = {
+        "mention_count": len(flat), "mention_distinct": len(distinct),
+        "mention_per_note": len(flat) / len(corpus.text),
+        "mention_fire_table": shown.round(2),
+    }
+    for kind in (*MENTION_KINDS.values(), "other concepts"):
+        out[f"mention_fire_{kind.replace(' ', '_')}"] = float(fire[kind].mean())
+    return out
 
 
 def concept_alignment(activations: np.ndarray, concepts: pd.DataFrame) -> np.ndarray:
@@ -416,9 +564,20 @@ def run_method(method: str, Y: np.ndarray, T: np.ndarray, Z: np.ndarray, *, k: i
     raise ValueError(f"unknown method {method!r}")
 
 
-def candidates(rep: Representation | None, ds: CausalDataset, space: str) -> tuple[
-        np.ndarray, np.ndarray]:
-    """The candidate matrix of a space and the name of each of its columns."""
+#: the representations of a trial's spaces: one (used for ``"neurons"``), or one per space
+Reps = Representation | dict[str, Representation] | None
+
+
+def _rep_of(reps: Reps, space: str) -> Representation:
+    rep = reps.get(space) if isinstance(reps, dict) else reps
+    if rep is None:
+        raise ValueError(f"space {space!r} needs a fitted representation")
+    return rep
+
+
+def candidates(rep: Reps, ds: CausalDataset, space: str) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate matrix of a space and the name of each of its columns (``rep``: the
+    representation of the neuron spaces, or a dict of them by space)."""
     if space == "concepts":
         names = np.asarray(ds.meta["concepts"], dtype=object)
         return ds.modalities["records"][list(names)].to_numpy(dtype=float), names
@@ -426,10 +585,12 @@ def candidates(rep: Representation | None, ds: CausalDataset, space: str) -> tup
         return phrase_indicators(ds.text, ds.meta["knobs"]["style"])
     if space == "mentions":
         return mention_indicators(ds.text, ds.meta["knobs"]["style"])
-    assert rep is not None
-    Z = rep.neurons(ds.text)
+    if space not in ("neurons", "mention_neurons"):
+        raise ValueError(f"unknown candidate space {space!r}")
+    r = _rep_of(rep, space)
+    Z = r.neurons(ds.text)
     keep = distinct_columns(Z)  # dead neurons and exact duplicates
-    return Z[:, keep], rep.labels.label.to_numpy(dtype=object)[keep]
+    return Z[:, keep], r.labels.label.to_numpy(dtype=object)[keep]
 
 
 def score(selected: np.ndarray, names: np.ndarray, ds: CausalDataset) -> dict[str, float]:
@@ -453,7 +614,7 @@ def variance_kwargs(variance: str, ds: CausalDataset) -> dict[str, Any]:
     return kw
 
 
-def run_trial(cfg: Config, rep: Representation | None, *, n: int, effect: float, seed: int,
+def run_trial(cfg: Config, rep: Reps, *, n: int, effect: float, seed: int,
               spaces: Sequence[str], methods: Sequence[str], clusters: int = 0,
               cov_types: Sequence[str] = ("nonrobust",), **trial_kw: Any) -> list[dict[str, Any]]:
     """Simulate one trial; run every method on every space; one row per (space, method)."""
@@ -477,8 +638,16 @@ def run_trial(cfg: Config, rep: Representation | None, *, n: int, effect: float,
     return rows
 
 
-def sweep(cfg: Config, rep: Representation) -> pd.DataFrame:
-    """Recovery against n (at ``cfg.effect``) and against the effect size (at ``cfg.n``)."""
+def main_representations(cfg: Config) -> dict[str, Representation]:
+    """The representations of the chapter's neuron spaces: whole notes (``cfg.embedding``,
+    the main dictionary) and mentions (``cfg.mention_embedding``, ``cfg.mention_dictionary``)."""
+    return {"neurons": representation(cfg),
+            "mention_neurons": representation(cfg, unit="mention")}
+
+
+def sweep(cfg: Config, rep: Reps) -> pd.DataFrame:
+    """Recovery against n (at ``cfg.effect``) and against the effect size (at ``cfg.n``), on
+    every space of :data:`SPACES` (``rep``: :func:`main_representations`)."""
     cells = ([{"n": n, "effect": cfg.effect} for n in cfg.sizes]
              + [{"n": cfg.n, "effect": e} for e in cfg.effects if e != cfg.effect
                 or cfg.n not in cfg.sizes])
@@ -496,7 +665,8 @@ CEILING_SPACES: dict[str, str] = {
     "concepts": "concepts (the truth)",
     "phrases": "phrase dictionary (oracle)",
     "mentions": "mention dictionary (oracle)",
-    "neurons": "autoencoder neurons",
+    "neurons": "whole-note neurons",
+    "mention_neurons": "per-mention neurons",
 }
 
 
@@ -520,19 +690,23 @@ def target_met(nexis_iou: float, marginal_iou: float) -> str:
 
 def ceiling(cfg: Config) -> pd.DataFrame:
     """NEXIS and marginal Bonferroni at the main design on the candidate spaces of
-    :data:`CEILING_SPACES`, for each note setting of :data:`NOTE_SETTINGS` (an autoencoder of
-    the ceiling's size, :meth:`Config.dictionary`, is trained per setting, on a corpus written
-    that way)."""
+    :data:`CEILING_SPACES`, for each note setting of :data:`NOTE_SETTINGS` (per setting, a
+    whole-note autoencoder of the ceiling's size, :meth:`Config.dictionary`, and a per-mention
+    one are trained on a corpus written that way). ``alignment`` is the neurons' mean best
+    correlation with a modifier (NaN for the other spaces)."""
     rows = []
     for setting, (_, knobs) in NOTE_SETTINGS.items():
         notes = {**cfg.notes(), **knobs}
-        rep = representation(cfg, dictionary="ceiling", **notes)
+        reps = {"neurons": representation(cfg, dictionary="ceiling", **notes),
+                "mention_neurons": representation(cfg, unit="mention", **notes)}
         for r, seed in enumerate(cfg.seeds):
-            for row in run_trial(cfg, rep, n=cfg.n, effect=cfg.effect, seed=seed,
+            for row in run_trial(cfg, reps, n=cfg.n, effect=cfg.effect, seed=seed,
                                  spaces=list(CEILING_SPACES),
                                  methods=["nexis", "marginal_bonferroni"], **notes):
+                rep = reps.get(row["space"])
                 rows.append({**row, "setting": setting, "replicate": r,
-                             "alignment": rep.readings["alignment_modifiers"]})
+                             "alignment": rep.readings["alignment_modifiers"] if rep
+                             else np.nan})
     return pd.DataFrame(rows)
 
 
@@ -554,51 +728,65 @@ def ceiling_readings(table: pd.DataFrame, cfg: Config) -> dict[str, Any]:
         verdict = target_met(s.loc["nexis", "iou_mean"], s.loc["marginal_bonferroni", "iou_mean"])
         row["target"] = verdict
         out[f"ceil_target_{setting}_{space}"] = verdict
-        row["best neuron–modifier correlation"] = (f"{g.alignment.iloc[0]:.2f}"
-                                                   if space == "neurons" else "–")
+        align = float(g.alignment.iloc[0])
+        row["best neuron–modifier correlation"] = "–" if np.isnan(align) else f"{align:.2f}"
         cells.append(row)
     out["ceiling_table"] = pd.DataFrame(cells).set_index(["notes", "candidates"])
     for setting in NOTE_SETTINGS:
-        sub = table[table.setting == setting]
-        if len(sub):
-            out[f"ceil_align_{setting}"] = float(sub.alignment.iloc[0])
+        for space, key in (("neurons", "ceil_align"), ("mention_neurons", "ceil_malign")):
+            sub = table[(table.setting == setting) & (table.space == space)]
+            if len(sub):
+                out[f"{key}_{setting}"] = float(sub.alignment.iloc[0])
     return out
 
 
+#: the representations compared at the main design: key -> (unit, embedding, name in prose)
+COMPARISONS: dict[str, tuple[str, str, str]] = {
+    "tfidf": ("note", "tfidf", "whole-note TF-IDF"),
+    "minilm": ("note", "minilm", "whole-note MiniLM"),
+    "mention_tfidf": ("mention", "tfidf", "per-mention TF-IDF"),
+    "mention_minilm": ("mention", "minilm", "per-mention MiniLM"),
+}
+
+
+def comparisons(cfg: Config) -> list[str]:
+    """The representations :func:`embedding_comparison` runs: TF-IDF of whole notes and of
+    mentions always; MiniLM of mentions when it is the chapter's mention embedding or
+    ``compare_minilm``; MiniLM of whole notes only with ``compare_minilm`` (minutes of CPU)."""
+    keys = ["tfidf", "mention_tfidf"]
+    if cfg.compare_minilm or cfg.mention_embedding == "minilm":
+        keys.append("mention_minilm")
+    if cfg.compare_minilm:
+        keys.insert(1, "minilm")
+    return keys
+
+
 def embedding_comparison(cfg: Config) -> pd.DataFrame:
-    """NEXIS and marginal Bonferroni on the neurons of an autoencoder (of the ceiling's size)
-    trained on each embedding (TF-IDF + SVD, MiniLM), at the main design with the chapter's
-    notes."""
+    """NEXIS and marginal Bonferroni at the main design, with the chapter's notes, on the
+    neurons of each representation of :func:`comparisons` (whole-note autoencoders of the
+    ceiling's size, per-mention ones of ``mention_dictionary``)."""
     rows = []
-    for emb in EMBEDDINGS:
-        rep = representation(cfg, emb, dictionary="ceiling")
+    for key in comparisons(cfg):
+        unit, emb, _ = COMPARISONS[key]
+        rep = representation(cfg, emb, dictionary="ceiling", unit=unit)
         for r, seed in enumerate(cfg.seeds):
             for row in run_trial(cfg, rep, n=cfg.n, effect=cfg.effect, seed=seed,
                                  spaces=["neurons"], methods=["nexis", "marginal_bonferroni"]):
-                rows.append({**row, "embedding": emb, "replicate": r,
+                rows.append({**row, "embedding": key, "replicate": r,
                              "embedding_label": rep.readings["embedding"],
                              "alignment": rep.readings["alignment_modifiers"],
                              "sae_r2": rep.readings["sae_r2"]})
     return pd.DataFrame(rows)
 
 
-def embedding_readings(table: pd.DataFrame | None, cfg: Config) -> dict[str, Any]:
-    """The comparison table, ``emb_<embedding>_<method>``, ``emb_target_<embedding>`` and a
-    sentence for the prose (``embedding_reading``; it says so when the comparison did not run).
-    """
-    if table is None or table.empty:
-        # still a table (the book numbers a glued table as a table), saying what did not run
-        not_run = pd.DataFrame({"status": ["not run at this profile (compare_minilm = False)"]},
-                               index=pd.Index(["TF-IDF and MiniLM"], name="embedding"))
-        return {"embedding_table": not_run, "embedding_reading": Md(
-            "The comparison with MiniLM embeddings did not run at this profile "
-            "(`compare_minilm = False`: embedding the notes with a transformer costs minutes "
-            "of CPU); the default and paper profiles run it.")}
+def embedding_readings(table: pd.DataFrame, cfg: Config) -> dict[str, Any]:
+    """The comparison table, ``emb_<key>_<method>``, ``emb_target_<key>`` and a sentence for
+    the prose (``embedding_reading``), which says which representations did not run."""
     out: dict[str, Any] = {}
     cells = []
     for emb, g in table.groupby("embedding", sort=False):
         s = summarise(g, ["iou", "precision", "recall"], by="method").set_index("method")
-        row: dict[str, Any] = {"embedding": g.embedding_label.iloc[0]}
+        row: dict[str, Any] = {"representation": g.embedding_label.iloc[0]}
         for m in ("nexis", "marginal_bonferroni"):
             row[f"{label(m)}: IoU"] = pm(s.loc[m, "iou_mean"], s.loc[m, "iou_se"], 2)
             out[f"emb_{emb}_{m}"] = float(s.loc[m, "iou_mean"])
@@ -610,14 +798,16 @@ def embedding_readings(table: pd.DataFrame | None, cfg: Config) -> dict[str, Any
         row["target"] = verdict
         out[f"emb_target_{emb}"] = verdict
         cells.append(row)
-    out["embedding_table"] = pd.DataFrame(cells).set_index("embedding")
-    words = [f"{'MiniLM' if e == 'minilm' else 'TF-IDF'} neurons give NEXIS "
-             f"{out[f'emb_{e}_nexis']:.2f} against {out[f'emb_{e}_marginal_bonferroni']:.2f} "
-             f"for marginal tests (target {out[f'emb_target_{e}']})"
-             for e in EMBEDDINGS if f"emb_{e}_nexis" in out]
+    out["embedding_table"] = pd.DataFrame(cells).set_index("representation")
+    words = [f"{COMPARISONS[e][2]} neurons give NEXIS {out[f'emb_{e}_nexis']:.2f} against "
+             f"{out[f'emb_{e}_marginal_bonferroni']:.2f} for marginal tests (target "
+             f"{out[f'emb_target_{e}']})" for e in COMPARISONS if f"emb_{e}_nexis" in out]
+    missing = [COMPARISONS[e][2] for e in COMPARISONS if f"emb_{e}_nexis" not in out]
     out["embedding_reading"] = Md(
         f"With the notes as written, at the main design ({len(cfg.seeds)} trial(s)), "
-        + "; ".join(words) + ".")
+        + "; ".join(words) + "."
+        + (f" Not run at this profile: {' and '.join(missing)} (`compare_minilm = False`; "
+           "embedding notes with a transformer costs minutes of CPU)." if missing else ""))
     return out
 
 
@@ -650,8 +840,8 @@ def main_readings(results: pd.DataFrame, cfg: Config) -> dict[str, Any]:
         if {"nexis", "marginal_bonferroni"} <= set(s.index):
             out[f"target_{space}"] = target_met(s.loc["nexis", "iou_mean"],
                                                 s.loc["marginal_bonferroni", "iou_mean"])
-    out["main_table_neurons"] = main_table(results, cfg, "neurons")
-    out["main_table_concepts"] = main_table(results, cfg, "concepts")
+    for space in SPACES:
+        out[f"main_table_{space}"] = main_table(results, cfg, space)
     return out
 
 
@@ -676,7 +866,7 @@ def sweep_figure(results: pd.DataFrame, cfg: Config, space: str = "neurons") -> 
             if x == "n":
                 ax.set_xscale("log")
     legend_right(axes[0, -1])
-    fig.suptitle(f"Recovery of the direct modifiers ({space})")
+    fig.suptitle(f"Recovery of the direct modifiers ({SPACE_LABELS.get(space, space)})")
     fig.tight_layout()
     return fig
 
@@ -686,8 +876,10 @@ def sweep_figure(results: pd.DataFrame, cfg: Config, space: str = "neurons") -> 
 # ---------------------------------------------------------------------------------------------
 
 
-def null_runs(cfg: Config, rep: Representation) -> pd.DataFrame:
-    """``cfg.null_seeds`` trials without modifiers (effect 0), individually and by cluster."""
+def null_runs(cfg: Config, rep: Reps) -> pd.DataFrame:
+    """``cfg.null_seeds`` trials without modifiers (effect 0), individually and by cluster:
+    every space of :data:`SPACES` with the homoskedastic test; the robust variances and the
+    cluster-randomised trials on the whole-note neurons (``rep``: :func:`main_representations`)."""
     seeds = child_seeds(cfg.seed + 1, cfg.null_seeds)
     rows = []
     for s in seeds:
@@ -713,7 +905,8 @@ def null_table(null: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, d
         se = float(np.sqrt(max(p * (1 - p), alpha * (1 - alpha)) / R))
         design = "individual" if clusters == 0 else f"{clusters} sites"
         ok = p <= alpha + 2 * se
-        rows.append({"design": design, "space": space, "method": label(method),
+        rows.append({"design": design, "space": SPACE_LABELS.get(space, space),
+                     "method": label(method),
                      "variance": VARIANCE_LABELS.get(cov, cov), "trials": R,
                      "FWER": pm(p, np.sqrt(p * (1 - p) / R), 3),
                      "within α + 2 s.e.": "yes" if ok else "no"})
@@ -860,14 +1053,19 @@ class SelectedPolicies:
         return self.tree_.predict(ZS).astype(int) == 1
 
 
-def policy_values(cfg: Config, rep: Representation) -> tuple[pd.DataFrame, pd.DataFrame]:
+def policy_values(cfg: Config, reps: Reps) -> tuple[pd.DataFrame, pd.DataFrame]:
     """True values of policies learned on half of each trial, on the other half.
 
     Policies: NEXIS neurons (treat where ``b_T + g' z_S > 0``, OLS on the learning half), a
-    depth-2 policy tree on the NEXIS neurons (:class:`SelectedPolicies`), a causal forest on all neurons (treat where its effect estimate is positive), treat all,
-    treat none, and the oracle (treat where the true effect is positive). Also returns the
-    subgroup effects (HC1) of the neurons NEXIS selects on the first replicate.
+    depth-2 policy tree on the NEXIS neurons (:class:`SelectedPolicies`), a causal forest on
+    all neurons (treat where its effect estimate is positive), treat all, treat none, and the
+    oracle (treat where the true effect is positive), on the whole-note neurons; and, when
+    ``reps`` has a per-mention representation, the OLS rule of NEXIS on its neurons. Also
+    returns the subgroup effects (HC1) of the whole-note neurons NEXIS selects on the first
+    replicate.
     """
+    rep = _rep_of(reps, "neurons")
+    mention_rep = reps.get("mention_neurons") if isinstance(reps, dict) else None
     from econml.grf import CausalForest
 
     rows, groups = [], []
@@ -891,7 +1089,14 @@ def policy_values(cfg: Config, rep: Representation) -> tuple[pd.DataFrame, pd.Da
         forest.fit(Z[learn][:, keep], t, ds.Y[learn])
         tau_cf = forest.predict(Z[test][:, keep]).ravel()
         mu0, mu1, tau = ds.mu0[test], ds.mu1[test], ds.tau[test]
-        for name, treat in (("NEXIS neurons", tau_sel > 0),
+        extra: list[tuple[str, np.ndarray]] = []
+        if mention_rep is not None:
+            Zm = mention_rep.neurons(ds.text)
+            Zm = Zm[:, distinct_columns(Zm[learn])]
+            Sm = nexis(ds.Y[learn], ds.T[learn], Zm[learn]).selected
+            rule_m = SelectedPolicies(seed=seed).fit(ds.Y[learn], ds.T[learn], Zm[learn][:, Sm])
+            extra.append(("NEXIS per-mention neurons", rule_m.effect(Zm[test][:, Sm]) > 0))
+        for name, treat in (("NEXIS neurons", tau_sel > 0), *extra,
                             ("NEXIS neurons, depth-2 tree", tree_treat),
                             ("causal forest, all neurons", tau_cf > 0),
                             ("treat all", np.ones_like(tau, bool)),
@@ -925,6 +1130,10 @@ def policy_readings(values: pd.DataFrame) -> dict[str, Any]:
     out["policy_nexis_vs_forest"] = Md(pm(d, se, 3))
     d, se = paired_difference(values, "oracle", "NEXIS neurons", "value", column="policy")
     out["policy_regret_nexis"] = Md(pm(d, se, 3))
+    if "NEXIS per-mention neurons" in set(values.policy):
+        d, se = paired_difference(values, "NEXIS per-mention neurons", "NEXIS neurons", "value",
+                                  column="policy")
+        out["policy_mention_vs_note"] = Md(pm(d, se, 3))
     return out
 
 
@@ -1058,7 +1267,9 @@ __all__ = [
     "main_readings", "sweep_figure", "null_runs", "null_table", "gate_readings", "runtime",
     "runtime_figure", "policy_values", "policy_readings", "mention_indicators",
     "NOTE_SETTINGS", "target_met", "embedding_comparison", "embedding_readings",
-    "CACHE_VERSION", "PARTS", "config_key", "Part", "cached",
+    "CACHE_VERSION", "PARTS", "config_key", "Part", "cached", "SPACE_LABELS", "UNITS",
+    "MENTION_BATCH_SIZE", "MENTION_KINDS", "mention_kinds", "mention_readings",
+    "main_representations", "COMPARISONS", "comparisons",
 ]
 
 
@@ -1067,7 +1278,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 #: bump when a part's output changes meaning without a change of the package's code
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: the cached parts of the chapter, in the notebook's order
 PARTS: tuple[str, ...] = ("representation", "sweep", "ceiling", "embeddings", "null", "policy",
                           "cdisc_search", "cdisc_planted", "cdisc_policy")
@@ -1157,21 +1368,24 @@ def _compute_part(part: Part) -> Any:
         warnings.simplefilter("ignore")
         if name == "representation":
             rep = representation(cfg)
+            mrep = representation(cfg, unit="mention")
             truth = cfg.trial(cfg.n, cfg.effect, cfg.seeds[0])
+            mods, proxies = truth.meta["modifiers"], truth.meta["proxies"]
             out: Any = _readings({
-                **rep.readings, "modifiers": ", ".join(truth.meta["modifiers"]),
-                "proxies": ", ".join(truth.meta["proxies"]),
-                "label_table": label_table(rep, truth.meta["modifiers"], truth.meta["proxies"])})
+                **rep.readings, "modifiers": ", ".join(mods), "proxies": ", ".join(proxies),
+                "label_table": label_table(rep, mods, proxies),
+                **{f"m_{k}": v for k, v in mrep.readings.items() if k != "note_example"},
+                "m_label_table": label_table(mrep, mods, proxies)})
         elif name == "sweep":
-            out = _frame(sweep(cfg, representation(cfg)))
+            out = _frame(sweep(cfg, main_representations(cfg)))
         elif name == "ceiling":
             out = _frame(ceiling(cfg))
         elif name == "embeddings":
             out = _frame(embedding_comparison(cfg))
         elif name == "null":
-            out = _frame(null_runs(cfg, representation(cfg)))
+            out = _frame(null_runs(cfg, main_representations(cfg)))
         elif name == "policy":
-            values, groups = policy_values(cfg, representation(cfg))
+            values, groups = policy_values(cfg, main_representations(cfg))
             out = {"values": _frame(values), "groups": _frame(groups)}
         elif name == "cdisc_search":
             table, readings = cdisc_search()
