@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ehrcausal.chapters import m3h as chapter
+from ehrcausal.chapters.report import pm
 from ehrcausal.data import simulate_multimodal
 
 
@@ -184,6 +185,12 @@ def test_phenotype_readings_say_what_the_shared_representation_adds():
     assert down["phenotype_zero_h_verdict"] == "lowers"
     assert down["phenotype_zero_origin"].endswith("the inputs alone cluster better")
     assert down["phenotype_zero_vs_single"] == "within two standard errors of single-task learning's"
+    # against a baseline clustering the inputs with the rule (NMI base + 0.01 rep), the one
+    # task's gain is (base + shift - base - 0.01 rep) / (base + 0.01 rep)
+    gains = [(-0.15 - 0.01 * r) / (b + 0.01 * r) for r, b in enumerate((0.20, 0.25, 0.30))]
+    assert down["gain_zero_m3h_vs_inputs_rule_text"] == pm(
+        100 * np.mean(gains), 100 * np.std(gains, ddof=1) / np.sqrt(3), 2)
+    assert down["gain_zero_m3h_vs_inputs_rule_verdict"] == "loses to single-task learning"
     one = chapter.phenotype_readings(_phenotype_table(0.2).query("replicate == 0"),
                                      ["m3h", "single_task"], [0.0])
     assert "not judged" in one["phenotype_zero_origin"]

@@ -505,7 +505,10 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
     the clause that says what the shared representation adds, chosen by that verdict, and
     ``phenotype_<tag>_vs_single``, the paired verdict of its NMI against single-task
     learning's ("higher than", "lower than" or "within two standard errors of"), and
-    ``gain_<tag>_m3h_phenotype_text``, its relative gain on the clustering task (%, ± s.e.)."""
+    ``gain_<tag>_m3h_phenotype_text``, its relative gain on the clustering task (%, ± s.e.);
+    ``gain_<tag>_<learner>_vs_inputs_rule_text`` / ``..._verdict``, every learner's mean gain
+    over a single-task baseline that clusters with M3H's rule on the inputs alone (the rule
+    without ``h``) instead of k-means on the summary features."""
     out: dict[str, Any] = {}
     clu = main[main.problem_class == "clustering"]
     if clu.empty:
@@ -554,6 +557,28 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
                 d, se, higher="higher than", lower="lower than",
                 within="within two standard errors of", above="above (one replicate: not judged)",
                 below="below (one replicate: not judged)", subject="single-task learning's")
+            out.update(_gains_against_inputs_rule(main[main.shared == level], m3h, learners,
+                                                  tag))
+    return out
+
+
+def _gains_against_inputs_rule(df: pd.DataFrame, m3h: pd.DataFrame, learners: Sequence[str],
+                               tag: str) -> dict[str, Any]:
+    """Mean gains over a single-task baseline whose clustering task is M3H's rule on the
+    inputs alone (``nmi_inputs_only``, per replicate) instead of k-means on the summary
+    features; the supervised tasks are unchanged."""
+    ref = m3h.groupby("replicate")["nmi_inputs_only"].mean()
+    alt = df.copy()
+    rows = (alt.learner == "single_task") & (alt.problem_class == "clustering")
+    alt.loc[rows, "primary"] = alt.loc[rows, "replicate"].map(ref).to_numpy()
+    out: dict[str, Any] = {}
+    for name in learners:
+        if name == "single_task" or name not in set(alt.learner):
+            continue
+        g = gain_summary(relative_gains(alt, name))
+        key = f"gain_{tag}_{name}_vs_inputs_rule"
+        out[f"{key}_text"] = pm(100 * g["mean"], 100 * g["se"], 2)
+        out[f"{key}_verdict"] = versus_single_task(g)
     return out
 
 
