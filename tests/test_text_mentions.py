@@ -41,6 +41,22 @@ def test_faithful_trial_notes_state_each_present_concept_as_one_mention():
     assert k.iloc[2].isna().all()  # a misspelt phrase is no phrase of the table
 
 
+def test_a_mention_opening_with_a_negation_word_is_negated():
+    for m in ("no gout", "No known drug allergies", "not on glucose-lowering drugs",
+              "never smoked", "non-smoker", "denies chest pain", "negative for HIV"):
+        assert M.is_negated(m), m
+    for m in ("history of gout", "notable weight loss", "nonetheless well", "known CKD",
+              "referred to nephrology, not yet seen", "thyroid function normal", ""):
+        assert not M.is_negated(m), m
+    # every phrase the renderer writes for a present or hedged concept is affirmed
+    kinds = chapter.mention_kinds(M.split_notes(simulate_trial_notes(300, 1, misspelling_rate=0.0,
+                                                                     mention_noise=1.0).text)[0])
+    affirmed = kinds[kinds.kind.isin(["stated", "hedged"])].index
+    assert len(affirmed) and not any(M.is_negated(m) for m in affirmed)
+    with pytest.raises(ValueError, match="mention"):
+        M.is_negated(None)  # type: ignore[arg-type]
+
+
 def test_max_pool_is_the_largest_value_over_each_notes_mentions():
     rng = np.random.default_rng(0)
     V = rng.exponential(size=(9, 4)) * (rng.random((9, 4)) < 0.5)
@@ -85,12 +101,19 @@ def test_per_mention_neurons_are_the_max_of_the_mention_activations():
     cfg = chapter.Config(corpus=300, epochs=2, mention_dictionary="16,1", svd_components=8)
     rep = chapter.representation(cfg, unit="mention")
     assert rep.unit == "mention" and rep.sae.n_latents == 16 and rep.sae.k == 1
+    assert rep.drop_negated  # the default
     notes = cfg.trial(40, 1.0, 3).text
     Z = rep.neurons(notes)
     for i in (0, 5, 39):
-        A = rep.sae.transform(rep.mentions.transform(M.split_mentions(notes[i])))
+        affirmed = [m for m in M.split_mentions(notes[i]) if not M.is_negated(m)]
+        A = rep.sae.transform(rep.mentions.transform(affirmed))
         np.testing.assert_allclose(Z[i], A.max(axis=0))
         assert np.count_nonzero(A, axis=1).max() <= 1  # k = 1: one neuron per mention
+    # a negated mention adds nothing to its note
+    Zn = rep.neurons(["History: no gout.", "History: history of gout.", "History."])
+    np.testing.assert_allclose(Zn[0], Zn[2])
+    np.testing.assert_allclose(Zn[0], rep.mention_activations(["History"])[0])
+    assert not np.allclose(Zn[1], Zn[2])
     r = rep.readings
     assert r["mention_count"] > r["mention_distinct"] > 0 and r["sae_k"] == 1
     for kind in ("stated", "hedged", "negated", "other_concepts"):

@@ -11,6 +11,13 @@ Nothing else is assumed: not which section holds the history, nor any phrase lis
 stay inside a mention ("chronic heart failure, NYHA class II" is one finding), and a full stop
 inside a number ("1.5 mg") does not end a sentence.
 
+A mention that *opens* with a negation word (:data:`NEGATION_CUES`: "no gout", "not on
+glucose-lowering drugs", "never smoked", "non-smoker") states an absence
+(:func:`is_negated`). The cues are the commonest pre-negation triggers of NegEx (Chapman et al.
+2001, *J Biomed Inform* 34:301-310) that can open a clause; the rule is generic English, not
+read off any phrase list, and it misses negative findings written as normality ("thyroid
+function normal").
+
 :func:`split_notes` flattens the mentions of many notes with the index of the note each came
 from; :class:`MentionEncoder` embeds each *distinct* mention string once per process
 (all-MiniLM-L6-v2 through :func:`ehrcausal.text.embed`, so the vectors are also cached on disk,
@@ -35,10 +42,16 @@ import numpy as np
 
 from .embeddings import MINILM_BACKENDS, TfidfSVD, check_texts, embed
 
-__all__ = ["MENTION_MODELS", "split_mentions", "split_notes", "max_pool", "MentionEncoder"]
+__all__ = ["MENTION_MODELS", "NEGATION_CUES", "split_mentions", "split_notes", "is_negated",
+           "max_pool", "MentionEncoder"]
 
 #: how :class:`MentionEncoder` embeds a mention
 MENTION_MODELS: tuple[str, ...] = ("minilm", "tfidf")
+
+#: words that make a mention a negation when it opens with one of them (module docstring)
+NEGATION_CUES: frozenset[str] = frozenset(
+    {"no", "not", "never", "non", "without", "denies", "denied", "negative"})
+_FIRST_WORD = re.compile(r"[\s\-,;:.]+")
 
 # a boundary: whitespace after a full stop, semicolon or colon; trailing punctuation is stripped
 _BOUNDARY = re.compile(r"(?<=[.;:])\s+")
@@ -57,6 +70,15 @@ def split_mentions(note: str) -> list[str]:
         if text:
             out.append(text)
     return out
+
+
+def is_negated(mention: str) -> bool:
+    """Whether ``mention`` opens with a negation word of :data:`NEGATION_CUES` (case-insensitive;
+    a hyphen ends a word, so "non-smoker" opens with "non")."""
+    if not isinstance(mention, str):
+        raise ValueError(f"mention must be a str, got {type(mention).__name__}")
+    words = _FIRST_WORD.split(mention.strip().lower(), maxsplit=1)
+    return words[0] in NEGATION_CUES
 
 
 def split_notes(notes: Sequence[str]) -> tuple[list[str], np.ndarray]:
