@@ -31,6 +31,10 @@ def test_config_checks_its_knobs():
         chapter.Config(mention_embedding="bert")
     with pytest.raises(ValueError, match="mention_dictionary"):
         chapter.Config(mention_dictionary="64")
+    with pytest.raises(ValueError, match="drop_negated"):
+        chapter.Config(drop_negated="yes")
+    with pytest.raises(ValueError, match="mention_seeds"):
+        chapter.Config(mention_seeds=0)
     with pytest.raises(ValueError, match="mention_dictionary k"):
         chapter.Config(mention_dictionary="64,65")
     assert chapter.Config(mention_dictionary="32,2", svd_components=16).dictionary(
@@ -135,6 +139,17 @@ def test_chapter_parts_are_cached_by_every_knob_and_reread_identically(tmp_path,
     assert "device" not in chapter.config_key(cfg) and "device_used" in chapter.config_key(cfg)
     with pytest.raises(ValueError, match="part"):
         chapter.cached("everything", cfg, tmp_path)
+
+
+def test_mention_seed_readings_range_over_the_autoencoder_seeds():
+    rows = [{"setting": setting, "sae_seed": s, "method": m, "replicate": r, "alignment": 0.5,
+             "iou": (0.9 if s == 1 else 0.4) if m == "nexis" else 0.25}
+            for setting in chapter.SEED_SETTINGS for s in range(3)
+            for m in ("nexis", "marginal_bonferroni") for r in range(2)]
+    out = chapter.mention_seed_readings(pd.DataFrame(rows))
+    assert out["mseed_n"] == 3 and out["mseed_written_min"] == 0.4
+    assert out["mseed_faithful_max"] == 0.9 and out["mseed_written_met"] == 1
+    assert out["mention_seed_table"].shape[0] == 6
 
 
 def test_concept_space_search_scores_labels_against_the_truth():

@@ -63,7 +63,7 @@ from ..learners.sae import TopKSAE, neuron_labels
 from ..runtime import child_seeds
 from ..text import TfidfSVD, embed
 from ..text.embeddings import MINILM_BACKENDS
-from ..text.mentions import MentionEncoder, max_pool, split_notes
+from ..text.mentions import MentionEncoder, is_negated, max_pool, split_notes
 from ..text.notes import TRIAL_CONCEPTS, TRIAL_WORDINGS, phrase_tables
 from ..validation import check_int, check_number
 from .base import ChapterConfig, parse_list
@@ -128,6 +128,8 @@ class Config(ChapterConfig):
     ceiling_dictionary: Any = None
     mention_embedding: str = "tfidf"
     mention_dictionary: Any = "64,1"
+    drop_negated: bool = True
+    mention_seeds: int = 2
     null_seeds: int = 50
     null_n: int = 300
     null_clusters: int = 20
@@ -178,6 +180,7 @@ class Config(ChapterConfig):
         check_int(sizes[1], "mention_dictionary k", 1, check_int(
             sizes[0], "mention_dictionary neurons", 8))
         self.mention_dictionary = sizes
+        self.mention_seeds = check_int(self.mention_seeds, "mention_seeds", 1)
         self.null_seeds = check_int(self.null_seeds, "null_seeds", 1)
         self.null_n = check_int(self.null_n, "null_n", 50)
         self.null_clusters = check_int(self.null_clusters, "null_clusters", 0)
@@ -193,7 +196,7 @@ class Config(ChapterConfig):
             raise ValueError(f"wording must be one of {TRIAL_WORDINGS}, got {self.wording!r}")
         self.mention_noise = check_number(self.mention_noise, "mention_noise", 0.0, 1.0)
         self.misspelling_rate = check_number(self.misspelling_rate, "misspelling_rate", 0.0, 0.5)
-        for flag in ("ceiling", "compare_minilm"):
+        for flag in ("ceiling", "compare_minilm", "drop_negated"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         if self.minilm_backend not in MINILM_BACKENDS:
@@ -263,6 +266,7 @@ class Representation:
     device: str = "cpu"
     unit: str = "note"
     mentions: MentionEncoder | None = None
+    drop_negated: bool = False
     _mention_acts: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -289,8 +293,19 @@ class Representation:
         a per-mention representation."""
         if self.unit == "note":
             return self.sae.transform(self.embed(texts))
-        flat, owners = split_notes(list(texts))
+        flat, owners = read_mentions(texts, self.drop_negated)
         return max_pool(self.mention_activations(flat), owners, len(texts))
+
+
+def read_mentions(texts: Sequence[str], drop_negated: bool) -> tuple[list[str], np.ndarray]:
+    """The mentions of ``texts`` and the note of each (:func:`ehrcausal.text.mentions.split_notes`),
+    without the negated ones (:func:`~ehrcausal.text.mentions.is_negated`) if ``drop_negated``."""
+    flat, owners = split_notes(list(texts))
+    if drop_negated:
+        keep = [not is_negated(m) for m in flat]
+        flat = [m for m, k in zip(flat, keep, strict=True) if k]
+        owners = owners[np.asarray(keep, dtype=bool)]
+    return flat, owners
 
 
 @contextmanager
@@ -309,12 +324,15 @@ _REPRESENTATIONS: dict[str, Representation] = {}
 
 
 def representation(cfg: Config, embedding: str | None = None, *, dictionary: str = "main",
-                   unit: str = "note", **notes: Any) -> Representation:
+                   unit: str = "note", sae_seed: int | None = None,
+                   **notes: Any) -> Representation:
     """Fit the embedding (TF-IDF only) and the SAE on ``cfg.corpus`` unlabelled notes, written
     as ``cfg`` says or with the note knobs ``notes`` (``wording``, ``mention_noise``,
     ``misspelling_rate``); ``embedding`` overrides ``cfg.embedding`` (``cfg.mention_embedding``
     for ``unit="mention"``); ``dictionary`` chooses the autoencoder's size
-    (:meth:`Config.dictionary`; a per-mention representation always takes ``"mention"``).
+    (:meth:`Config.dictionary`; a per-mention representation always takes ``"mention"``);
+    ``sae_seed`` seeds the autoencoder's training (default ``cfg.seed``; the corpus and the
+    TF-IDF keep ``cfg.seed``).
 
     A fitted representation is kept for the life of the process, keyed by everything it
     depends on, so the chapter's sections share it.
@@ -328,20 +346,23 @@ def representation(cfg: Config, embedding: str | None = None, *, dictionary: str
         raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
     notes = {**cfg.notes(), **notes}
     sizes = cfg.dictionary(dictionary)
+    sae_seed = cfg.seed if sae_seed is None else sae_seed
     key = stable_hash({"config": config_key(cfg), "embedding": embedding, "notes": notes,
-                       "dictionary": sizes, "unit": unit})
+                       "dictionary": sizes, "unit": unit, "sae_seed": sae_seed})
     if key not in _REPRESENTATIONS:
-        _REPRESENTATIONS[key] = _fit_representation(cfg, embedding, notes, sizes, unit)
+        _REPRESENTATIONS[key] = _fit_representation(cfg, embedding, notes, sizes, unit,
+                                                    sae_seed)
     return _REPRESENTATIONS[key]
 
 
 def _fit_representation(cfg: Config, embedding: str, notes: dict[str, Any],
-                        sizes: tuple[int, int, int], unit: str = "note") -> Representation:
+                        sizes: tuple[int, int, int], unit: str = "note",
+                        sae_seed: int = 0) -> Representation:
     n_latents, k, svd = sizes
     corpus = cfg.trial(cfg.corpus, 0.0, cfg.seed + CORPUS_SEED_OFFSET, **notes)
     tfidf, encoder = None, None
     if unit == "mention":
-        flat, owners = split_notes(corpus.text)
+        flat, owners = read_mentions(corpus.text, cfg.drop_negated)
         encoder = MentionEncoder(embedding, backend=cfg.minilm_backend, device=cfg.device_used,
                                  n_components=svd, random_state=cfg.seed).fit(flat)
         distinct, inverse = np.unique(np.asarray(flat, dtype=object), return_inverse=True)
@@ -355,7 +376,7 @@ def _fit_representation(cfg: Config, embedding: str, notes: dict[str, Any],
         E = embed(corpus.text, "minilm", backend=cfg.minilm_backend, device=cfg.device_used)
         batch = cfg.sae_batch_size
     sae = TopKSAE(n_latents, k, epochs=cfg.epochs or 30, batch_size=batch,
-                  random_state=cfg.seed, device=cfg.device_used)
+                  random_state=sae_seed, device=cfg.device_used)
     with _one_torch_thread():  # small batches: a second thread costs more than it brings
         sae.fit(E)
     if unit == "mention":
@@ -381,9 +402,9 @@ def _fit_representation(cfg: Config, embedding: str, notes: dict[str, Any],
         "note_example": Md("> " + corpus.text[0].replace("\n", " ")),
     }
     if unit == "mention":
-        readings.update(mention_readings(flat, owners, sae, labels, corpus, encoder))
+        readings.update(mention_readings(sae, labels, corpus, encoder, cfg.drop_negated))
     return Representation(embedding, sae, labels, tfidf, readings, cfg.minilm_backend,
-                          cfg.device_used, unit, encoder)
+                          cfg.device_used, unit, encoder, cfg.drop_negated and unit == "mention")
 
 
 def _embedding_label(embedding: str, unit: str, svd: int, backend: str) -> str:
@@ -415,21 +436,26 @@ def mention_kinds(mentions: Sequence[str], style: str = "normal") -> pd.DataFram
     return pd.DataFrame(rows, index=pd.Index(list(mentions), name="mention"))
 
 
-def mention_readings(flat: Sequence[str], owners: np.ndarray, sae: TopKSAE,
-                     labels: pd.DataFrame, corpus: CausalDataset,
-                     encoder: MentionEncoder | None) -> dict[str, Any]:
+def mention_readings(sae: TopKSAE, labels: pd.DataFrame, corpus: CausalDataset,
+                     encoder: MentionEncoder | None, drop_negated: bool) -> dict[str, Any]:
     """What a per-mention autoencoder does with each kind of mention, on its corpus.
 
     For concept ``c`` with neurons ``J_c`` (those named ``c``), a mention *fires* ``c`` when
-    ``max_{j in J_c} a_mj > 0``. Per kind (``c`` stated, hedged or negated, and mentions of
-    other concepts), the share of the corpus's mentions of that kind that fire ``c``,
-    averaged over the concepts with neurons (``mention_fire_<kind>``, and per concept in
-    ``mention_fire_table`` for the modifiers and proxies). Misspelt phrases are left out (no
-    exact match).
+    ``max_{j in J_c} a_mj > 0`` (a mention dropped as negated fires nothing). Per kind (``c``
+    stated, hedged or negated, and mentions of other concepts), the share of the corpus's
+    mentions of that kind that fire ``c``, averaged over the concepts with neurons
+    (``mention_fire_<kind>``, and per concept in ``mention_fire_table`` for the modifiers and
+    proxies). Misspelt phrases are left out (no exact match). ``mention_negated_cue`` is the
+    share of the negated mentions that open with a negation word (dropped when
+    ``drop_negated``).
     """
+    flat, _ = split_notes(corpus.text)
     distinct, inverse = np.unique(np.asarray(flat, dtype=object), return_inverse=True)
     assert encoder is not None
     A = sae.transform(encoder.transform(list(distinct)))
+    cue = np.array([is_negated(m) for m in distinct])
+    if drop_negated:
+        A[cue] = 0.0
     kinds = mention_kinds(list(distinct), corpus.meta["knobs"]["style"])
     counts = np.bincount(inverse, minlength=len(distinct)).astype(float)
     lab = labels.label.to_numpy(dtype=object)
@@ -451,8 +477,12 @@ def mention_readings(flat: Sequence[str], owners: np.ndarray, sae: TopKSAE,
              **{c: "proxy" for c in corpus.meta["proxies"]}}
     shown = fire.loc[[c for c in roles if c in fire.index]].copy()
     shown.insert(0, "role", [roles[c] for c in shown.index])
+    neg = (kinds.kind == "negated").to_numpy()
     out: dict[str, Any] = {
         "mention_count": len(flat), "mention_distinct": len(distinct),
+        "mention_negated_cue": float((counts * (neg & cue)).sum() / (counts * neg).sum())
+        if neg.any() else np.nan,
+        "mention_dropped": int(counts[cue].sum()) if drop_negated else 0,
         "mention_per_note": len(flat) / len(corpus.text),
         "mention_fire_table": shown.round(2),
     }
@@ -737,6 +767,56 @@ def ceiling_readings(table: pd.DataFrame, cfg: Config) -> dict[str, Any]:
             sub = table[(table.setting == setting) & (table.space == space)]
             if len(sub):
                 out[f"{key}_{setting}"] = float(sub.alignment.iloc[0])
+    return out
+
+
+#: the note settings of the per-mention seed check (:func:`mention_seed_runs`)
+SEED_SETTINGS: tuple[str, ...] = ("written", "faithful")
+
+
+def mention_seed_runs(cfg: Config) -> pd.DataFrame:
+    """NEXIS and marginal Bonferroni on per-mention neurons at the main design, for
+    ``cfg.mention_seeds`` seeds of the autoencoder's training (``cfg.seed + s``; ``s = 0`` is
+    the chapter's own autoencoder), with the notes as written and with faithful mentions
+    (:data:`SEED_SETTINGS`): how much the grouping an autoencoder finds, and so the verdict,
+    depends on its seed."""
+    rows = []
+    for setting in SEED_SETTINGS:
+        notes = {**cfg.notes(), **NOTE_SETTINGS[setting][1]}
+        for s in range(cfg.mention_seeds):
+            rep = representation(cfg, unit="mention", sae_seed=cfg.seed + s, **notes)
+            for r, seed in enumerate(cfg.seeds):
+                for row in run_trial(cfg, {"mention_neurons": rep}, n=cfg.n, effect=cfg.effect,
+                                     seed=seed, spaces=["mention_neurons"],
+                                     methods=["nexis", "marginal_bonferroni"], **notes):
+                    rows.append({**row, "setting": setting, "sae_seed": s, "replicate": r,
+                                 "alignment": rep.readings["alignment_modifiers"]})
+    return pd.DataFrame(rows)
+
+
+def mention_seed_readings(table: pd.DataFrame) -> dict[str, Any]:
+    """The seed table (IoU mean ± s.e. over trials per setting and seed, with the verdict),
+    and per setting the smallest and largest NEXIS IoU over seeds (``mseed_<setting>_min``,
+    ``_max``) and the number of seeds meeting the target (``mseed_<setting>_met``)."""
+    out: dict[str, Any] = {"mseed_n": int(table.sae_seed.nunique())}
+    cells = []
+    for (setting, s), g in table.groupby(["setting", "sae_seed"], sort=False):
+        m = summarise(g, ["iou"], by="method").set_index("method")
+        verdict = target_met(m.loc["nexis", "iou_mean"], m.loc["marginal_bonferroni", "iou_mean"])
+        cells.append({"notes": NOTE_SETTINGS[setting][0], "autoencoder seed": int(s),
+                      "NEXIS": pm(m.loc["nexis", "iou_mean"], m.loc["nexis", "iou_se"], 2),
+                      "marginal, Bonferroni": pm(m.loc["marginal_bonferroni", "iou_mean"],
+                                                 m.loc["marginal_bonferroni", "iou_se"], 2),
+                      "best neuron–modifier correlation": f"{g.alignment.iloc[0]:.2f}",
+                      "target": verdict, "_nexis": float(m.loc["nexis", "iou_mean"])})
+    df = pd.DataFrame(cells)
+    for setting in SEED_SETTINGS:
+        sub = df[df.notes == NOTE_SETTINGS[setting][0]]
+        if len(sub):
+            out[f"mseed_{setting}_min"] = float(sub._nexis.min())
+            out[f"mseed_{setting}_max"] = float(sub._nexis.max())
+            out[f"mseed_{setting}_met"] = int((sub.target == "met").sum())
+    out["mention_seed_table"] = df.drop(columns="_nexis").set_index(["notes", "autoencoder seed"])
     return out
 
 
@@ -1269,7 +1349,8 @@ __all__ = [
     "NOTE_SETTINGS", "target_met", "embedding_comparison", "embedding_readings",
     "CACHE_VERSION", "PARTS", "config_key", "Part", "cached", "SPACE_LABELS", "UNITS",
     "MENTION_BATCH_SIZE", "MENTION_KINDS", "mention_kinds", "mention_readings",
-    "main_representations", "COMPARISONS", "comparisons",
+    "main_representations", "COMPARISONS", "comparisons", "read_mentions", "SEED_SETTINGS",
+    "mention_seed_runs", "mention_seed_readings",
 ]
 
 
@@ -1280,7 +1361,8 @@ __all__ = [
 #: bump when a part's output changes meaning without a change of the package's code
 CACHE_VERSION = 2
 #: the cached parts of the chapter, in the notebook's order
-PARTS: tuple[str, ...] = ("representation", "sweep", "ceiling", "embeddings", "null", "policy",
+PARTS: tuple[str, ...] = ("representation", "sweep", "ceiling", "mention_seeds", "embeddings",
+                          "null", "policy",
                           "cdisc_search", "cdisc_planted", "cdisc_policy")
 
 
@@ -1382,6 +1464,8 @@ def _compute_part(part: Part) -> Any:
             out = _frame(ceiling(cfg))
         elif name == "embeddings":
             out = _frame(embedding_comparison(cfg))
+        elif name == "mention_seeds":
+            out = _frame(mention_seed_runs(cfg))
         elif name == "null":
             out = _frame(null_runs(cfg, main_representations(cfg)))
         elif name == "policy":
@@ -1403,8 +1487,9 @@ def cached(name: str, cfg: Config, cache_dir: Any = None) -> Any:
     """A part of the chapter (:data:`PARTS`), read from the result cache under ``cache_dir``
     when it holds it, else computed and stored (``cache_dir=None``: always computed).
 
-    Returned as the notebook uses it: a DataFrame (``sweep``, ``ceiling``, ``embeddings``,
-    ``null``, ``cdisc_planted``, ``cdisc_policy``), the glued readings (``representation``), a
+    Returned as the notebook uses it: a DataFrame (``sweep``, ``ceiling``, ``mention_seeds``,
+    ``embeddings``, ``null``, ``cdisc_planted``, ``cdisc_policy``), the glued readings
+    (``representation``), a
     pair of DataFrames (``policy``: values and subgroups) or a table and its readings
     (``cdisc_search``). A computed part goes through the same JSON form as a stored one, so
     both give identical numbers.
