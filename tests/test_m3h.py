@@ -13,10 +13,14 @@ from sklearn.base import clone
 from ehrcausal.data import simulate_multimodal
 from ehrcausal.learners import available, make, spec
 from ehrcausal.learners.m3h import (
+    SOURCE_PREFIX,
     M3HNet,
+    TaskSpec,
     check_modalities,
+    scarce_labels,
     spearman_offdiagonal,
     task_interdependence,
+    tim_targets,
 )
 
 FAMILY = available("multitask")
@@ -240,6 +244,72 @@ def test_tim_is_a_relative_loss_change_and_rank_correlation_is_checked(data):
     score = pd.DataFrame([[np.nan, 5, 1], [2, 3, np.nan]], index=tim.index, columns=tim.columns)
     assert spearman_offdiagonal(score, truth) == pytest.approx(1.0)
     assert spearman_offdiagonal(-score, truth) == pytest.approx(-1.0)
+
+
+def test_label_scarce_sources_drop_their_own_labels_and_only_those():
+    rng = np.random.default_rng(0)
+    y = pd.DataFrame({"a": (rng.random(400) < 0.2).astype(float), "b": rng.normal(size=400),
+                      "c": rng.integers(0, 3, 400).astype(float)})
+    y.iloc[::7, 0] = np.nan
+    specs = [TaskSpec("a", "binary", 2), TaskSpec("b", "regression", 0),
+             TaskSpec("c", "multiclass", 3)]
+    keep = np.zeros(400, dtype=bool)
+    keep[300:] = True  # early-stopping rows: they keep every label
+    out, out_specs = tim_targets(y, specs, ["a", "b"], fraction=0.25, keep_rows=keep, seed=3)
+    assert [s.name for s in out_specs] == ["a", "b", "c", SOURCE_PREFIX + "a",
+                                           SOURCE_PREFIX + "b"]
+    # the tasks themselves (auxiliaries): unchanged on the training rows, unlabelled on the
+    # early-stopping rows
+    pd.testing.assert_frame_equal(out.loc[~keep, ["a", "b", "c"]], y.loc[~keep])
+    assert out.loc[keep, ["a", "b", "c"]].isna().all().all()
+    for t in ("a", "b"):
+        src, full = out[SOURCE_PREFIX + t].to_numpy(), y[t].to_numpy()
+        both = np.isfinite(src)
+        np.testing.assert_array_equal(src[both], full[both])  # kept labels are the true ones
+        np.testing.assert_array_equal(src[keep], full[keep])
+        train = np.isfinite(full) & ~keep
+        assert both[~keep].sum() == pytest.approx(0.25 * train.sum(), abs=2)
+    # stratified: the kept labels of the binary source have its class frequencies
+    kept = out[SOURCE_PREFIX + "a"].to_numpy()[~keep]
+    frac = np.nanmean(kept)
+    assert frac == pytest.approx(np.nanmean(y["a"].to_numpy()[~keep]), abs=0.03)
+    again, _ = tim_targets(y, specs, ["a", "b"], fraction=0.25, keep_rows=keep, seed=3)
+    pd.testing.assert_frame_equal(again, out)
+    other, _ = tim_targets(y, specs, ["a", "b"], fraction=0.25, keep_rows=keep, seed=4)
+    assert not other.equals(out)
+    pd.testing.assert_frame_equal(scarce_labels(y, specs=specs, fraction=1.0, seed=0), y)
+
+
+def test_label_scarce_tim_is_zero_without_learning_and_checks_its_fraction(data):
+    ds, tasks = data
+    fit = np.asarray(ds.split) != "test"
+    kw = dict(sources=["heart_failure", "los_days"],
+              auxiliaries=["atrial_fibrillation", "los_days"], eval_mask=~fit, fit_mask=fit,
+              val_mask=np.asarray(ds.split) == "val", source_fraction=0.3)
+    frozen, _ = task_interdependence(make("m3h", random_state=0,
+                                          **_light("m3h", epochs=1, lr=1e-12, skip=False)),
+                                     ds.modalities, ds.targets, tasks, **kw)
+    np.testing.assert_allclose(frozen.loc["heart_failure"], 0.0, atol=1e-6)
+    assert frozen.loc["los_days", "atrial_fibrillation"] == pytest.approx(0.0, abs=1e-6)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="source_fraction"):
+            task_interdependence(make("m3h", **_light("m3h")), ds.modalities, ds.targets,
+                                 tasks, **{**kw, "source_fraction": bad})
+
+
+def test_attention_options_reach_the_network_and_its_weight_decay(data):
+    ds, tasks = data
+    tasks = tasks[tasks.problem_class == "binary"]
+    sharp = _fit("m3h", ds, tasks, attention_scale=4.0, attention_decay=False,
+                 weight_decay=0.5, epochs=2)
+    net = sharp.net_
+    assert net.attention_scale == 4.0
+    decayed = _fit("m3h", ds, tasks, weight_decay=0.5, epochs=2).net_
+    # without decay on the query and key maps, they keep more of their size
+    assert net.Wq.weight.norm() > decayed.Wq.weight.norm()
+    for bad in ({"attention_scale": 0.0}, {"attention_decay": "no"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            _fit("m3h", ds, tasks, **bad)
 
 
 def test_single_task_networks_side_by_side_share_no_parameter(data):

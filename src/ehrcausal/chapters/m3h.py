@@ -39,7 +39,7 @@ from ..learners import make
 from ..learners.m3h import M3H, BlockClusters, availability, task_interdependence
 from ..learners.m3h import spearman_offdiagonal as rank_agreement_offdiagonal
 from ..plots import learner_palette
-from ..validation import check_int
+from ..validation import check_int, check_number
 from .base import ChapterConfig, learner_names, parse_list, run_cached
 from .report import pm, verdict
 
@@ -57,6 +57,8 @@ __all__ = [
     "run_tim_cell",
     "tim_cells",
     "tim_summary",
+    "TIM_OPTIONS",
+    "PROXY_OPTIONS",
     "skip_cells",
     "skip_readings",
     "with_block_clusters",
@@ -105,8 +107,9 @@ def cache_version(learner: str) -> int:
 @dataclass(frozen=True)
 class TimCell:
     """One replicate of the TIM experiment: ``kind`` is ``"tim"`` (the side-by-side fits of
-    :func:`~ehrcausal.learners.m3h.task_interdependence`) or ``"attention"`` (one ``m3h`` fit
-    on the tasks, its mean attention matrix on the test rows: the cheap proxy)."""
+    :func:`~ehrcausal.learners.m3h.task_interdependence`, each source keeping the fraction
+    ``source_fraction`` of its training labels) or ``"attention"`` (one ``m3h`` fit on the
+    tasks, its mean attention matrix on the test rows: the cheap proxy)."""
 
     n: int
     seed: int
@@ -114,6 +117,7 @@ class TimCell:
     tasks: tuple[str, ...]
     budget: tuple[tuple[str, Any], ...]
     kind: str
+    source_fraction: float = 1.0
 
     def key(self) -> dict[str, Any]:
         return {**asdict(self), "tasks": list(self.tasks), "budget": dict(self.budget),
@@ -319,10 +323,11 @@ def gain_summary(gains: pd.DataFrame) -> dict[str, float]:
 def run_tim_cell(cell: TimCell) -> dict[str, Any]:
     """A :class:`TimCell`: ``{"matrix": source -> auxiliary -> value, "seconds": cost}``.
 
-    TIM: every network learns on the train+val rows for the budget's ``epochs`` (no early
-    stopping) and is scored on the test rows. Proxy: ``m3h`` early-stopped on the validation
-    rows, its mean attention over the test rows
-    (:meth:`~ehrcausal.learners.m3h.M3H.attention_matrix`).
+    TIM: every network learns on the training rows (each source slot on the fraction
+    ``cell.source_fraction`` of its training labels, every auxiliary on all of its own), is
+    kept at its own best epoch on the validation rows (at most the budget's ``epochs``) and is
+    scored on the test rows. Proxy: ``m3h`` early-stopped on the validation rows, its mean
+    attention over the test rows (:meth:`~ehrcausal.learners.m3h.M3H.attention_matrix`).
     """
     ds = cohort(cell.n, cell.seed, cell.shared)
     tasks = ds.tasks[ds.tasks.name.isin(cell.tasks)].reset_index(drop=True)
@@ -332,7 +337,9 @@ def run_tim_cell(cell: TimCell) -> dict[str, Any]:
     start = time.perf_counter()
     if cell.kind == "tim":
         matrix, _ = task_interdependence(est, ds.modalities, ds.targets, tasks, sources=names,
-                                         auxiliaries=names, eval_mask=~fit, fit_mask=fit)
+                                         auxiliaries=names, eval_mask=~fit, fit_mask=fit,
+                                         val_mask=np.asarray(ds.split) == "val",
+                                         source_fraction=cell.source_fraction)
     elif cell.kind == "attention":
         train = ds.take(fit)
         est.fit(train.modalities, train.targets, tasks=tasks,
@@ -343,12 +350,25 @@ def run_tim_cell(cell: TimCell) -> dict[str, Any]:
     return {"matrix": matrix.to_dict(), "seconds": time.perf_counter() - start}
 
 
+#: the TIM networks: M3H without the per-task linear skip (a path of the source's own that no
+#: auxiliary can change; see :func:`tim_cells`)
+TIM_OPTIONS: dict[str, Any] = {"skip": False}
+#: the proxy's M3H fit: query and key maps without weight decay (see :func:`tim_cells`)
+PROXY_OPTIONS: dict[str, Any] = {"attention_decay": False}
+
+
 def tim_cells(cfg: Config) -> list[TimCell]:
-    """TIM and its proxy on every replicate (shared causes at the first knob level)."""
-    tim_budget = dict(cfg.budget_of("m3h"), epochs=cfg.tim_epochs)
+    """TIM and its proxy on every replicate (shared causes at the first knob level).
+
+    TIM's networks are ``m3h`` with :data:`TIM_OPTIONS` and at most ``cfg.tim_epochs`` epochs,
+    each source keeping the fraction ``cfg.tim_source_fraction`` of its training labels; the
+    proxy is ``m3h`` with :data:`PROXY_OPTIONS` and the chapter's budget.
+    """
+    budgets = {"tim": dict(cfg.budget_of("m3h"), epochs=cfg.tim_epochs, **TIM_OPTIONS),
+               "attention": dict(cfg.budget_of("m3h"), **PROXY_OPTIONS)}
     return [TimCell(cfg.n, seed, cfg.shared[0], tuple(cfg.tim_names),
-                    tuple(sorted((tim_budget if kind == "tim" else dict(cfg.budget_of("m3h"))
-                                  ).items())), kind)
+                    tuple(sorted(budgets[kind].items())), kind,
+                    cfg.tim_source_fraction if kind == "tim" else 1.0)
             for seed in cfg.seeds for kind in ("tim", "attention")]
 
 
@@ -411,6 +431,7 @@ class Config(ChapterConfig):
     ablation: bool = True
     tim_tasks: str = "heart_failure,atrial_fibrillation,pneumonia,copd_exacerbation"
     tim_epochs: int = 3
+    tim_source_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -423,6 +444,8 @@ class Config(ChapterConfig):
                                for b in parse_list(self.balances, name="balances")]
         self.tim_names = select_tasks(table, self.tim_tasks)
         self.tim_epochs = check_int(self.tim_epochs, "tim_epochs", 1)
+        self.tim_source_fraction = check_number(self.tim_source_fraction,
+                                                "tim_source_fraction", 0.0, 1.0, low_open=True)
         if len(self.tim_names) < 3:
             raise ValueError("tim_tasks: give at least 3 tasks")
         bad = [t for t in self.tim_names

@@ -125,7 +125,7 @@ from torch import nn
 
 from ..data.multimodal import IMAGE_SIZE, MODALITIES, PROBLEM_CLASSES, IrregularSeries
 from ..data.multimodal import summary_features as modality_summary
-from ..runtime import check_seed, resolve_device
+from ..runtime import check_seed, child_seeds, resolve_device
 from ..validation import check_int, check_number
 from .base import store_params
 from .registry import register
@@ -142,6 +142,9 @@ __all__ = [
     "HAIMGBT",
     "BlockClusters",
     "task_interdependence",
+    "tim_targets",
+    "scarce_labels",
+    "SOURCE_PREFIX",
     "spearman_offdiagonal",
 ]
 
@@ -287,7 +290,8 @@ class M3HNet(nn.Module):
     """Encoders, masked fusion, task tokens, task attention and per-task heads (module doc)."""
 
     def __init__(self, dims: Mapping[str, int], hidden: int, out_dims: Sequence[int],
-                 attention: bool, balance: float | str, skip: bool = False) -> None:
+                 attention: bool, balance: float | str, skip: bool = False,
+                 attention_scale: float = 1.0) -> None:
         super().__init__()
         h = hidden
         self.dims = dict(dims)
@@ -314,6 +318,7 @@ class M3HNet(nn.Module):
         self.out_dims = list(out_dims)
         width = max(max(out_dims), 1)
         self.attention = attention
+        self.attention_scale = float(attention_scale)
         self.task_emb = nn.Parameter(0.1 * torch.randn(T, h))
         self.tok = nn.Linear(h, h)
         self.Wq, self.Wk, self.Wv = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, h)
@@ -386,7 +391,8 @@ class M3HNet(nn.Module):
             x = F.relu(self.tok(hs).unsqueeze(1) + self.task_emb.unsqueeze(0))  # (B, T, h)
             q = self.Wq(self.task_emb)  # (T, h)
             k, v = self.Wk(x), self.Wv(x)
-            A = torch.softmax(torch.einsum("th,bjh->btj", q, k) / math.sqrt(q.shape[1]), dim=2)
+            A = torch.softmax(torch.einsum("th,bjh->btj", q, k) * (
+                self.attention_scale / math.sqrt(q.shape[1])), dim=2)
             b = self.beta().view(1, -1, 1)
             eye = torch.eye(len(self.out_dims), device=hs.device).unsqueeze(0)
             z = torch.einsum("btj,bjh->bth", b * eye + (1 - b) * A, v)
@@ -793,7 +799,8 @@ class M3H(MultiTaskLearner):
 
     def __init__(self, hidden: int = 32, attention: bool = True, balance: float | str = 0.5,
                  skip: bool = SKIP_DEFAULT, task_weighting: str = "equal",
-                 early_stopping: str = "joint", epochs: int = 60, batch_size: int = 128,
+                 early_stopping: str = "joint", attention_scale: float = 1.0,
+                 attention_decay: bool = True, epochs: int = 60, batch_size: int = 128,
                  lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 10,
                  val_fraction: float = 0.2, random_state: int = 0, device: str = "auto") -> None:
         store_params(self, locals())
@@ -807,6 +814,10 @@ class M3H(MultiTaskLearner):
                              f"{self.early_stopping!r}")
         if not isinstance(self.skip, (bool, np.bool_)):
             raise ValueError(f"skip must be True or False, got {self.skip!r}")
+        if not isinstance(self.attention_decay, (bool, np.bool_)):
+            raise ValueError(f"attention_decay must be True or False, got "
+                             f"{self.attention_decay!r}")
+        check_number(self.attention_scale, "attention_scale", 0.0, low_open=True)
 
     def _check_balance(self) -> float | str:
         if self.balance == "learned":
@@ -859,8 +870,14 @@ class M3H(MultiTaskLearner):
 
         def build() -> nn.Module:
             net = M3HNet(dims, params.hidden, out_dims, bool(self.attention), balance,
-                         skip=bool(self.skip))
+                         skip=bool(self.skip), attention_scale=float(self.attention_scale))
             return net if members is None else _Ensemble(net, len(members))
+
+        def decay(net: nn.Module) -> list[nn.Parameter]:
+            """Every parameter but the query and key maps (``attention_decay=False``)."""
+            named = (zip(net.names, net.stacked, strict=True) if isinstance(net, _Ensemble)
+                     else net.named_parameters())
+            return [p for k, p in named if not k.startswith(("Wq.", "Wk."))]
 
         plan = _LossPlan(slot_specs, self.device_)
         weights = torch.as_tensor(
@@ -890,7 +907,8 @@ class M3H(MultiTaskLearner):
         if supervised:
             self.net_, self.history_ = train_network(
                 build, loss_fn, data, tr, va, params=params, seed=seed, device=self.device_,
-                desc=type(self).__name__)
+                desc=type(self).__name__,
+                decay=None if self.attention_decay else decay)
             if picker is not None:
                 self.task_states_ = picker.states()
         else:
@@ -1184,6 +1202,7 @@ def task_interdependence(
     eval_mask: np.ndarray,
     fit_mask: np.ndarray,
     val_mask: np.ndarray | None = None,
+    source_fraction: float = 1.0,
 ) -> tuple[pd.DataFrame, float]:
     """TIM[s, j]: relative change in source ``s``'s held-out loss when ``j`` is learned with it.
 
@@ -1192,16 +1211,24 @@ def task_interdependence(
     network of ``estimator`` (an :class:`M3H`, its parameters) trained on the ``fit_mask`` rows
     with the tasks ``S``. Positive: learning ``j`` jointly helps ``s``; negative: it hurts.
 
-    The two losses come from separate fits, so their difference carries fit-to-fit noise (a
-    different initialisation, mini-batch order or early-stopping epoch) as well as the effect
-    of ``j``. To leave only the effect of ``j``, the fits use **common random numbers**: every
-    network has two task slots, the source in the first; "alone" is the same network with the
-    second slot unlabelled; all of them start from one initial state and are trained side by
-    side (:class:`_Ensemble`) on the same mini-batches for ``estimator.epochs`` epochs, without
-    early stopping (the last weights are scored). The fit of ``s`` with ``j`` and the fit of
-    ``s`` alone then differ only in whether ``j``'s labels enter the loss. One training run
-    holds one network per source and one per ordered pair. Returns the (sources x
-    auxiliaries) matrix (NaN where ``s == j``) and the seconds it took.
+    **The regime.** ``source_fraction`` < 1 makes the source *label-scarce*: in every fit, ``s``
+    learns from a random fraction ``source_fraction`` of its training labels
+    (:func:`scarce_labels`, stratified by class; the rows of ``val_mask`` keep all their
+    labels, they only choose the epoch), while ``j`` learns from all of its own. The draw is the
+    same for ``s`` alone and ``s`` with every ``j``; :func:`tim_targets` builds the columns.
+
+    **Common random numbers.** The two losses come from separate fits, so their difference
+    carries fit-to-fit noise (a different initialisation, mini-batch order or stopping epoch) as
+    well as the effect of ``j``. To leave only the effect of ``j``, every network has two task
+    slots, the source in the first; "alone" is the same network with the second slot
+    unlabelled; all of them start from one initial state and are trained side by side
+    (:class:`_Ensemble`) on the same mini-batches for at most ``estimator.epochs`` epochs. The
+    fit of ``s`` with ``j`` and the fit of ``s`` alone then differ only in whether ``j``'s
+    labels enter the loss. Without ``val_mask`` the last weights are scored; with it, each
+    network's source slot is scored at its own lowest loss of ``s`` on the ``val_mask`` rows,
+    and training stops when no network's source has improved for ``estimator.patience`` epochs
+    (the auxiliaries' labels on those rows are not used). One training run holds one network per source and one per ordered pair. Returns
+    the (sources x auxiliaries) matrix (NaN where ``s == j``) and the seconds it took.
     """
     if not isinstance(estimator, M3H):
         raise ValueError(f"estimator must be an M3H learner, got {type(estimator).__name__}")
@@ -1220,27 +1247,86 @@ def task_interdependence(
     Xf = {k: _rows(v, fit_rows) for k, v in X.items()}
     Xe = {k: _rows(v, ev) for k, v in X.items()}
     Yf, Ye = Y.iloc[fit_rows].reset_index(drop=True), Y.iloc[ev].reset_index(drop=True)
+    fraction = check_number(source_fraction, "source_fraction", 0.0, 1.0, low_open=True)
     est = clone(estimator)
     specs, y = check_tasks(sub, Yf)
     mods = check_modalities(Xf, len(y))
-    est.tasks_, est.modalities_ = specs, tuple(mods)
-    index = {s.name: t for t, s in enumerate(specs)}
-    pairs = [(s, j) for s in sources for j in auxiliaries if j != s]
-    members = [(index[s], None) for s in sources] + [(index[s], index[j]) for s, j in pairs]
     if val_mask is None:
         val = np.zeros(len(y), dtype=bool)
     else:
         val = np.asarray(val_mask, dtype=bool)[fit_rows]
+    y, specs = tim_targets(y, specs, sources, fraction=fraction, keep_rows=val,
+                           seed=check_seed(estimator.random_state))
+    est.tasks_, est.modalities_ = specs, tuple(mods)
+    index = {s.name: t for t, s in enumerate(specs)}
+    pairs = [(s, j) for s in sources for j in auxiliaries if j != s]
+    src = {s: index[SOURCE_PREFIX + s] for s in sources}
+    members = [(src[s], None) for s in sources] + [(src[s], index[j]) for s, j in pairs]
     est._fit(mods, y, specs, val_mask=val, members=members)
     est.fitted_ = True
     out = est._forward_all(est._check_X(Xe))[0]["out"]
-    losses = [_slot_loss(out[:, 2 * m], Ye[specs[members[m][0]].name].to_numpy(dtype=float),
+    owner = [*sources, *(s for s, _ in pairs)]  # the source task of each network
+    losses = [_slot_loss(out[:, 2 * m], Ye[owner[m]].to_numpy(dtype=float),
                          specs[members[m][0]], est.target_scale_) for m in range(len(members))]
     alone = dict(zip(sources, losses[: len(sources)], strict=True))
     tim = pd.DataFrame(np.nan, index=list(sources), columns=list(auxiliaries))
     for (s, j), value in zip(pairs, losses[len(sources):], strict=True):
         tim.loc[s, j] = (alone[s] - value) / alone[s]
     return tim, time.perf_counter() - start
+
+
+#: prefix of the column of a source task's kept labels in :func:`tim_targets`
+SOURCE_PREFIX = "source: "
+
+
+def tim_targets(y: pd.DataFrame, specs: Sequence[TaskSpec], sources: Sequence[str], *,
+                fraction: float, keep_rows: np.ndarray, seed: int
+                ) -> tuple[pd.DataFrame, list[TaskSpec]]:
+    """The targets of the TIM fits: for each source ``s``, a column ``SOURCE_PREFIX + s`` that
+    holds ``s``'s labels on the rows ``keep_rows`` (the early-stopping rows) and, on the other
+    rows, only the fraction ``fraction`` of them drawn by :func:`scarce_labels` (``seed``);
+    ``y``'s own columns, learned as auxiliaries, keep their labels on the other rows and none on
+    ``keep_rows`` (the early-stopping rows choose each network's epoch by its source alone).
+    Returns the targets and the specs (``specs`` plus one per source column)."""
+    keep_rows = np.asarray(keep_rows, dtype=bool)
+    index = {s.name: s for s in specs}
+    kept = scarce_labels(y.loc[~keep_rows, list(sources)], specs=[index[s] for s in sources],
+                         fraction=fraction, seed=seed)
+    out, specs = y.copy(), list(specs)
+    out.loc[keep_rows, :] = np.nan
+    for s in sources:
+        specs.append(TaskSpec(SOURCE_PREFIX + s, index[s].problem_class, index[s].n_classes))
+        col = y[s].to_numpy(dtype=float).copy()
+        col[~keep_rows] = kept[s].to_numpy()
+        out[SOURCE_PREFIX + s] = col
+    return out, specs
+
+
+def scarce_labels(Y: pd.DataFrame, *, specs: Sequence[TaskSpec], fraction: float,
+                  seed: int) -> pd.DataFrame:
+    """``Y`` with each column keeping a random ``fraction`` of its labels (NaN elsewhere).
+
+    For a class task the draw is stratified (within each class, ``round(fraction * count)``
+    labels are kept, at least one), so that the kept labels have the task's class frequencies;
+    for a regression task ``round(fraction * count)`` labels are drawn (at least one). Each
+    column draws from its own seed stream of ``seed`` (child ``k`` of
+    :func:`~ehrcausal.runtime.child_seeds` for column ``k``). ``fraction = 1`` returns a copy.
+    """
+    out = Y.copy()
+    if fraction >= 1.0:
+        return out
+    for k, (spec, child) in enumerate(zip(specs, child_seeds(seed, len(specs)), strict=True)):
+        y = Y.iloc[:, k].to_numpy(dtype=float)
+        rng = np.random.default_rng(child)
+        groups = ([np.flatnonzero(y == c) for c in np.unique(y[np.isfinite(y)])]
+                  if spec.problem_class != "regression" else [np.flatnonzero(np.isfinite(y))])
+        keep = np.zeros(len(y), dtype=bool)
+        for g in groups:
+            if len(g):
+                keep[rng.choice(g, size=max(1, int(round(fraction * len(g)))), replace=False)] = True
+        col = out.columns[k]
+        out[col] = np.where(keep, y, np.nan)
+    return out
 
 
 def _slot_loss(out: np.ndarray, y: np.ndarray, spec: TaskSpec,
