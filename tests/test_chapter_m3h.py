@@ -85,6 +85,9 @@ def test_config_checks_its_parameters():
         chapter.Config(tim_tasks="heart_failure,phenotype,sepsis")
     with pytest.raises(ValueError, match="at least 3"):
         chapter.Config(tim_tasks="heart_failure,sepsis")
+    for bad in ({"tim_source_fraction": 0.0}, {"tim_replicates": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            chapter.Config(**bad)
 
 
 def test_one_cell_end_to_end():
@@ -118,12 +121,17 @@ def test_modality_ablation_leaves_out_patients_with_no_modality_left():
 
 
 def test_tim_cells_are_cached_and_averaged_over_replicates(tmp_path):
-    cfg = chapter.Config(n=80, replicates=2, tasks="heart_failure,pneumonia,sepsis",
-                         learners="m3h", tim_tasks="heart_failure,pneumonia,sepsis",
-                         epochs=1, tim_epochs=2, device="cpu")
+    cfg = chapter.Config(n=80, replicates=1, tim_replicates=2,
+                         tasks="heart_failure,pneumonia,sepsis", learners="m3h",
+                         tim_tasks="heart_failure,pneumonia,sepsis", epochs=1, tim_epochs=2,
+                         tim_source_fraction=0.5, device="cpu")
     cells = chapter.tim_cells(cfg)
     assert [c.kind for c in cells] == ["tim", "attention"] * 2
+    assert [c.seed for c in cells[::2]] == cfg.tim_seeds and cfg.tim_seeds[0] == cfg.seeds[0]
     assert dict(cells[0].budget)["epochs"] == 2 and dict(cells[1].budget)["epochs"] == 1
+    assert [c.source_fraction for c in cells[:2]] == [0.5, 1.0]
+    assert {**dict(cells[0].budget), **chapter.TIM_OPTIONS} == dict(cells[0].budget)
+    assert {**dict(cells[1].budget), **chapter.PROXY_OPTIONS} == dict(cells[1].budget)
     first = chapter.run_tim(cells, cache_dir=tmp_path)
     again, hits = chapter.run_cached(chapter.run_tim_cell, cells, cache_dir=tmp_path,
                                      namespace="m3h", progress=False, return_hits=True)
@@ -138,6 +146,7 @@ def test_tim_cells_are_cached_and_averaged_over_replicates(tmp_path):
     np.testing.assert_allclose(tim, (one + two) / 2)
     assert -1 <= out["tim_rho"] <= 1 and len(out["attention_rho_replicates"]) == 2
     assert np.isfinite(out["tim_pair_se"]) and out["tim_seconds"] > 0
+    assert out["tim_cpu_seconds"] > 0
 
 
 def test_gain_values_glue_a_gain_summary_in_percent_with_its_verdict() -> None:

@@ -40,7 +40,7 @@ from ..learners.m3h import M3H, BlockClusters, availability, task_interdependenc
 from ..learners.m3h import spearman_offdiagonal as rank_agreement_offdiagonal
 from ..plots import learner_palette
 from ..validation import check_int, check_number
-from .base import ChapterConfig, learner_names, parse_list, run_cached
+from .base import ChapterConfig, learner_names, parse_list, replicate_seeds, run_cached
 from .report import pm, verdict
 
 __all__ = [
@@ -334,7 +334,7 @@ def run_tim_cell(cell: TimCell) -> dict[str, Any]:
     names = list(tasks.name)
     fit = np.asarray(ds.split) != "test"
     est = make("m3h", random_state=cell.seed % (2**31), **dict(cell.budget))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if cell.kind == "tim":
         matrix, _ = task_interdependence(est, ds.modalities, ds.targets, tasks, sources=names,
                                          auxiliaries=names, eval_mask=~fit, fit_mask=fit,
@@ -347,7 +347,8 @@ def run_tim_cell(cell: TimCell) -> dict[str, Any]:
         matrix = est.attention_matrix(ds.subset("test").modalities)
     else:
         raise ValueError(f"kind must be 'tim' or 'attention', got {cell.kind!r}")
-    return {"matrix": matrix.to_dict(), "seconds": time.perf_counter() - start}
+    return {"matrix": matrix.to_dict(), "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu}
 
 
 #: the TIM networks: M3H without the per-task linear skip (a path of the source's own that no
@@ -358,7 +359,8 @@ PROXY_OPTIONS: dict[str, Any] = {"attention_decay": False}
 
 
 def tim_cells(cfg: Config) -> list[TimCell]:
-    """TIM and its proxy on every replicate (shared causes at the first knob level).
+    """TIM and its proxy on each of ``cfg.tim_replicates`` replicates (shared causes at the
+    first knob level; replicate ``r`` is the cohort of the main cells' replicate ``r``).
 
     TIM's networks are ``m3h`` with :data:`TIM_OPTIONS` and at most ``cfg.tim_epochs`` epochs,
     each source keeping the fraction ``cfg.tim_source_fraction`` of its training labels; the
@@ -369,7 +371,7 @@ def tim_cells(cfg: Config) -> list[TimCell]:
     return [TimCell(cfg.n, seed, cfg.shared[0], tuple(cfg.tim_names),
                     tuple(sorted(budgets[kind].items())), kind,
                     cfg.tim_source_fraction if kind == "tim" else 1.0)
-            for seed in cfg.seeds for kind in ("tim", "attention")]
+            for seed in cfg.tim_seeds for kind in ("tim", "attention")]
 
 
 def run_tim(cells: Sequence[TimCell], *, n_jobs: int = 1, cache_dir: Any = None
@@ -385,7 +387,8 @@ def tim_summary(cells: Sequence[TimCell], results: Sequence[dict[str, Any]]
 
     Per ordered pair ``s != j``: the mean over replicates and its standard error. Spearman's
     rank correlation of each mean matrix with the truth (over the ordered pairs), and of each
-    replicate's matrix (mean and s.e. over replicates); the mean seconds per replicate.
+    replicate's matrix (mean and s.e. over replicates); the mean wall-clock and CPU seconds
+    (of the process that ran it) per replicate.
     """
     first = cells[0]
     truth = cohort(first.n, first.seed, first.shared).dependency.loc[
@@ -408,8 +411,9 @@ def tim_summary(cells: Sequence[TimCell], results: Sequence[dict[str, Any]]
         out[f"{kind}_rho_replicates"] = rhos
         out[f"{kind}_pair_se"] = float(np.nanmean(se)) if r > 1 else float("nan")
         out[f"{kind}_spread"] = float(np.nanstd(stack.mean(axis=0)))
-        out[f"{kind}_seconds"] = float(np.mean([res["seconds"] for c, res in zip(
-            cells, results, strict=True) if c.kind == kind]))
+        for key in ("seconds", "cpu_seconds"):
+            out[f"{kind}_{key}"] = float(np.mean([res[key] for c, res in zip(
+                cells, results, strict=True) if c.kind == kind]))
     out["replicates"] = len([c for c in cells if c.kind == "tim"])
     return out
 
@@ -432,6 +436,7 @@ class Config(ChapterConfig):
     tim_tasks: str = "heart_failure,atrial_fibrillation,pneumonia,copd_exacerbation"
     tim_epochs: int = 3
     tim_source_fraction: float = 0.1
+    tim_replicates: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -446,6 +451,9 @@ class Config(ChapterConfig):
         self.tim_epochs = check_int(self.tim_epochs, "tim_epochs", 1)
         self.tim_source_fraction = check_number(self.tim_source_fraction,
                                                 "tim_source_fraction", 0.0, 1.0, low_open=True)
+        # TIM's replicates: the first ones share the main cells' seeds (same cohorts)
+        self.tim_seeds = replicate_seeds(self.seed, check_int(self.tim_replicates,
+                                                              "tim_replicates", 1))
         if len(self.tim_names) < 3:
             raise ValueError("tim_tasks: give at least 3 tasks")
         bad = [t for t in self.tim_names

@@ -44,7 +44,11 @@ column per task (NaN where a label is missing); ``tasks`` has ``name`` and ``pro
    ``A'_it. = beta_t e_t + (1 - beta_t) A_it.`` (``e_t`` the unit vector of the source task);
    ``o_it = sum_j A'_itj v_ij``. ``beta`` is the ``balance`` parameter: 1 is pure
    self-exploitation, 0 pure cross-exploration; ``balance="learned"`` learns
-   ``beta_t = sigmoid(theta_t)`` per task (initialised at 1/2);
+   ``beta_t = sigmoid(theta_t)`` per task (initialised at 1/2). ``attention_scale`` ``c``
+   multiplies the logits (``softmax_j(c q_t' k_ij / sqrt(h))``, an inverse temperature; 1 by
+   default) and ``attention_decay=False`` leaves ``W_q`` and ``W_k`` out of the weight decay
+   (with it, they get no gradient that resists the decay when no task gains by choosing
+   another's token, and shrink until the weights are uniform);
 5. one linear head per task on ``o_it``: a logit (binary, binary cross-entropy), ``C`` logits
    (multiclass, cross-entropy) or a value (regression, squared error on the standardised
    target). The training loss is the mean over tasks of ``w_t`` times each task's mean loss
@@ -788,7 +792,9 @@ class M3H(MultiTaskLearner):
 
     Parameters: ``hidden`` width; ``attention`` (task attention or hard sharing); ``balance``
     (self-exploitation weight beta in [0, 1], or ``"learned"``); ``skip`` (the per-task linear
-    skip from the inputs, item 6 of the module docstring); ``task_weighting``
+    skip from the inputs, item 6 of the module docstring); ``attention_scale`` and
+    ``attention_decay`` (the attention's logit scale and whether its query and key maps get
+    weight decay, item 4); ``task_weighting``
     (``"equal"`` or ``"normalised"``) and ``early_stopping`` (``"joint"`` or ``"per_task"``),
     see the module docstring; the training parameters of
     :func:`~ehrcausal.learners.torch_scaffold.check_torch_params`; ``random_state``;
