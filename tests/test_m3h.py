@@ -307,9 +307,20 @@ def test_attention_options_reach_the_network_and_its_weight_decay(data):
     decayed = _fit("m3h", ds, tasks, weight_decay=0.5, epochs=2).net_
     # without decay on the query and key maps, they keep more of their size
     assert net.Wq.weight.norm() > decayed.Wq.weight.norm()
-    for bad in ({"attention_scale": 0.0}, {"attention_decay": "no"}):
+    for bad in ({"attention_scale": 0.0}, {"attention_decay": "no"}, {"token_maps": "own"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             _fit("m3h", ds, tasks, **bad)
+    # per-task token maps are drawn last: the other parameters start as without them
+    dims = {"tabular": 5}
+    torch.manual_seed(0)
+    shared = M3HNet(dims, 8, [1, 1, 1], True, 0.5)
+    torch.manual_seed(0)
+    own = M3HNet(dims, 8, [1, 1, 1], True, 0.5, token_maps="per_task")
+    for k, v in shared.state_dict().items():
+        torch.testing.assert_close(own.state_dict()[k], v)
+    assert own.tok_w.shape == (3, 8, 8) and shared.tok_w is None
+    b = {"tabular": torch.randn(4, 5), "avail": torch.ones(4, 4)}
+    assert not torch.allclose(own(b), shared(b))  # the tokens come from the per-task maps
 
 
 def test_single_task_networks_side_by_side_share_no_parameter(data):

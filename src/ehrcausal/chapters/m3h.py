@@ -354,8 +354,11 @@ def run_tim_cell(cell: TimCell) -> dict[str, Any]:
 #: the TIM networks: M3H without the per-task linear skip (a path of the source's own that no
 #: auxiliary can change; see :func:`tim_cells`)
 TIM_OPTIONS: dict[str, Any] = {"skip": False}
-#: the proxy's M3H fit: query and key maps without weight decay (see :func:`tim_cells`)
-PROXY_OPTIONS: dict[str, Any] = {"attention_decay": False}
+#: the proxy's M3H fit: the heads read only the attention (balance 0), each task's token has
+#: its own map from the shared representation, and the query and key maps get no weight decay
+#: (see :func:`tim_cells`)
+PROXY_OPTIONS: dict[str, Any] = {"attention_decay": False, "token_maps": "per_task",
+                                 "balance": 0.0}
 
 
 def tim_cells(cfg: Config) -> list[TimCell]:

@@ -48,7 +48,10 @@ column per task (NaN where a label is missing); ``tasks`` has ``name`` and ``pro
    multiplies the logits (``softmax_j(c q_t' k_ij / sqrt(h))``, an inverse temperature; 1 by
    default) and ``attention_decay=False`` leaves ``W_q`` and ``W_k`` out of the weight decay
    (with it, they get no gradient that resists the decay when no task gains by choosing
-   another's token, and shrink until the weights are uniform);
+   another's token, and shrink until the weights are uniform). ``token_maps="per_task"``
+   gives each task its own token map, ``x_it = ReLU(W_x^(t) h_i + b_t + E_t)`` (drawn after
+   every other parameter, so the default network is unchanged): with one shared ``W_x`` the
+   tokens differ only by ``E_t`` and hold much the same content;
 5. one linear head per task on ``o_it``: a logit (binary, binary cross-entropy), ``C`` logits
    (multiclass, cross-entropy) or a value (regression, squared error on the standardised
    target). The training loss is the mean over tasks of ``w_t`` times each task's mean loss
@@ -295,7 +298,7 @@ class M3HNet(nn.Module):
 
     def __init__(self, dims: Mapping[str, int], hidden: int, out_dims: Sequence[int],
                  attention: bool, balance: float | str, skip: bool = False,
-                 attention_scale: float = 1.0) -> None:
+                 attention_scale: float = 1.0, token_maps: str = "shared") -> None:
         super().__init__()
         h = hidden
         self.dims = dict(dims)
@@ -337,6 +340,12 @@ class M3HNet(nn.Module):
         # the per-task linear skip from the inputs (module docstring), zero at the start
         self.skip_w = (nn.Parameter(torch.zeros(T, skip_width(dims), width)) if skip
                        else None)
+        # per-task token maps (drawn last, so that a network without them is unchanged)
+        self.tok_w = self.tok_b = None
+        if token_maps == "per_task":
+            bound = 1 / math.sqrt(h)
+            self.tok_w = nn.Parameter(torch.empty(T, h, h).uniform_(-bound, bound))
+            self.tok_b = nn.Parameter(torch.empty(T, h).uniform_(-bound, bound))
 
     def skip_inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(batch, d): the standardised tabular row, the bin averages of the time-series
@@ -392,7 +401,11 @@ class M3HNet(nn.Module):
             z = hs.unsqueeze(1).expand(-1, len(self.out_dims), -1)
             A = None
         else:
-            x = F.relu(self.tok(hs).unsqueeze(1) + self.task_emb.unsqueeze(0))  # (B, T, h)
+            if self.tok_w is None:
+                x = F.relu(self.tok(hs).unsqueeze(1) + self.task_emb.unsqueeze(0))  # (B, T, h)
+            else:
+                x = F.relu(torch.einsum("bh,tkh->btk", hs, self.tok_w) + self.tok_b
+                           + self.task_emb)
             q = self.Wq(self.task_emb)  # (T, h)
             k, v = self.Wk(x), self.Wv(x)
             A = torch.softmax(torch.einsum("th,bjh->btj", q, k) * (
@@ -794,7 +807,8 @@ class M3H(MultiTaskLearner):
     (self-exploitation weight beta in [0, 1], or ``"learned"``); ``skip`` (the per-task linear
     skip from the inputs, item 6 of the module docstring); ``attention_scale`` and
     ``attention_decay`` (the attention's logit scale and whether its query and key maps get
-    weight decay, item 4); ``task_weighting``
+    weight decay, item 4); ``token_maps`` (``"shared"`` or ``"per_task"``, item 4);
+    ``task_weighting``
     (``"equal"`` or ``"normalised"``) and ``early_stopping`` (``"joint"`` or ``"per_task"``),
     see the module docstring; the training parameters of
     :func:`~ehrcausal.learners.torch_scaffold.check_torch_params`; ``random_state``;
@@ -806,8 +820,8 @@ class M3H(MultiTaskLearner):
     def __init__(self, hidden: int = 32, attention: bool = True, balance: float | str = 0.5,
                  skip: bool = SKIP_DEFAULT, task_weighting: str = "equal",
                  early_stopping: str = "joint", attention_scale: float = 1.0,
-                 attention_decay: bool = True, epochs: int = 60, batch_size: int = 128,
-                 lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 10,
+                 attention_decay: bool = True, token_maps: str = "shared", epochs: int = 60,
+                 batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 10,
                  val_fraction: float = 0.2, random_state: int = 0, device: str = "auto") -> None:
         store_params(self, locals())
 
@@ -824,6 +838,9 @@ class M3H(MultiTaskLearner):
             raise ValueError(f"attention_decay must be True or False, got "
                              f"{self.attention_decay!r}")
         check_number(self.attention_scale, "attention_scale", 0.0, low_open=True)
+        if self.token_maps not in ("shared", "per_task"):
+            raise ValueError(f"token_maps must be 'shared' or 'per_task', got "
+                             f"{self.token_maps!r}")
 
     def _check_balance(self) -> float | str:
         if self.balance == "learned":
@@ -876,7 +893,8 @@ class M3H(MultiTaskLearner):
 
         def build() -> nn.Module:
             net = M3HNet(dims, params.hidden, out_dims, bool(self.attention), balance,
-                         skip=bool(self.skip), attention_scale=float(self.attention_scale))
+                         skip=bool(self.skip), attention_scale=float(self.attention_scale),
+                         token_maps=self.token_maps)
             return net if members is None else _Ensemble(net, len(members))
 
         def decay(net: nn.Module) -> list[nn.Parameter]:
