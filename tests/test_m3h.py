@@ -470,3 +470,25 @@ def test_m3h_clusters_its_shared_representation_and_the_inputs_read_linearly(dat
     ref = BlockClusters(4, 0).fit([blocks["h"][tr], blocks["s"][tr]])
     np.testing.assert_array_equal(est.predict_scores(ds.modalities)["phenotype"],
                                   ref.predict([blocks["h"], blocks["s"]]))
+
+
+def test_single_task_clusters_with_m3h_rule_on_the_inputs_alone(data):
+    from ehrcausal.learners.m3h import BlockClusters, _val_rows, skip_width
+
+    ds, tasks = data
+    single = _fit("single_task", ds, tasks)
+    m3h = _fit("m3h", ds, tasks)
+    # what a network trained on one task alone has for the clustering task: the inputs read
+    # linearly, the block "s" of M3H's rule, clustered by the same rule on the training rows
+    s = m3h.cluster_blocks(ds.modalities)["s"]
+    tr, _ = _val_rows(len(ds), m3h.val_fraction, 0, None)
+    rule = single.models_["phenotype"].rule
+    assert [len(mu) for _, mu, *_ in rule.parts_] == [skip_width(m3h.inputs_.dims)]
+    np.testing.assert_array_equal(single.predict_scores(ds.modalities)["phenotype"],
+                                  BlockClusters(4, 0).fit([s[tr]]).predict([s]))
+    # the old single-task rule (k-means on all the summary features) partitions otherwise
+    from ehrcausal.learners.m3h import _FeatureClusters
+
+    old = _FeatureClusters(4, 0).fit(check_modalities(ds.modalities), tr)
+    assert not np.array_equal(old.predict(check_modalities(ds.modalities)),
+                              single.predict_scores(ds.modalities)["phenotype"])

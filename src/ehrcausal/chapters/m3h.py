@@ -532,17 +532,13 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
     """The clustering task at each knob level, as glue-able values (``tag`` is ``shared`` or
     ``zero``): ``nmi_<tag>_<learner>`` (mean over replicates) and ``..._text`` (± s.e.) for
     every learner; for ``m3h``, the NMI of its rule on one block only
-    (:func:`with_block_clusters`: ``nmi_<tag>_m3h_h_only``, ``nmi_<tag>_m3h_inputs_only``),
-    the paired verdict of its NMI against the inputs-only NMI
-    (``phenotype_<tag>_h_verdict``: "raises", "lowers" or "does not change beyond two
-    standard errors"; ``..._h_diff_text`` the paired difference), ``phenotype_<tag>_origin``,
-    the clause that says what the shared representation adds, chosen by that verdict, and
-    ``phenotype_<tag>_vs_single``, the paired verdict of its NMI against single-task
-    learning's ("higher than", "lower than" or "within two standard errors of"), and
-    ``gain_<tag>_m3h_phenotype_text``, its relative gain on the clustering task (%, ± s.e.);
-    ``gain_<tag>_<learner>_vs_inputs_rule_text`` / ``..._verdict``, every learner's mean gain
-    over a single-task baseline that clusters with M3H's rule on the inputs alone (the rule
-    without ``h``) instead of k-means on the summary features."""
+    (:func:`with_block_clusters`: ``nmi_<tag>_m3h_h_only``, ``nmi_<tag>_m3h_inputs_only``; the
+    latter is the single-task learner's own rule), the paired verdict of its NMI against the
+    inputs-only NMI (``phenotype_<tag>_h_verdict``: "raises", "lowers" or "does not change
+    beyond two standard errors"; ``..._h_diff_text`` the paired difference),
+    ``phenotype_<tag>_origin``, the clause that says what the shared representation adds,
+    chosen by that verdict, and ``gain_<tag>_m3h_phenotype_text``, its relative gain over
+    single-task learning on the clustering task (%, ± s.e.)."""
     out: dict[str, Any] = {}
     clu = main[main.problem_class == "clustering"]
     if clu.empty:
@@ -582,37 +578,9 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
             "the clusters owe nothing measurable to what the supervised tasks taught the shared "
             "representation: the inputs alone cluster " + ("better" if word == "lowers" else
                                                            "as well"))
-        single = sub[sub.learner == "single_task"]
-        if not single.empty:
+        if not sub[sub.learner == "single_task"].empty:
             g = gain_summary(relative_gains(sub, "m3h"))
             out[f"gain_{tag}_m3h_phenotype_text"] = pm(100 * g["mean"], 100 * g["se"], 1)
-            d, se = _mean_se(_per_replicate(m3h, "primary") - _per_replicate(single, "primary"))
-            out[f"phenotype_{tag}_vs_single"] = verdict(
-                d, se, higher="higher than", lower="lower than",
-                within="within two standard errors of", above="above (one replicate: not judged)",
-                below="below (one replicate: not judged)", subject="single-task learning's")
-            out.update(_gains_against_inputs_rule(main[main.shared == level], m3h, learners,
-                                                  tag))
-    return out
-
-
-def _gains_against_inputs_rule(df: pd.DataFrame, m3h: pd.DataFrame, learners: Sequence[str],
-                               tag: str) -> dict[str, Any]:
-    """Mean gains over a single-task baseline whose clustering task is M3H's rule on the
-    inputs alone (``nmi_inputs_only``, per replicate) instead of k-means on the summary
-    features; the supervised tasks are unchanged."""
-    ref = m3h.groupby("replicate")["nmi_inputs_only"].mean()
-    alt = df.copy()
-    rows = (alt.learner == "single_task") & (alt.problem_class == "clustering")
-    alt.loc[rows, "primary"] = alt.loc[rows, "replicate"].map(ref).to_numpy()
-    out: dict[str, Any] = {}
-    for name in learners:
-        if name == "single_task" or name not in set(alt.learner):
-            continue
-        g = gain_summary(relative_gains(alt, name))
-        key = f"gain_{tag}_{name}_vs_inputs_rule"
-        out[f"{key}_text"] = pm(100 * g["mean"], 100 * g["se"], 2)
-        out[f"{key}_verdict"] = versus_single_task(g)
     return out
 
 

@@ -102,8 +102,8 @@ weighting is fixed, not chosen on the phenotype labels.
 
 Variants: ``m3h_no_attention`` (hard parameter sharing: every head reads ``h_i``),
 ``single_task`` (the same network with one task, one network per task; for the clustering task,
-k-means on the concatenated per-modality summary features, as the network has nothing to learn
-from alone; with ``side_by_side=True``, the default, the per-task networks are trained
+which has no labels to train a network alone, M3H's rule on what such a network has: the block
+``s`` alone, so that the phenotype's gain measures what ``h`` adds; with ``side_by_side=True``, the default, the per-task networks are trained
 together as one stacked module: their parameters are stacked and their forward passes
 vectorised (``torch.func``), they see the same mini-batches, the training loss is the *sum* of
 their own losses, so no parameter is shared and each network's gradient is that of its own
@@ -148,6 +148,7 @@ __all__ = [
     "SingleTask",
     "HAIMGBT",
     "BlockClusters",
+    "linear_inputs",
     "task_interdependence",
     "tim_targets",
     "scarce_labels",
@@ -348,17 +349,8 @@ class M3HNet(nn.Module):
             self.tok_b = nn.Parameter(torch.empty(T, h).uniform_(-bound, bound))
 
     def skip_inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(batch, d): the standardised tabular row, the bin averages of the time-series
-        channels and masks, and the note's TF-IDF/SVD vector, each zero where the modality is
-        missing (the inputs of the linear skip)."""
-        avail = batch["avail"]
-        parts = []
-        for j, m in enumerate(MODALITIES):
-            if m not in self.dims or m == "image":
-                continue
-            x = batch[m].mean(dim=1) if m == "timeseries" else batch[m]
-            parts.append(avail[:, j : j + 1] * x)
-        return torch.cat(parts, dim=1)
+        """(batch, d): the inputs of the linear skip (:func:`linear_inputs`)."""
+        return linear_inputs(batch, self.dims)
 
     def outputs(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``out`` (batch, T, width), the shared representation ``h`` and, with attention,
@@ -420,8 +412,23 @@ class M3HNet(nn.Module):
         return self.outputs(batch)["out"]
 
 
+def linear_inputs(batch: Mapping[str, torch.Tensor], dims: Mapping[str, int]) -> torch.Tensor:
+    """(batch, d): the inputs a network reads linearly -- the standardised tabular row, the bin
+    averages of the time-series channels and masks, and the note's TF-IDF/SVD vector, each zero
+    where the modality is missing (those of the modalities in ``dims``; no columns when only
+    the image is given). The linear skip's inputs and the block ``s`` of the clustering rule."""
+    avail = batch["avail"]
+    parts = [torch.zeros((len(avail), 0), dtype=avail.dtype, device=avail.device)]
+    for j, m in enumerate(MODALITIES):
+        if m not in dims or m == "image":
+            continue
+        x = batch[m].mean(dim=1) if m == "timeseries" else batch[m]
+        parts.append(avail[:, j : j + 1] * x)
+    return torch.cat(parts, dim=1)
+
+
 def skip_width(dims: Mapping[str, int]) -> int:
-    """Width of :meth:`M3HNet.skip_inputs` for the encoder input widths ``dims``."""
+    """Width of :func:`linear_inputs` for the encoder input widths ``dims``."""
     return sum(d for m, d in dims.items() if m != "image")
 
 
@@ -1039,8 +1046,15 @@ class M3H(MultiTaskLearner):
 class SingleTask(MultiTaskLearner):
     """The M3H network (hard sharing) fitted once per task on that task alone.
 
-    The clustering task, which has no training signal alone, is k-means on the concatenated,
-    standardised per-modality summary features (as :class:`HAIMGBT`). ``side_by_side=True``
+    The clustering task, which has no labels to train a network of its own, reads what a
+    network trained on one task alone has for it: the inputs read linearly (``s``,
+    :func:`linear_inputs`), clustered by M3H's rule on that one block
+    (:class:`BlockClusters`: leading ``k - 1`` principal components, k-means), fitted on the
+    training rows. M3H's rule reads ``[h, s]``; the two differ only in ``h``, the
+    representation the supervised tasks shaped together, so the gain on the phenotype measures
+    multitask learning. Where no input is read linearly (only the image), it falls back to
+    k-means on the standardised per-modality summary features (as :class:`HAIMGBT`).
+    ``side_by_side=True``
     trains the per-task networks together as one stacked module (no shared parameter; see the
     module docstring), ``False`` one after the other; the other parameters are :class:`M3H`'s.
     """
@@ -1071,7 +1085,10 @@ class SingleTask(MultiTaskLearner):
         supervised = [s for s in specs if s.problem_class != "clustering"]
         for s in specs:
             if s.problem_class == "clustering":
-                self.models_[s.name] = _FeatureClusters(s.n_classes, seed).fit(mods, tr)
+                self.models_[s.name] = (
+                    _InputClusters(s.n_classes, seed, inputs).fit(mods, tr)
+                    if skip_width(inputs.dims) else
+                    _FeatureClusters(s.n_classes, seed).fit(mods, tr))
         if side_by_side and supervised:  # one network per task, trained side by side
             est = M3H(attention=False, **p)
             est.tasks_ = supervised
@@ -1097,13 +1114,33 @@ class SingleTask(MultiTaskLearner):
         done: dict[int, dict[str, np.ndarray]] = {}
         for s in self.tasks_:
             m = self.models_[s.name]
-            if isinstance(m, _FeatureClusters):
+            if isinstance(m, (_FeatureClusters, _InputClusters)):
                 out[s.name] = m.predict(mods)
                 continue
             if id(m) not in done:  # the side-by-side networks predict every task at once
                 done[id(m)] = m.predict_scores(mods)
             out[s.name] = done[id(m)][s.name]
         return out
+
+
+class _InputClusters:
+    """M3H's clustering rule (:class:`BlockClusters`) on the inputs read linearly alone
+    (:func:`linear_inputs`), with the scalings of ``inputs``: the single-task clustering."""
+
+    def __init__(self, k: int, seed: int, inputs: _Inputs) -> None:
+        self.k, self.seed, self.inputs = k, seed, inputs
+
+    def block(self, mods: Mapping[str, Any]) -> np.ndarray:
+        """The inputs read linearly, (rows, d)."""
+        with torch.no_grad():
+            return linear_inputs(self.inputs.tensors(mods, "cpu"), self.inputs.dims).numpy()
+
+    def fit(self, mods: Mapping[str, Any], rows: np.ndarray) -> _InputClusters:
+        self.rule = BlockClusters(self.k, self.seed).fit([self.block(mods)[rows]])
+        return self
+
+    def predict(self, mods: Mapping[str, Any]) -> np.ndarray:
+        return self.rule.predict([self.block(mods)])
 
 
 class _FeatureClusters:
