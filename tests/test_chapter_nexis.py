@@ -39,6 +39,12 @@ def test_config_checks_its_knobs():
         chapter.Config(mention_dictionary="64,65")
     assert chapter.Config(mention_dictionary="32,2", svd_components=16).dictionary(
         "mention") == (32, 2, 16)
+    assert chapter.Config(fine_mention_dictionary="256,1").dictionary("mention_fine")[:2] == (
+        256, 1)
+    with pytest.raises(ValueError, match="fine_mention_dictionary"):
+        chapter.Config(fine_mention_dictionary="256")
+    with pytest.raises(ValueError, match="which"):
+        chapter.Config().dictionary("huge")
     assert chapter.Config(ceiling_dictionary="512,16,256").dictionary("ceiling") == (512, 16, 256)
     assert chapter.Config(n_latents=64).dictionary("ceiling") == (64, 8, 64)  # as the main one
     with pytest.raises(ValueError, match="ceiling_dictionary"):
@@ -84,6 +90,7 @@ def test_ceiling_readings_tabulate_every_note_setting_and_space_with_a_verdict()
     label = chapter.NOTE_SETTINGS["written"][0]
     assert table.loc[(label, "whole-note neurons"), "best neuron–modifier correlation"] == "0.50"
     assert out["ceil_malign_written"] == 0.5 and out["ceil_target_written_mention_neurons"] == "met"
+    assert out["ceil_falign_canonical_faithful"] == 0.9 and out["ceil_fine_k"] == 1
     assert chapter.target_met(0.8, 0.29) == "met"
     assert chapter.target_met(0.79, 0.1) == chapter.target_met(0.9, 0.3) == "not met"
 

@@ -87,6 +87,8 @@ SPACE_LABELS: dict[str, str] = {"neurons": "whole-note neurons",
                                 "concepts": "concepts"}
 #: what an autoencoder reads: a whole note, or each of its mentions (pooled by the max)
 UNITS: tuple[str, ...] = ("note", "mention")
+#: the autoencoder sizes of :meth:`Config.dictionary`
+DICTIONARIES: tuple[str, ...] = ("main", "ceiling", "mention", "mention_fine")
 #: rows of a mention autoencoder's training batch (a note has about ten mentions)
 MENTION_BATCH_SIZE = 256
 #: variances of the tests: key -> (cov_type, small_sample) of :func:`ehrcausal.discovery.nexis`
@@ -128,6 +130,7 @@ class Config(ChapterConfig):
     ceiling_dictionary: Any = None
     mention_embedding: str = "tfidf"
     mention_dictionary: Any = "64,1"
+    fine_mention_dictionary: Any = "128,1"
     drop_negated: bool = True
     mention_seeds: int = 2
     null_seeds: int = 50
@@ -173,13 +176,13 @@ class Config(ChapterConfig):
         if self.mention_embedding not in EMBEDDINGS:
             raise ValueError(f"mention_embedding must be one of {EMBEDDINGS}, "
                              f"got {self.mention_embedding!r}")
-        sizes = parse_list(self.mention_dictionary, int, "mention_dictionary")
-        if len(sizes) != 2:
-            raise ValueError("mention_dictionary must hold two integers (neurons, k), got "
-                             f"{self.mention_dictionary!r}")
-        check_int(sizes[1], "mention_dictionary k", 1, check_int(
-            sizes[0], "mention_dictionary neurons", 8))
-        self.mention_dictionary = sizes
+        for knob in ("mention_dictionary", "fine_mention_dictionary"):
+            sizes = parse_list(getattr(self, knob), int, knob)
+            if len(sizes) != 2:
+                raise ValueError(f"{knob} must hold two integers (neurons, k), got "
+                                 f"{getattr(self, knob)!r}")
+            check_int(sizes[1], f"{knob} k", 1, check_int(sizes[0], f"{knob} neurons", 8))
+            setattr(self, knob, sizes)
         self.mention_seeds = check_int(self.mention_seeds, "mention_seeds", 1)
         self.null_seeds = check_int(self.null_seeds, "null_seeds", 1)
         self.null_n = check_int(self.null_n, "null_n", 50)
@@ -219,12 +222,14 @@ class Config(ChapterConfig):
 
     def dictionary(self, which: str = "main") -> tuple[int, int, int]:
         """Neurons, k and SVD dimensions of the autoencoder: ``"main"`` (``n_latents``, ``k``,
-        ``svd_components``), ``"ceiling"`` (``ceiling_dictionary``, else the main one) or
-        ``"mention"`` (``mention_dictionary`` with ``svd_components``: the per-mention one)."""
-        if which not in ("main", "ceiling", "mention"):
-            raise ValueError(f"which must be 'main', 'ceiling' or 'mention', got {which!r}")
-        if which == "mention":
-            n_latents, k = self.mention_dictionary
+        ``svd_components``), ``"ceiling"`` (``ceiling_dictionary``, else the main one),
+        ``"mention"`` (``mention_dictionary`` with ``svd_components``: the per-mention one) or
+        ``"mention_fine"`` (``fine_mention_dictionary``: the ceiling's second per-mention one)."""
+        if which not in DICTIONARIES:
+            raise ValueError(f"which must be one of {DICTIONARIES}, got {which!r}")
+        if which in ("mention", "mention_fine"):
+            n_latents, k = (self.mention_dictionary if which == "mention"
+                            else self.fine_mention_dictionary)
             return n_latents, k, self.svd_components
         if which == "ceiling" and self.ceiling_dictionary is not None:
             n_latents, k, svd = self.ceiling_dictionary
@@ -330,7 +335,8 @@ def representation(cfg: Config, embedding: str | None = None, *, dictionary: str
     as ``cfg`` says or with the note knobs ``notes`` (``wording``, ``mention_noise``,
     ``misspelling_rate``); ``embedding`` overrides ``cfg.embedding`` (``cfg.mention_embedding``
     for ``unit="mention"``); ``dictionary`` chooses the autoencoder's size
-    (:meth:`Config.dictionary`; a per-mention representation always takes ``"mention"``);
+    (:meth:`Config.dictionary`; a per-mention representation takes ``"mention"`` unless
+    ``"mention_fine"`` is asked for);
     ``sae_seed`` seeds the autoencoder's training (default ``cfg.seed``; the corpus and the
     TF-IDF keep ``cfg.seed``).
 
@@ -340,7 +346,8 @@ def representation(cfg: Config, embedding: str | None = None, *, dictionary: str
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
     if unit == "mention":
-        embedding, dictionary = embedding or cfg.mention_embedding, "mention"
+        embedding = embedding or cfg.mention_embedding
+        dictionary = dictionary if dictionary == "mention_fine" else "mention"
     embedding = embedding or cfg.embedding
     if embedding not in EMBEDDINGS:
         raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
@@ -615,7 +622,7 @@ def candidates(rep: Reps, ds: CausalDataset, space: str) -> tuple[np.ndarray, np
         return phrase_indicators(ds.text, ds.meta["knobs"]["style"])
     if space == "mentions":
         return mention_indicators(ds.text, ds.meta["knobs"]["style"])
-    if space not in ("neurons", "mention_neurons"):
+    if space not in ("neurons", "mention_neurons", "mention_neurons_fine"):
         raise ValueError(f"unknown candidate space {space!r}")
     r = _rep_of(rep, space)
     Z = r.neurons(ds.text)
@@ -697,6 +704,7 @@ CEILING_SPACES: dict[str, str] = {
     "mentions": "mention dictionary (oracle)",
     "neurons": "whole-note neurons",
     "mention_neurons": "per-mention neurons",
+    "mention_neurons_fine": "per-mention neurons, finer dictionary",
 }
 
 
@@ -721,14 +729,17 @@ def target_met(nexis_iou: float, marginal_iou: float) -> str:
 def ceiling(cfg: Config) -> pd.DataFrame:
     """NEXIS and marginal Bonferroni at the main design on the candidate spaces of
     :data:`CEILING_SPACES`, for each note setting of :data:`NOTE_SETTINGS` (per setting, a
-    whole-note autoencoder of the ceiling's size, :meth:`Config.dictionary`, and a per-mention
-    one are trained on a corpus written that way). ``alignment`` is the neurons' mean best
+    whole-note autoencoder of the ceiling's size, :meth:`Config.dictionary`, and two per-mention
+    ones, ``mention_dictionary`` and ``fine_mention_dictionary``, are trained on a corpus
+    written that way). ``alignment`` is the neurons' mean best
     correlation with a modifier (NaN for the other spaces)."""
     rows = []
     for setting, (_, knobs) in NOTE_SETTINGS.items():
         notes = {**cfg.notes(), **knobs}
         reps = {"neurons": representation(cfg, dictionary="ceiling", **notes),
-                "mention_neurons": representation(cfg, unit="mention", **notes)}
+                "mention_neurons": representation(cfg, unit="mention", **notes),
+                "mention_neurons_fine": representation(cfg, unit="mention",
+                                                       dictionary="mention_fine", **notes)}
         for r, seed in enumerate(cfg.seeds):
             for row in run_trial(cfg, reps, n=cfg.n, effect=cfg.effect, seed=seed,
                                  spaces=list(CEILING_SPACES),
@@ -743,10 +754,13 @@ def ceiling(cfg: Config) -> pd.DataFrame:
 def ceiling_readings(table: pd.DataFrame, cfg: Config) -> dict[str, Any]:
     """The ceiling table (IoU mean ± s.e. per note setting and space), its numbers
     (``ceil_<setting>_<space>_<method>``), the target's verdict per setting and space
-    (``ceil_target_<setting>_<space>``) and the neurons' alignment (``ceil_align_<setting>``)."""
+    (``ceil_target_<setting>_<space>``) and the neurons' alignment (``ceil_align_<setting>``;
+    ``ceil_malign_`` and ``ceil_falign_`` for the per-mention neurons)."""
     n_latents, k, svd = cfg.dictionary("ceiling")
     out: dict[str, Any] = {"ceil_dictionary": f"{n_latents} neurons with k = {k} on "
-                                              f"{svd} SVD dimensions"}
+                                              f"{svd} SVD dimensions",
+                           "ceil_fine_neurons": cfg.fine_mention_dictionary[0],
+                           "ceil_fine_k": cfg.fine_mention_dictionary[1]}
     cells = []
     for (setting, space), g in table.groupby(["setting", "space"], sort=False):
         s = summarise(g, ["iou"], by="method").set_index("method")
@@ -763,7 +777,8 @@ def ceiling_readings(table: pd.DataFrame, cfg: Config) -> dict[str, Any]:
         cells.append(row)
     out["ceiling_table"] = pd.DataFrame(cells).set_index(["notes", "candidates"])
     for setting in NOTE_SETTINGS:
-        for space, key in (("neurons", "ceil_align"), ("mention_neurons", "ceil_malign")):
+        for space, key in (("neurons", "ceil_align"), ("mention_neurons", "ceil_malign"),
+                           ("mention_neurons_fine", "ceil_falign")):
             sub = table[(table.setting == setting) & (table.space == space)]
             if len(sub):
                 out[f"{key}_{setting}"] = float(sub.alignment.iloc[0])
@@ -1350,6 +1365,7 @@ __all__ = [
     "CACHE_VERSION", "PARTS", "config_key", "Part", "cached", "SPACE_LABELS", "UNITS",
     "MENTION_BATCH_SIZE", "MENTION_KINDS", "mention_kinds", "mention_readings",
     "main_representations", "COMPARISONS", "comparisons", "read_mentions", "SEED_SETTINGS",
+    "DICTIONARIES",
     "mention_seed_runs", "mention_seed_readings",
 ]
 
@@ -1359,7 +1375,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 #: bump when a part's output changes meaning without a change of the package's code
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: the cached parts of the chapter, in the notebook's order
 PARTS: tuple[str, ...] = ("representation", "sweep", "ceiling", "mention_seeds", "embeddings",
                           "null", "policy",
