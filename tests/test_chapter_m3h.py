@@ -77,7 +77,16 @@ def test_config_checks_its_parameters():
     assert cfg.balance_levels == [0.5, "learned"] and cfg.shared == [1.0, 0.0]
     assert dict(cfg.budget_of("m3h")) == {"epochs": 2, "device": "cpu"}
     cells = chapter.main_cells(cfg)
-    assert len(cells) == 2 * 1 * 2 and {c.learner for c in cells} == {"m3h", "single_task"}
+    # two learners x one replicate x two knob levels, with every label and with 10 % of them
+    assert len(cells) == 2 * 1 * 2 * 2 and {c.learner for c in cells} == {"m3h", "single_task"}
+    assert sorted({c.labels for c in cells}) == [0.1, 1.0]
+    # the scarce regime fits the learners asked for, and always the single-task baseline
+    few = chapter.Config(n=100, tasks="cardiology,phenotype", learners="m3h,haim_gbt,single_task",
+                         label_fractions="1.0,0.1,0.5", scarce_learners="m3h", device="cpu")
+    assert few.scarce_names == ["m3h", "single_task"]
+    assert {(c.labels, c.learner) for c in chapter.main_cells(few) if c.labels < 1} == {
+        (f, n) for f in (0.1, 0.5) for n in ("m3h", "single_task")}
+    assert len(chapter.main_cells(few)) == 2 * 3 + 2 * 2 * 2
     assert len(chapter.ablation_cells(cfg)) == 4 and len(chapter.balance_cells(cfg)) == 2
     with pytest.raises(ValueError, match="learners"):
         chapter.Config(learners="tarnet")
@@ -85,8 +94,11 @@ def test_config_checks_its_parameters():
         chapter.Config(tim_tasks="heart_failure,phenotype,sepsis")
     with pytest.raises(ValueError, match="at least 3"):
         chapter.Config(tim_tasks="heart_failure,sepsis")
-    for bad in ({"tim_source_fraction": 0.0}, {"tim_replicates": 0}):
-        with pytest.raises(ValueError, match=next(iter(bad))):
+    for bad in ({"tim_source_fraction": 0.0}, {"tim_replicates": 0},
+                {"label_fractions": "0.1"}, {"label_fractions": "1.0,0.0"},
+                {"label_fractions": "1.0,1.5"}, {"scarce_learners": "tarnet"},
+                {"learners": "m3h,single_task", "scarce_learners": "haim_gbt"}):
+        with pytest.raises(ValueError, match=list(bad)[-1]):
             chapter.Config(**bad)
 
 
@@ -214,3 +226,99 @@ def test_an_m3h_cell_scores_its_clustering_rule_on_each_block_alone():
     nmi = chapter.tidy([single], [chapter.run_cell(single)]).set_index("task").loc[
         "phenotype", "primary"]
     assert nmi == row["nmi_inputs_only"]
+
+
+def test_scarce_labels_thin_the_training_and_validation_labels_of_supervised_tasks_only():
+    ds = chapter.cohort(300, 5, 1.0)
+    tasks = ds.tasks[ds.tasks.name.isin(["heart_failure", "severity", "los_days", "phenotype"])]
+    out = chapter.scarce_fit_labels(ds, tasks, 0.2, seed=11)
+    split = np.asarray(ds.split)
+    for name, cls in zip(tasks.name, tasks.problem_class, strict=True):
+        before, after = ds.targets[name], out.targets[name]
+        # kept labels are the original ones; the test rows and the clustering task untouched
+        assert (after.dropna() == before[after.notna()]).all()
+        pd.testing.assert_series_equal(after[split == "test"], before[split == "test"])
+        if cls == "clustering":
+            pd.testing.assert_series_equal(after, before)
+            continue
+        for part in ("train", "val"):  # 20 % of each part's labels, per class (stratified)
+            b, a = before[split == part].dropna(), after[split == part].dropna()
+            groups = [b] if cls == "regression" else [b[b == c] for c in np.unique(b)]
+            expected = sum(max(1, round(0.2 * len(g))) for g in groups if len(g))
+            assert len(a) == expected < len(b)
+    # one draw per replicate seed and fraction: the same for every learner, new per replicate
+    again = chapter.scarce_fit_labels(ds, tasks, 0.2, seed=11)
+    pd.testing.assert_frame_equal(again.targets, out.targets)
+    other = chapter.scarce_fit_labels(ds, tasks, 0.2, seed=12)
+    assert not other.targets.isna().equals(out.targets.isna())
+    assert chapter.scarce_fit_labels(ds, tasks, 1.0, seed=11) is ds
+    with pytest.raises(ValueError, match="fraction"):
+        chapter.scarce_fit_labels(ds, tasks, 0.0, seed=11)
+
+
+def test_a_cell_fits_its_learner_on_the_scarce_labels(monkeypatch):
+    seen = {}
+    real = chapter.make
+
+    def spy(name, **params):
+        est = real(name, **params)
+        fit = est.fit
+
+        def record(X, Y, **kw):
+            seen["Y"] = Y.copy()
+            return fit(X, Y, **kw)
+
+        est.fit = record
+        return est
+
+    monkeypatch.setattr(chapter, "make", spy)
+    names = ("heart_failure", "pneumonia", "phenotype")
+    cell = chapter.Cell(150, 3, 1.0, "haim_gbt", names, (("n_estimators", 2),), labels=0.2)
+    out = chapter.run_cell(cell)
+    ds = chapter.cohort(150, 3, 1.0)
+    tasks = ds.tasks[ds.tasks.name.isin(names)]
+    fit = ds.take(np.asarray(ds.split) != "test")
+    expected = chapter.scarce_fit_labels(fit, tasks, 0.2, 3).targets
+    pd.testing.assert_frame_equal(seen["Y"][list(names)], expected[list(names)])
+    assert seen["Y"]["heart_failure"].notna().sum() < 0.3 * fit.targets["heart_failure"].notna(
+        ).sum()
+    assert chapter.tidy([cell], [out])["labels"].eq(0.2).all()
+
+
+def _regime_table() -> pd.DataFrame:
+    """m3h and single_task, two knob levels, two label regimes, three replicates: with every
+    label m3h gains 10 % (+-1) with shared causes and loses 10 % at zero; with 10 % of them it
+    gains 10 % at both levels."""
+    rows = []
+    for labels in (1.0, 0.1):
+        for shared in (1.0, 0.0):
+            lift = 0.1 if labels < 1 or shared > 0 else -0.1
+            for rep in range(3):
+                for learner, value in (("single_task", 0.5), ("m3h", 0.5 * (1 + lift)
+                                                              + 0.005 * (rep - 1))):
+                    rows.append({"task": "heart_failure", "problem_class": "binary",
+                                 "replicate": rep, "learner": learner, "shared": shared,
+                                 "labels": labels, "primary": value})
+    return pd.DataFrame(rows)
+
+
+def test_regime_readings_glue_each_label_regime_and_judge_the_target():
+    assert chapter.label_tag(1.0, [1.0, 0.5, 0.1]) == ""
+    assert chapter.label_tag(0.1, [1.0, 0.5, 0.1]) == "_scarce"
+    assert chapter.label_tag(0.5, [1.0, 0.5, 0.1]) is None
+    out = chapter.regime_readings(_regime_table(), ["m3h", "single_task"], [1.0, 0.0],
+                                  [1.0, 0.1])
+    assert out["gain_shared_m3h"] == pytest.approx(10.0)
+    assert out["gain_zero_m3h"] == pytest.approx(-10.0)
+    assert out["gain_zero_scarce_m3h"] == pytest.approx(10.0)
+    assert out["gain_zero_m3h_verdict"] == "loses to single-task learning"
+    assert out["gain_zero_scarce_m3h_verdict"] == "beats single-task learning"
+    assert out["target"] == "not met" and out["target_scarce"] == "met"
+    assert out["labels_scarce_pct"] == pytest.approx(10.0)
+    one = _regime_table().query("replicate == 0")
+    assert chapter.regime_readings(one, ["m3h", "single_task"], [1.0, 0.0], [1.0, 0.1])[
+        "target"] == "not judged (one replicate)"
+    tables = chapter.regime_tables(_regime_table(), ["m3h", "single_task"])
+    assert tables["gains"].loc[("0", "10 %"), ("m3h", "all tasks")] == pm(
+        10.0, 100 * 0.01 / np.sqrt(3), 2)
+    assert tables["nmi"].empty or "m3h" not in tables["nmi"]

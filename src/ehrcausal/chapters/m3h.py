@@ -6,6 +6,11 @@ Experiments on :func:`~ehrcausal.data.simulate_multimodal` (see ``book/design.md
   self/cross balance, or on a subset of modalities): per-task held-out metrics;
 - :func:`relative_gains` -- per task, the relative gain of a multitask learner over
   ``single_task`` on each task's primary metric, and its mean over tasks per replicate;
+- label regimes: every main cell is fitted with all of its training labels and, for the
+  learners of ``scarce_learners``, with every supervised task keeping a share of its training
+  and validation labels (:func:`scarce_fit_labels`); :func:`regime_readings` and
+  :func:`regime_tables` report the gains per (knob level, label share), and the issue's target
+  per regime;
 - :func:`run_tim_cell` / :func:`tim_summary` -- the task-interdependence score (TIM, one
   side-by-side training run per replicate) and its attention proxy, averaged over replicates
   and compared with the simulator's true dependency (Spearman rank correlation), with their
@@ -28,7 +33,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,9 +41,17 @@ import pandas as pd
 
 from ..data.multimodal import MODALITIES, MultimodalDataset, simulate_multimodal
 from ..learners import make
-from ..learners.m3h import M3H, BlockClusters, availability, task_interdependence
+from ..learners.m3h import (
+    M3H,
+    BlockClusters,
+    availability,
+    check_tasks,
+    scarce_labels,
+    task_interdependence,
+)
 from ..learners.m3h import spearman_offdiagonal as rank_agreement_offdiagonal
 from ..plots import learner_palette
+from ..runtime import seed_streams, stream_seed
 from ..validation import check_int, check_number
 from .base import ChapterConfig, learner_names, parse_list, replicate_seeds, run_cached
 from .report import pm, verdict
@@ -62,6 +75,11 @@ __all__ = [
     "skip_cells",
     "skip_readings",
     "with_block_clusters",
+    "scarce_fit_labels",
+    "label_tag",
+    "regime_readings",
+    "regime_tables",
+    "label_counts",
     "level_tag",
     "phenotype_readings",
     "PRIMARY",
@@ -76,7 +94,9 @@ PRIMARY: dict[str, tuple[str, bool]] = {
 
 @dataclass(frozen=True)
 class Cell:
-    """One fit: data (n, seed, shared), learner (name, budget), variant (balance, modalities)."""
+    """One fit: data (n, seed, shared), learner (name, budget), variant (balance, modalities),
+    and the share of its training and validation labels each supervised task keeps
+    (``labels``, :func:`scarce_fit_labels`)."""
 
     n: int
     seed: int
@@ -86,6 +106,7 @@ class Cell:
     budget: tuple[tuple[str, Any], ...] = ()
     balance: float | str | None = None
     drop: str | None = None
+    labels: float = 1.0
 
     def key(self) -> dict[str, Any]:
         return {**asdict(self), "tasks": list(self.tasks), "budget": dict(self.budget),
@@ -196,11 +217,14 @@ def _data(cell: Cell):
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:
-    """Fit ``cell.learner`` on the train+val rows (val for early stopping) and score the test
-    rows: ``{"metrics": records of :func:`task_metrics`, "seconds": fit time}``."""
+    """Fit ``cell.learner`` on the train+val rows (val for early stopping), their supervised
+    labels thinned to the share ``cell.labels`` (:func:`scarce_fit_labels`), and score the test
+    rows (all their labels): ``{"metrics": records of :func:`task_metrics`, "seconds": fit
+    time}``."""
     ds, tasks = _data(cell)
     fit_rows = np.asarray(ds.split) != "test"
     train, test = ds.take(fit_rows), ds.subset("test")
+    train = scarce_fit_labels(train, tasks, cell.labels, cell.seed)
     if cell.drop is not None:
         train, test = without_modality(train, cell.drop), without_modality(test, cell.drop)
     mods = {k: v for k, v in train.modalities.items() if k != cell.drop}
@@ -253,6 +277,40 @@ def with_block_clusters(metrics: pd.DataFrame, est: M3H, train: MultimodalDatase
     return out
 
 
+#: entropy word of the label masks' seed sequence, ``SeedSequence([seed, LABEL_STREAM])``: a
+#: sequence apart from every stream the simulator draws from ``SeedSequence(seed)``
+LABEL_STREAM = 0x1ABE1
+
+
+def scarce_fit_labels(ds: MultimodalDataset, tasks: pd.DataFrame, fraction: float, seed: int
+                      ) -> MultimodalDataset:
+    """``ds`` (the rows a learner is fitted on) with every supervised task of ``tasks``
+    keeping the share ``fraction`` of its labels among the ``"train"`` rows and, drawn apart,
+    among the ``"val"`` rows (:func:`~ehrcausal.learners.m3h.scarce_labels`: stratified by
+    class, each task from its own stream); the other labels become NaN, which every learner
+    treats as missing. The draw depends on ``seed`` (a replicate's) and ``fraction`` only, so
+    every learner of a replicate sees the same labels. Rows of other splits and the clustering
+    task (no learner reads its labels) are untouched; ``fraction = 1`` returns ``ds``."""
+    fraction = check_number(fraction, "fraction", 0.0, 1.0, low_open=True)
+    if fraction >= 1.0:
+        return ds
+    supervised = tasks[tasks.problem_class != "clustering"].reset_index(drop=True)
+    if supervised.empty:
+        return ds
+    specs, _ = check_tasks(supervised, ds.targets)
+    names = [s.name for s in specs]
+    Y = ds.targets.copy()
+    split = np.asarray(ds.split)
+    base = stream_seed(np.random.SeedSequence([int(seed), LABEL_STREAM]))
+    for part, stream in seed_streams(base, ["train", "val"]).items():
+        rows = split == part
+        if rows.any():
+            kept = scarce_labels(Y.loc[rows, names].reset_index(drop=True), specs=specs,
+                                 fraction=fraction, seed=stream_seed(stream))
+            Y.loc[rows, names] = kept.to_numpy()
+    return replace(ds, targets=Y)
+
+
 def without_modality(ds: MultimodalDataset, drop: str) -> MultimodalDataset:
     """The patients of ``ds`` who keep at least one modality once ``drop`` is removed.
 
@@ -276,7 +334,7 @@ def tidy(cells: Sequence[Cell], results: Sequence[dict[str, Any]], label: str = 
     frames = []
     if not cells:
         return pd.DataFrame(columns=["task", "problem_class", "primary", "replicate", "learner",
-                                     "shared", "balance", "drop", "seconds", "cell"])
+                                     "shared", "balance", "drop", "labels", "seconds", "cell"])
     for i, (c, r) in enumerate(zip(cells, results, strict=True)):
         df = pd.DataFrame(r["metrics"])
         df["replicate"] = c.seed
@@ -284,6 +342,7 @@ def tidy(cells: Sequence[Cell], results: Sequence[dict[str, Any]], label: str = 
         df["shared"] = c.shared
         df["balance"] = "" if c.balance is None else str(c.balance)
         df["drop"] = c.drop or ""
+        df["labels"] = getattr(c, "labels", 1.0)
         df["seconds"] = r["seconds"]
         df["cell"] = i
         frames.append(df)
@@ -440,6 +499,8 @@ class Config(ChapterConfig):
     tim_epochs: int = 3
     tim_source_fraction: float = 0.1
     tim_replicates: int = 1
+    label_fractions: str = "1.0,0.1"
+    scarce_learners: str = "all"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -448,6 +509,22 @@ class Config(ChapterConfig):
         self.task_names = select_tasks(table, self.tasks)
         self.learner_names = learner_names(self.learners, ["multitask"])
         self.shared = parse_list(self.shared_levels, float, "shared_levels")
+        self.fractions = [check_number(f, "label_fractions", 0.0, 1.0, low_open=True)
+                          for f in parse_list(self.label_fractions, float, "label_fractions")]
+        if 1.0 not in self.fractions:
+            raise ValueError(f"label_fractions must include 1.0 (every label kept: the main "
+                             f"regime), got {self.fractions}")
+        self.fractions = list(dict.fromkeys(self.fractions))
+        scarce = (self.learner_names if isinstance(self.scarce_learners, str)
+                  and self.scarce_learners.strip() == "all" else
+                  learner_names(self.scarce_learners, ["multitask"], "scarce_learners"))
+        missing = sorted(set(scarce) - set(self.learner_names))
+        if missing:
+            raise ValueError(f"scarce_learners: {missing} are not among learners "
+                             f"{self.learner_names}")
+        # the baseline of every relative gain is fitted in every regime
+        self.scarce_names = [n for n in self.learner_names
+                             if n in scarce or n == "single_task"]
         self.balance_levels = [b if b == "learned" else float(b)
                                for b in parse_list(self.balances, name="balances")]
         self.tim_names = select_tasks(table, self.tim_tasks)
@@ -469,9 +546,12 @@ class Config(ChapterConfig):
 
 
 def main_cells(cfg: Config) -> list[Cell]:
-    """Every learner on every replicate at every level of the shared-causes knob."""
-    return [Cell(cfg.n, seed, shared, name, tuple(cfg.task_names), cfg.budget_of(name))
-            for shared in cfg.shared for seed in cfg.seeds for name in cfg.learner_names]
+    """Every learner on every replicate at every level of the shared-causes knob with every
+    label kept, and the learners ``cfg.scarce_names`` at each smaller label fraction."""
+    return [Cell(cfg.n, seed, shared, name, tuple(cfg.task_names), cfg.budget_of(name),
+                 labels=f)
+            for f in cfg.fractions for shared in cfg.shared for seed in cfg.seeds
+            for name in (cfg.learner_names if f == 1.0 else cfg.scarce_names)]
 
 
 def balance_cells(cfg: Config) -> list[Cell]:
@@ -527,8 +607,8 @@ def _mean_se(v: pd.Series) -> tuple[float, float]:
     return float(v.mean()), float(se)
 
 
-def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequence[float]
-                       ) -> dict[str, Any]:
+def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequence[float],
+                       suffix: str = "") -> dict[str, Any]:
     """The clustering task at each knob level, as glue-able values (``tag`` is ``shared`` or
     ``zero``): ``nmi_<tag>_<learner>`` (mean over replicates) and ``..._text`` (± s.e.) for
     every learner; for ``m3h``, the NMI of its rule on one block only
@@ -538,7 +618,8 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
     beyond two standard errors"; ``..._h_diff_text`` the paired difference),
     ``phenotype_<tag>_origin``, the clause that says what the shared representation adds,
     chosen by that verdict, and ``gain_<tag>_m3h_phenotype_text``, its relative gain over
-    single-task learning on the clustering task (%, ± s.e.)."""
+    single-task learning on the clustering task (%, ± s.e.). ``suffix`` is appended to the
+    tag (:func:`regime_readings`: ``"_scarce"`` for the label-scarce regime)."""
     out: dict[str, Any] = {}
     clu = main[main.problem_class == "clustering"]
     if clu.empty:
@@ -547,6 +628,7 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
         tag = level_tag(level, shared)
         if tag is None:
             continue
+        tag += suffix
         sub = clu[clu.shared == level]
         for name in learners:
             part = sub[sub.learner == name]
@@ -618,15 +700,18 @@ def fit_seconds(df: pd.DataFrame) -> pd.DataFrame:
     return per_cell.groupby("learner").mean().round(1).to_frame("fit (s)")
 
 
-def gain_readings(df: pd.DataFrame, learners: Sequence[str], shared: Sequence[float]
-                  ) -> dict[str, Any]:
-    """Relative gains over ``single_task`` at each knob level, as glue-able values."""
+def gain_readings(df: pd.DataFrame, learners: Sequence[str], shared: Sequence[float],
+                  suffix: str = "") -> dict[str, Any]:
+    """Relative gains over ``single_task`` at each knob level, as glue-able values named
+    ``gain_<tag><suffix>_<learner>...`` (:func:`level_tag`, :func:`gain_values`; ``_supervised``
+    for the mean over the supervised tasks)."""
     out: dict[str, Any] = {}
     for level in shared:
         sub = df[df.shared == level]
         tag = level_tag(level, shared)
         if tag is None:
             continue
+        tag += suffix
         for name in learners:
             if name == "single_task" or name not in set(sub.learner) or "single_task" not in set(
                     sub.learner):
@@ -664,6 +749,121 @@ def gain_values(prefix: str, g: Mapping[str, float]) -> dict[str, Any]:
         f"{prefix}_positive": 100 * g["share_positive"],
         f"{prefix}_verdict": versus_single_task(g),
     }
+
+
+def label_tag(fraction: float, fractions: Sequence[float]) -> str | None:
+    """The suffix of a label fraction in glued values: ``""`` when every label is kept (the
+    main regime), ``"_scarce"`` for the smallest fraction below 1, None for the others (shown
+    in the tables, not glued)."""
+    if fraction == 1.0:
+        return ""
+    below = [f for f in fractions if f < 1.0]
+    return "_scarce" if below and fraction == min(below) else None
+
+
+def _target(df: pd.DataFrame, shared: Sequence[float]) -> str:
+    """The issue's target on one label regime: m3h beats single-task learning by more than two
+    paired standard errors at the main knob level and does not lose by more than two at the
+    knob zero ("met", "not met", or why it is not judged)."""
+    levels = {level_tag(level, shared): level for level in shared}
+    if "shared" not in levels or "zero" not in levels:
+        return "not judged (the knob's levels lack a level with shared causes or zero)"
+    words = {}
+    for tag in ("shared", "zero"):
+        sub = df[df.shared == levels[tag]]
+        if not {"m3h", "single_task"} <= set(sub.learner):
+            return "not judged (m3h or single_task is not fitted)"
+        g = gain_summary(relative_gains(sub, "m3h"))
+        if not np.isfinite(g["se"]):
+            return "not judged (one replicate)"
+        words[tag] = versus_single_task(g)
+    met = (words["shared"].startswith("beats") and not words["zero"].startswith("loses"))
+    return "met" if met else "not met"
+
+
+def regime_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequence[float],
+                    fractions: Sequence[float]) -> dict[str, Any]:
+    """Every glued reading of the main cells per label regime (:func:`label_tag`):
+    :func:`gain_readings` and :func:`phenotype_readings` of the cells with that label fraction,
+    their tags suffixed (``gain_shared_m3h_text`` with every label,
+    ``gain_shared_scarce_m3h_text`` with scarce labels), and ``target<suffix>``, the issue's
+    target on that regime (:func:`_target`); ``labels_scarce_pct``, the scarce fraction in %."""
+    out: dict[str, Any] = {}
+    for f in fractions:
+        suffix = label_tag(f, fractions)
+        if suffix is None:
+            continue
+        sub = main[main.labels == f]
+        names = [n for n in learners if n in set(sub.learner)]
+        out.update(gain_readings(sub, names, shared, suffix))
+        out.update(phenotype_readings(sub, names, shared, suffix))
+        out[f"target{suffix}"] = _target(sub, shared)
+        if suffix:
+            out[f"labels{suffix}_pct"] = 100 * f
+    return out
+
+
+def label_counts(cfg: Config) -> dict[str, Any]:
+    """The labels a supervised task learns from in each regime, on the first replicate's cohort
+    at the main knob level: ``labels_full`` and ``labels_scarce`` (the median over the tasks
+    of the labelled training rows, all of them and after :func:`scarce_fit_labels` at the
+    smallest fraction), and ``scarce_learners_text``, the learners fitted with fewer labels."""
+    ds, tasks = _data(Cell(cfg.n, cfg.seeds[0], cfg.shared[0], "single_task",
+                           tuple(cfg.task_names)))
+    names = list(tasks.loc[tasks.problem_class != "clustering", "name"])
+    fit = ds.take(np.asarray(ds.split) != "test")
+    train = np.asarray(fit.split) == "train"
+
+    def median(d: MultimodalDataset) -> int:
+        return int(np.median(d.targets.loc[train, names].notna().sum(axis=0))) if names else 0
+
+    out: dict[str, Any] = {"labels_full": median(fit)}
+    scarce = [f for f in cfg.fractions if f < 1.0]
+    if scarce:
+        out["labels_scarce"] = median(scarce_fit_labels(fit, tasks, min(scarce), cfg.seeds[0]))
+    names = cfg.scarce_names
+    out["scarce_learners_text"] = (", ".join(names[:-1]) + " and " + names[-1]
+                                   if len(names) > 1 else names[0])
+    return out
+
+
+def regime_tables(main: pd.DataFrame, learners: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Per (knob level, label fraction), rows: ``"gains"``, each learner's mean relative gain
+    over ``single_task`` in % over all the tasks and over the supervised ones (columns
+    (learner, scope); mean ± paired s.e. over replicates; – where the learner was not fitted
+    in that regime), and
+    ``"nmi"``, each learner's phenotype NMI (mean ± s.e.)."""
+    gains: dict[tuple[float, float], dict[Any, str]] = {}
+    nmi: dict[tuple[float, float], dict[Any, str]] = {}
+    for (level, f), sub in main.groupby(["shared", "labels"], sort=False):
+        key = (level, f)
+        gains[key], nmi[key] = {}, {}
+        for name in learners:
+            part = sub[sub.learner == name]
+            clu = part[part.problem_class == "clustering"]
+            if len(clu):
+                nmi[key][name] = pm(*_mean_se(_per_replicate(clu, "primary")), 3)
+            if name == "single_task":
+                continue
+            for label, rows in (("all tasks", sub),
+                                ("supervised", sub[sub.problem_class != "clustering"])):
+                cell = "–"
+                if len(part) and "single_task" in set(sub.learner):
+                    g = gain_summary(relative_gains(rows, name))
+                    cell = pm(100 * g["mean"], 100 * g["se"], 2)
+                gains[key][(name, label)] = cell
+
+    def frame(rows: dict[tuple[float, float], dict[Any, str]]) -> pd.DataFrame:
+        cols = list(dict.fromkeys(c for r in rows.values() for c in r))
+        df = pd.DataFrame([[r.get(c, "–") for c in cols] for r in rows.values()],
+                          columns=pd.MultiIndex.from_tuples(cols) if cols and isinstance(
+                              cols[0], tuple) else cols)
+        df.index = pd.MultiIndex.from_tuples(
+            [(f"{level:g}", f"{100 * f:g} %") for level, f in rows],
+            names=["shared causes", "labels kept"])
+        return df
+
+    return {"gains": frame(gains), "nmi": frame(nmi)}
 
 
 def gain_figure(df: pd.DataFrame, shared: float) -> Any:
