@@ -95,7 +95,8 @@ def test_config_checks_its_parameters():
     with pytest.raises(ValueError, match="at least 3"):
         chapter.Config(tim_tasks="heart_failure,sepsis")
     for bad in ({"tim_source_fraction": 0.0}, {"tim_replicates": 0},
-                {"label_fractions": "0.1"}, {"label_fractions": "1.0,0.0"},
+                {"label_fractions": "0.1"}, {"label_fractions": "1.0"},
+                {"label_fractions": "1.0,0.0"},
                 {"label_fractions": "1.0,1.5"}, {"scarce_learners": "tarnet"},
                 {"learners": "m3h,single_task", "scarce_learners": "haim_gbt"}):
         with pytest.raises(ValueError, match=list(bad)[-1]):

@@ -511,9 +511,10 @@ class Config(ChapterConfig):
         self.shared = parse_list(self.shared_levels, float, "shared_levels")
         self.fractions = [check_number(f, "label_fractions", 0.0, 1.0, low_open=True)
                           for f in parse_list(self.label_fractions, float, "label_fractions")]
-        if 1.0 not in self.fractions:
+        if 1.0 not in self.fractions or min(self.fractions) == 1.0:
             raise ValueError(f"label_fractions must include 1.0 (every label kept: the main "
-                             f"regime), got {self.fractions}")
+                             f"regime) and a share below 1 (the chapter's section on scarce "
+                             f"labels), got {self.fractions}")
         self.fractions = list(dict.fromkeys(self.fractions))
         scarce = (self.learner_names if isinstance(self.scarce_learners, str)
                   and self.scarce_learners.strip() == "all" else
