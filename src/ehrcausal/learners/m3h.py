@@ -965,24 +965,29 @@ class M3H(MultiTaskLearner):
 
     def _cluster_blocks(self, data: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """What the clustering task reads (module docstring): the shared representation ``h``
-        and the inputs read linearly ``s`` (none when only the image is given)."""
+        and the inputs read linearly ``s`` (:meth:`_linear_block`)."""
         keys = list(data)
-        n = len(data["avail"])
-        with_s = skip_width(self.net_.dims) > 0
 
         def forward(idx: torch.Tensor) -> dict[str, torch.Tensor]:
-            b = {k: data[k][idx[:, 0].long().to(self.device_)] for k in keys}
-            out = {"h": self.net_.shared(b)}
-            if with_s:
-                out["s"] = self.net_.skip_inputs(b)
-            return out
+            return {"h": self.net_.shared({k: data[k][idx[:, 0].long().to(self.device_)]
+                                           for k in keys})}
 
+        n = len(data["avail"])
         res = predict_chunked(forward, np.arange(n)[:, None].astype(np.float32),
                               device=self.device_, modules=[self.net_], chunk_size=1024)
-        return [res["h"], res["s"] if with_s else np.zeros((n, 0))]
+        return [res["h"], self._linear_block(data)]
 
-    def _forward_all(self, mods: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        data = self.inputs_.tensors(mods, self.device_)
+    def _linear_block(self, data: dict[str, torch.Tensor]) -> np.ndarray:
+        """The block ``s`` of the clustering rule, (rows, d): :func:`linear_inputs` of the
+        rows (no columns when only the image is given)."""
+        if not skip_width(self.net_.dims):
+            return np.zeros((len(data["avail"]), 0))
+        with torch.no_grad():
+            return linear_inputs(data, self.net_.dims).cpu().numpy().astype(float)
+
+    def _forward_all(self, data: dict[str, torch.Tensor]
+                     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every output of the network for the encoded rows ``data`` (``inputs_.tensors``)."""
         n = len(data["avail"])
         keys = list(data)
         X = np.arange(n)[:, None].astype(np.float32)
@@ -1007,7 +1012,8 @@ class M3H(MultiTaskLearner):
         return res, res.get("h")
 
     def _scores(self, mods: dict[str, Any]) -> dict[str, np.ndarray]:
-        res, _ = self._forward_all(mods)
+        data = self.inputs_.tensors(mods, self.device_)
+        res, H = self._forward_all(data)
         out = res["out"]
         scores: dict[str, np.ndarray] = {}
         for t, s in enumerate(self.supervised_):
@@ -1021,7 +1027,7 @@ class M3H(MultiTaskLearner):
                 mu, sd = self.target_scale_[s.name]
                 scores[s.name] = o[:, 0] * sd + mu
         if self.clusters_:
-            blocks = self._cluster_blocks(self.inputs_.tensors(mods, self.device_))
+            blocks = [H, self._linear_block(data)]  # h as the heads read it, computed once
             for name, clusters in self.clusters_.items():
                 scores[name] = clusters.predict(blocks)
         return {s.name: scores[s.name] for s in self.tasks_}
@@ -1032,7 +1038,7 @@ class M3H(MultiTaskLearner):
         mods = self._check_X(X)
         if not self.attention:
             raise ValueError("attention_matrix needs attention=True (m3h)")
-        res, _ = self._forward_all(mods)
+        res, _ = self._forward_all(self.inputs_.tensors(mods, self.device_))
         names = [s.name for s in self.supervised_]
         return pd.DataFrame(res["A"].mean(axis=0), index=names, columns=names)
 
@@ -1325,7 +1331,7 @@ def task_interdependence(
     members = [(src[s], None) for s in sources] + [(src[s], index[j]) for s, j in pairs]
     est._fit(mods, y, specs, val_mask=val, members=members)
     est.fitted_ = True
-    out = est._forward_all(est._check_X(Xe))[0]["out"]
+    out = est._forward_all(est.inputs_.tensors(est._check_X(Xe), est.device_))[0]["out"]
     owner = [*sources, *(s for s, _ in pairs)]  # the source task of each network
     losses = [_slot_loss(out[:, 2 * m], Ye[owner[m]].to_numpy(dtype=float),
                          specs[members[m][0]], est.target_scale_) for m in range(len(members))]
