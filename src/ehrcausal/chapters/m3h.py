@@ -54,7 +54,7 @@ from ..plots import learner_palette
 from ..runtime import seed_streams, stream_seed
 from ..validation import check_int, check_number
 from .base import ChapterConfig, learner_names, parse_list, replicate_seeds, run_cached
-from .report import pm, verdict
+from .report import mean_se, pm, verdict
 
 __all__ = [
     "Cell",
@@ -603,11 +603,6 @@ def _per_replicate(df: pd.DataFrame, column: str) -> pd.Series:
     return df.groupby("replicate")[column].mean()
 
 
-def _mean_se(v: pd.Series) -> tuple[float, float]:
-    se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
-    return float(v.mean()), float(se)
-
-
 def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequence[float],
                        suffix: str = "") -> dict[str, Any]:
     """The clustering task at each knob level, as glue-able values (``tag`` is ``shared`` or
@@ -635,18 +630,18 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
             part = sub[sub.learner == name]
             if part.empty:
                 continue
-            mean, se = _mean_se(_per_replicate(part, "primary"))
+            mean, se = mean_se(_per_replicate(part, "primary"))
             out[f"nmi_{tag}_{name}"] = mean
             out[f"nmi_{tag}_{name}_text"] = pm(mean, se, 3)
         m3h = sub[sub.learner == "m3h"]
         if m3h.empty or "nmi_inputs_only" not in m3h or m3h["nmi_inputs_only"].isna().all():
             continue
         for block in ("h", "inputs"):
-            mean, se = _mean_se(_per_replicate(m3h, f"nmi_{block}_only"))
+            mean, se = mean_se(_per_replicate(m3h, f"nmi_{block}_only"))
             out[f"nmi_{tag}_m3h_{block}_only"] = mean
             out[f"nmi_{tag}_m3h_{block}_only_text"] = pm(mean, se, 3)
         diff = _per_replicate(m3h, "primary") - _per_replicate(m3h, "nmi_inputs_only")
-        d, se = _mean_se(diff)
+        d, se = mean_se(diff)
         word = verdict(d, se, higher="raises", lower="lowers",
                        within="does not change beyond two standard errors",
                        above="raises (one replicate: not judged)",
@@ -687,10 +682,8 @@ def class_table(df: pd.DataFrame, learners: Sequence[str]) -> pd.DataFrame:
             if part.empty:
                 continue
             for m in metrics:
-                per_rep = part.groupby("replicate")[m].mean()
-                se = per_rep.std(ddof=1) / np.sqrt(len(per_rep)) if len(per_rep) > 1 else np.nan
                 row[f"{cls} {m.upper().replace('MACRO_F1', 'macro-F1')}"] = pm(
-                    per_rep.mean(), se, 3)
+                    *mean_se(part.groupby("replicate")[m].mean()), 3)
         rows[name] = row
     return pd.DataFrame(rows).T
 
@@ -843,7 +836,7 @@ def regime_tables(main: pd.DataFrame, learners: Sequence[str]) -> dict[str, pd.D
             part = sub[sub.learner == name]
             clu = part[part.problem_class == "clustering"]
             if len(clu):
-                nmi[key][name] = pm(*_mean_se(_per_replicate(clu, "primary")), 3)
+                nmi[key][name] = pm(*mean_se(_per_replicate(clu, "primary")), 3)
             if name == "single_task":
                 continue
             for label, rows in (("all tasks", sub),
@@ -895,10 +888,8 @@ def variant_table(df: pd.DataFrame, column: str) -> pd.DataFrame:
             part = sub[sub.problem_class == cls]
             if part.empty:
                 continue
-            per_rep = part.groupby("replicate")["primary"].mean()
-            se = per_rep.std(ddof=1) / np.sqrt(len(per_rep)) if len(per_rep) > 1 else np.nan
             metric = PRIMARY[cls][0].upper().replace("MACRO_F1", "macro-F1")
-            row[f"{cls} {metric}"] = pm(per_rep.mean(), se, 3)
+            row[f"{cls} {metric}"] = pm(*mean_se(part.groupby("replicate")["primary"].mean()), 3)
         rows[str(level) if level != "" else "none"] = row
     return pd.DataFrame(rows).T
 
@@ -1016,8 +1007,7 @@ def task_table(df: pd.DataFrame, learners: Sequence[str]) -> pd.DataFrame:
         for name in learners:
             v = sub[sub.learner == name].groupby("replicate")["primary"].mean()
             if len(v):
-                se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
-                row[name] = pm(v.mean(), se, 3)
+                row[name] = pm(*mean_se(v), 3)
         rows[f"{task} ({metric})"] = row
     return pd.DataFrame(rows).T
 

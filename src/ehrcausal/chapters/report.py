@@ -25,6 +25,7 @@ __all__ = [
     "ci",
     "glue_all",
     "glue_figure",
+    "mean_se",
     "metric_table",
     "paired_difference",
     "pm",
@@ -52,6 +53,14 @@ def summarise(
     return out.reset_index()
 
 
+def mean_se(values: pd.Series | np.ndarray) -> tuple[float, float]:
+    """Mean and standard error (``s.d. / sqrt(n)``, ``ddof = 1``) of ``values``, e.g. one value
+    per replicate; the standard error is NaN with one value."""
+    v = np.asarray(values, dtype=float)
+    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+    return float(v.mean()), se
+
+
 def paired_difference(
     df: pd.DataFrame, a: str, b: str, metric: str, *, by: str = "replicate",
     column: str = "learner",
@@ -69,8 +78,7 @@ def paired_difference(
     diff = (wide[a] - wide[b]).dropna()
     if diff.empty:
         raise ValueError(f"{a!r} and {b!r} share no {by}")
-    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
-    return float(diff.mean()), se
+    return mean_se(diff)
 
 
 def within_two_se(diff: float, se: float) -> bool:
