@@ -101,6 +101,12 @@ def test_mention_dictionary_is_the_concepts_when_notes_are_faithful():
     Zn, names_n = chapter.mention_indicators(noisy.text)
     agree = [np.mean(Zn[:, j] == rec[c]) for j, c in enumerate(names_n)]
     assert min(agree) < 1.0 and np.mean(agree) > 0.9
+    # counting hedges adds mentions and removes none (same columns on these notes)
+    Zh, names_h = chapter.mention_indicators(noisy.text, hedged=True)
+    assert list(names_h) == list(names_n)
+    assert (Zh >= Zn).all() and (Zh > Zn).any()
+    with pytest.raises(ValueError, match="hedged"):
+        chapter.mention_indicators(noisy.text, hedged="yes")
 
 
 def test_embedding_readings_say_which_representations_did_not_run():

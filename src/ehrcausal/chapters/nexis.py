@@ -543,8 +543,8 @@ def phrase_indicators(texts: Sequence[str], style: str = "normal") -> tuple[np.n
     return Z[:, keep], np.asarray(names, dtype=object)[keep]
 
 
-def mention_indicators(texts: Sequence[str], style: str = "normal") -> tuple[np.ndarray,
-                                                                            np.ndarray]:
+def mention_indicators(texts: Sequence[str], style: str = "normal", *,
+                       hedged: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """An oracle dictionary with the wordings merged: one 0/1 column per concept.
 
     A column is 1 where the note *states* the concept in any of its wordings (a phrase of the
@@ -552,9 +552,12 @@ def mention_indicators(texts: Sequence[str], style: str = "normal") -> tuple[np.
     and is named by the concept. With faithful mentions and no misspellings it equals the
     concept; otherwise it is the concept read through the note. Columns that never or always
     occur are dropped. This is what a sparse autoencoder with one neuron per concept, reading
-    only what the note says, would give.
+    only what the note says, would give. ``hedged=True`` counts a hedged mention (the table's
+    ``hedge`` mode) as a statement too: the reader who takes "possible X" for X.
     """
-    pats, names = _phrase_patterns(style, ("present",))
+    if not isinstance(hedged, bool):
+        raise ValueError(f"hedged must be True or False, got {hedged!r}")
+    pats, names = _phrase_patterns(style, ("present", "hedge") if hedged else ("present",))
     low = [t.lower() for t in texts]
     hits = np.array([[1.0 if p.search(t) else 0.0 for p in pats] for t in low]).reshape(
         len(low), len(pats))
