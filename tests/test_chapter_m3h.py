@@ -188,7 +188,7 @@ def test_level_tags_glue_the_main_setting_and_the_knob_at_zero_only():
 def _phenotype_table(shift: float) -> pd.DataFrame:
     rows = []
     for rep, base in enumerate((0.20, 0.25, 0.30)):
-        for learner, value in (("m3h", base + shift), ("single_task", 0.1)):
+        for learner, value in (("m3h", base + shift), ("single_task", base + 0.01 * rep)):
             rows.append({"task": "phenotype", "problem_class": "clustering", "replicate": rep,
                          "learner": learner, "shared": 0.0, "primary": value,
                          "nmi_h_only": 0.05 if learner == "m3h" else np.nan,
@@ -204,9 +204,9 @@ def test_phenotype_readings_say_what_the_shared_representation_adds():
     assert up["nmi_zero_m3h_h_only"] == pytest.approx(0.05)
     down = chapter.phenotype_readings(_phenotype_table(-0.15), ["m3h", "single_task"], [0.0])
     assert down["phenotype_zero_h_verdict"] == "lowers"
-    assert down["phenotype_zero_origin"].endswith("the inputs alone cluster better")
-    # the phenotype's own relative gain over single-task learning (NMI 0.1 per replicate)
-    gains = [(b - 0.15 - 0.1) / 0.1 for b in (0.20, 0.25, 0.30)]
+    assert down["phenotype_zero_origin"].endswith("single-task learning clusters better")
+    # the phenotype's own relative gain over single-task learning
+    gains = [(-0.15 - 0.01 * r) / (b + 0.01 * r) for r, b in enumerate((0.20, 0.25, 0.30))]
     assert down["gain_zero_m3h_phenotype_text"] == pm(
         100 * np.mean(gains), 100 * np.std(gains, ddof=1) / np.sqrt(3), 1)
     one = chapter.phenotype_readings(_phenotype_table(0.2).query("replicate == 0"),
@@ -216,17 +216,68 @@ def test_phenotype_readings_say_what_the_shared_representation_adds():
 
 def test_an_m3h_cell_scores_its_clustering_rule_on_each_block_alone():
     cell = chapter.Cell(150, 3, 0.0, "m3h", ("heart_failure", "phenotype"),
-                        (("device", "cpu"), ("epochs", 2)))
+                        (("cluster_loss", "dec"), ("device", "cpu"), ("epochs", 2)))
     df = chapter.tidy([cell], [chapter.run_cell(cell)])
     row = df.set_index("task").loc["phenotype"]
     assert 0 <= row["nmi_h_only"] <= 1 and 0 <= row["nmi_inputs_only"] <= 1
     assert np.isnan(df.set_index("task").loc["heart_failure", "nmi_h_only"])
-    # the single-task baseline clusters with M3H's rule on the inputs alone: its NMI is the
-    # inputs-only NMI of the M3H cell (same cohort, rows and seed)
+    assert 0 <= row["nmi_block_rule"] <= 1
+    # the single-task baseline's clustering network (trained on the clustering loss alone) is
+    # read the same ways; the rule on the inputs alone (the baseline without the loss) reads
+    # the same block s as the M3H cell's (same cohort, rows and seed)
     single = chapter.Cell(150, 3, 0.0, "single_task", cell.tasks, cell.budget)
-    nmi = chapter.tidy([single], [chapter.run_cell(single)]).set_index("task").loc[
+    srow = chapter.tidy([single], [chapter.run_cell(single)]).set_index("task").loc["phenotype"]
+    assert srow["nmi_inputs_only"] == row["nmi_inputs_only"]
+    assert 0 <= srow["nmi_block_rule"] <= 1 and 0 <= srow["primary"] <= 1
+    assert 0.25 <= srow["largest_share"] <= 1  # k = 4 clusters
+    # without the loss, the baseline's own NMI is that rule on the inputs alone
+    none = chapter.Cell(150, 3, 0.0, "single_task", cell.tasks, cell.budget[1:])
+    nmi = chapter.tidy([none], [chapter.run_cell(none)]).set_index("task").loc[
         "phenotype", "primary"]
     assert nmi == row["nmi_inputs_only"]
+
+
+def test_loss_readings_compare_the_learners_with_and_without_the_clustering_loss():
+    cfg = chapter.Config(n=100, tasks="cardiology,phenotype", learners="m3h,single_task",
+                         replicates=3)
+    cells = chapter.loss_cells(cfg)
+    assert len(cells) == 2 * 3 * 2 and all(dict(c.budget)["cluster_loss"] == "dec"
+                                           for c in cells)
+    assert {c.learner for c in cells} == {"m3h", "single_task"}
+    assert chapter.loss_cells(chapter.Config(learners="m3h,haim_gbt")) == []
+    rows = []
+    for rep in range(3):
+        for learner, auc, nmi in (("m3h", 0.80 + 0.01 * rep, 0.30), ("single_task", 0.80, 0.20)):
+            rows.append({"task": "hf", "problem_class": "binary", "primary": auc})
+            rows.append({"task": "phenotype", "problem_class": "clustering", "primary": nmi,
+                         "nmi_block_rule": nmi + 0.1, "largest_share": 0.5 + 0.1 * rep})
+            for r in rows[-2:]:
+                r.update(replicate=rep, learner=learner, shared=0.0)
+    with_loss = pd.DataFrame(rows)
+    main = with_loss.copy()  # without the loss: m3h's supervised AUC 0.80 - 0.01 r
+    main.loc[(main.learner == "m3h") & (main.task == "hf"), "primary"] = [0.80, 0.79, 0.78]
+    out = chapter.loss_readings(main, with_loss, [0.0])
+    # argmax q for both: NMI 0.3 against 0.2
+    assert out["nmi_zero_m3h_loss_text"] == pm(0.3, 0.0, 3)
+    assert out["nmi_zero_single_task_loss_text"] == pm(0.2, 0.0, 3)
+    assert out["largest_zero_m3h_loss_text"] == pm(60, 10 / np.sqrt(3), 0)
+    gains = [np.mean([0.01 * r / 0.8, (0.3 - 0.2) / 0.2]) for r in range(3)]
+    assert out["gain_zero_m3h_loss"] == pytest.approx(100 * np.mean(gains))
+    # both read by the rule on [h, s]: NMI 0.4 against 0.3
+    assert out["nmi_zero_m3h_loss_rule_text"] == pm(0.4, 0.0, 3)
+    assert out["nmi_zero_single_task_loss_rule_text"] == pm(0.3, 0.0, 3)
+    rule = [np.mean([0.01 * r / 0.8, (0.4 - 0.3) / 0.3]) for r in range(3)]
+    assert out["gain_zero_m3h_loss_rule"] == pytest.approx(100 * np.mean(rule))
+    # the loss's effect on the supervised tasks: paired, in percentage points (+2 r / 0.8 %)
+    diff = [100 * 0.02 * r / 0.8 for r in range(3)]
+    assert out["loss_zero_supervised_diff_text"] == pm(
+        np.mean(diff), np.std(diff, ddof=1) / np.sqrt(3), 2)
+    assert out["loss_zero_supervised_verdict"] == "does not change beyond two standard errors"
+    assert chapter.loss_readings(main, with_loss.iloc[:0], [0.0]) == {}
+    table = chapter.loss_table(main, with_loss)
+    assert table.loc["0", ("loss, rule on [h, s]", "m3h")] == pm(0.4, 0.0, 3)
+    assert table.loc["0", ("largest cluster, argmax q (%)", "single_task")] == pm(
+        60, 10 / np.sqrt(3), 0)
 
 
 def test_scarce_labels_thin_the_training_and_validation_labels_of_supervised_tasks_only():

@@ -459,7 +459,7 @@ def test_m3h_clusters_its_shared_representation_and_the_inputs_read_linearly(dat
     from ehrcausal.learners.m3h import BlockClusters, _val_rows, skip_width
 
     ds, tasks = data
-    est = _fit(name, ds, tasks)
+    est = _fit(name, ds, tasks, cluster_loss="none")  # the rule: the read-out without the loss
     clusters = est.clusters_["phenotype"]
     blocks = est.cluster_blocks(ds.modalities)
     # both blocks are read: h (hidden width) and the skip's inputs (their width)
@@ -476,8 +476,8 @@ def test_single_task_clusters_with_m3h_rule_on_the_inputs_alone(data):
     from ehrcausal.learners.m3h import BlockClusters, _val_rows, skip_width
 
     ds, tasks = data
-    single = _fit("single_task", ds, tasks)
-    m3h = _fit("m3h", ds, tasks)
+    single = _fit("single_task", ds, tasks, cluster_loss="none")
+    m3h = _fit("m3h", ds, tasks, cluster_loss="none")
     # what a network trained on one task alone has for the clustering task: the inputs read
     # linearly, the block "s" of M3H's rule, clustered by the same rule on the training rows
     s = m3h.cluster_blocks(ds.modalities)["s"]
@@ -492,3 +492,104 @@ def test_single_task_clusters_with_m3h_rule_on_the_inputs_alone(data):
     old = _FeatureClusters(4, 0).fit(check_modalities(ds.modalities), tr)
     assert not np.array_equal(old.predict(check_modalities(ds.modalities)),
                               single.predict_scores(ds.modalities)["phenotype"])
+
+
+def test_dec_assignment_and_target_match_a_hand_computation():
+    from ehrcausal.learners.m3h import dec_assignments, dec_loss, dec_target
+
+    h = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    mu = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    # row 0: distances^2 0 and 4 -> kernels 1 and 1/5 -> q = (5/6, 1/6); row 1: (1/6, 5/6);
+    # row 2: distances^2 1 and 5 -> kernels 1/2 and 1/6 -> q = (3/4, 1/4)
+    q = dec_assignments(h, mu)
+    Q = np.array([[5 / 6, 1 / 6], [1 / 6, 5 / 6], [3 / 4, 1 / 4]])
+    np.testing.assert_allclose(q.numpy(), Q, rtol=1e-6)
+    # f = column sums; p_ik proportional to q_ik^2 / f_k, each row normalised
+    f = Q.sum(axis=0)
+    W = Q**2 / f
+    P = W / W.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(dec_target(q).numpy(), P, rtol=1e-6)
+    assert P[2, 0] > Q[2, 0]  # the target sharpens a row towards its confident cluster
+    kl = float(np.mean((P * np.log(P / Q)).sum(axis=1)))
+    assert float(dec_loss(q)) == pytest.approx(kl, rel=1e-6)
+    # P is held fixed: the gradient of the loss is that of -(1/n) sum p log q
+    qq = dec_assignments(h, mu.clone().requires_grad_(True))
+    assert not dec_target(qq).requires_grad
+
+
+def test_the_clustering_loss_reaches_the_shared_representation(data):
+    from ehrcausal.learners.m3h import _Inputs, dec_loss
+
+    ds, _ = data
+    mods = check_modalities(ds.modalities)
+    inputs = _Inputs(mods, np.arange(len(ds)), 0)
+    torch.manual_seed(0)
+    net = M3HNet(inputs.dims, 8, [1, 3], attention=True, balance=0.5, skip=True, clusters=[4])
+    with torch.no_grad():
+        net.centres[0].normal_()
+    batch = inputs.tensors(mods, "cpu")
+    dec_loss(net.outputs(batch)["q0"]).backward()  # the clustering term alone
+    # the gradient reaches the centres, every encoder and the fusion (h), not the heads
+    assert net.centres[0].grad.abs().sum() > 0
+    for name, enc in net.encoders.items():
+        assert sum(float(p.grad.abs().sum()) for p in enc.parameters()) > 0, name
+    assert net.fuse[0].weight.grad.abs().sum() > 0
+    assert net.head_w.grad is None and net.skip_w.grad is None
+
+
+def test_the_clustering_loss_never_reads_the_phenotype_and_is_seeded(data):
+    ds, tasks = data
+    assert make("m3h").cluster_loss == "none" and make("single_task").cluster_loss == "none"
+    est = _fit("m3h", ds, tasks, cluster_loss="dec")
+    assert len(est.net_.centres) == 1
+    scores = est.predict_scores(ds.modalities)
+    # the read-out is the argmax of the soft assignment, k = 4 clusters
+    res, _ = est._forward_all(est.inputs_.tensors(check_modalities(ds.modalities), "cpu"))
+    np.testing.assert_array_equal(scores["phenotype"], res["q0"].argmax(axis=1))
+    assert res["q0"].shape == (len(ds), 4)
+    # the labels of the clustering task are not read: permuting them changes nothing
+    Y = ds.targets.copy()
+    Y["phenotype"] = np.random.default_rng(5).permutation(Y["phenotype"].to_numpy())
+    other = make("m3h", random_state=0, **_light("m3h", cluster_loss="dec")).fit(
+        ds.modalities, Y, tasks=tasks)
+    for name, v in other.predict_scores(ds.modalities).items():
+        np.testing.assert_array_equal(v, scores[name])
+    # a seed fixes the fit; another seed gives other centres
+    again = _fit("m3h", ds, tasks, cluster_loss="dec")
+    np.testing.assert_array_equal(again.net_.centres[0].detach().numpy(),
+                                  est.net_.centres[0].detach().numpy())
+    seed1 = make("m3h", random_state=1, **_light("m3h", cluster_loss="dec")).fit(
+        ds.modalities, ds.targets, tasks=tasks)
+    assert not np.allclose(seed1.net_.centres[0].detach().numpy(),
+                           est.net_.centres[0].detach().numpy())
+    for name in ("m3h", "m3h_no_attention", "single_task"):
+        with pytest.raises(ValueError, match="cluster_loss must be one of"):
+            _fit(name, ds, tasks, cluster_loss="kmeans")
+
+
+def test_single_task_trains_a_network_on_the_clustering_loss_alone(data):
+    from ehrcausal.learners.m3h import M3H, _init_centres, _val_rows
+    from ehrcausal.runtime import torch_seed
+
+    ds, tasks = data
+    single = _fit("single_task", ds, tasks, cluster_loss="dec")
+    net = single.models_["phenotype"]
+    # the same network with the clustering task alone: no supervised head, trained by the loss
+    assert isinstance(net, M3H) and net.attention is False and net.supervised_ == []
+    assert net.history_ is not None and net.history_.n_epochs >= 1
+    data_t = net.inputs_.tensors(check_modalities(ds.modalities), "cpu")
+    tr, _ = _val_rows(len(ds), 0.2, 0, None)
+    with torch_seed(0):  # the network as built before training, its centres from k-means
+        start = M3HNet(net.inputs_.dims, 8, [1], attention=False, balance=0.5, skip=True,
+                       clusters=[4])
+        _init_centres(start, data_t, tr, 0)
+    before, after = start.state_dict(), net.net_.state_dict()
+    assert set(before) == set(after)
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    # the loss moved the centres and the encoders, never the (unused) supervised head
+    assert "centres.0" in moved and any(k.startswith("encoders.") for k in moved)
+    assert "head_w" not in moved
+    # its read-out is argmax q, as M3H's
+    res, _ = net._forward_all(data_t)
+    np.testing.assert_array_equal(single.predict_scores(ds.modalities)["phenotype"],
+                                  res["q0"].argmax(axis=1))

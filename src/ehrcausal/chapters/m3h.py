@@ -11,6 +11,10 @@ Experiments on :func:`~ehrcausal.data.simulate_multimodal` (see ``book/design.md
   and validation labels (:func:`scarce_fit_labels`); :func:`regime_readings` and
   :func:`regime_tables` report the gains per (knob level, label share), and the issue's target
   per regime;
+- :func:`loss_cells` / :func:`loss_readings` / :func:`loss_table` -- ``m3h`` and
+  ``single_task`` with DEC's clustering loss (``cluster_loss="dec"``) against the main cells,
+  which cluster the phenotype by the rule after training: NMI under both read-outs, the gains,
+  and the loss's effect on the supervised tasks;
 - :func:`run_tim_cell` / :func:`tim_summary` -- the task-interdependence score (TIM, one
   side-by-side training run per replicate) and its attention proxy, averaged over replicates
   and compared with the simulator's true dependency (Spearman rank correlation), with their
@@ -75,6 +79,11 @@ __all__ = [
     "skip_cells",
     "skip_readings",
     "with_block_clusters",
+    "clustering_network",
+    "BLOCK_READINGS",
+    "loss_cells",
+    "loss_readings",
+    "loss_table",
     "scarce_fit_labels",
     "label_tag",
     "regime_readings",
@@ -115,7 +124,7 @@ class Cell:
 
 #: version of the cached results of the network learners (bumped when the network or its
 #: training changes, so that no result of an older network is reused); HAIM's trees keep 2
-NETWORK_CACHE_VERSION = 3
+NETWORK_CACHE_VERSION = 4
 
 
 def cache_version(learner: str) -> int:
@@ -238,8 +247,13 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     start = time.perf_counter()
     est.fit(mods, train.targets, tasks=tasks, **extra)
     seconds = time.perf_counter() - start
-    metrics = task_metrics(est.predict_scores(test_mods), test.targets, tasks)
-    if isinstance(est, M3H) and est.clusters_ and cell.drop is None:
+    scores = est.predict_scores(test_mods)
+    metrics = task_metrics(scores, test.targets, tasks)
+    for name in tasks.loc[tasks.problem_class == "clustering", "name"]:
+        # the share of held-out patients in the largest cluster (reads no label)
+        sizes = np.bincount(np.asarray(scores[name], dtype=int))
+        metrics.loc[metrics.task == name, "largest_share"] = sizes.max() / sizes.sum()
+    if cell.drop is None:
         metrics = with_block_clusters(metrics, est, train, test, tasks, cell.seed % (2**31))
     out = {"metrics": metrics.to_dict("records"), "seconds": seconds}
     if cell.learner == "m3h" and cell.drop is None:
@@ -247,33 +261,52 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     return out
 
 
-def with_block_clusters(metrics: pd.DataFrame, est: M3H, train: MultimodalDataset,
+def clustering_network(est: Any, task: str) -> M3H | None:
+    """The M3H network whose representation a learner's clustering task ``task`` reads: ``est``
+    itself for ``m3h`` and ``m3h_no_attention``; for ``single_task`` with the clustering loss,
+    the network it trained on that loss alone; None otherwise."""
+    if isinstance(est, M3H):
+        return est if task in est.clusters_ else None
+    model = getattr(est, "models_", {}).get(task)
+    return model if isinstance(model, M3H) else None
+
+
+#: the readings of :func:`with_block_clusters`: column -> the blocks the rule reads
+BLOCK_READINGS = {"nmi_h_only": ("h",), "nmi_inputs_only": ("s",), "nmi_block_rule": ("h", "s")}
+
+
+def with_block_clusters(metrics: pd.DataFrame, est: Any, train: MultimodalDataset,
                         test: MultimodalDataset, tasks: pd.DataFrame, seed: int
                         ) -> pd.DataFrame:
     """``metrics`` with, on each clustering task's row, the NMI of M3H's clustering rule
-    (:class:`~ehrcausal.learners.m3h.BlockClusters`) restricted to one of its two blocks:
-    ``nmi_h_only`` (the shared representation) and ``nmi_inputs_only`` (the inputs read
-    linearly), fitted on the learner's training rows (split ``"train"``) and scored on the
-    test rows. They say where the phenotype's clusters come from; the learner's own rule reads
-    both blocks."""
+    (:class:`~ehrcausal.learners.m3h.BlockClusters`) on the blocks of the learner's clustering
+    network (:func:`clustering_network`; nothing is added without one): ``nmi_h_only`` (the
+    shared representation), ``nmi_inputs_only`` (the inputs read linearly: the single-task
+    baseline without the clustering loss) and ``nmi_block_rule`` (both blocks: the rule as a
+    second read-out of a network trained with the clustering loss), fitted on the learner's
+    training rows (split ``"train"``) and scored on the test rows."""
     from sklearn.metrics import normalized_mutual_info_score
 
-    blocks_fit = est.cluster_blocks(train.subset("train").modalities)
-    blocks_test = est.cluster_blocks(test.modalities)
     out = metrics.copy()
     for name in tasks.loc[tasks.problem_class == "clustering", "name"]:
+        net = clustering_network(est, name)
+        if net is None:
+            continue
+        blocks_fit = net.cluster_blocks(train.subset("train").modalities)
+        blocks_test = net.cluster_blocks(test.modalities)
         y = test.targets[name].to_numpy()
         m = np.isfinite(y)
-        k = est.clusters_[name].k
+        k = net.clusters_[name].k
         row = out.index[out.task == name]
-        for label, key in (("h", "h"), ("inputs", "s")):
-            if blocks_fit[key].shape[1] == 0:
+        for column, keys in BLOCK_READINGS.items():
+            keys = [key for key in keys if blocks_fit[key].shape[1]]
+            if not keys:
                 value = float("nan")
             else:
-                bc = BlockClusters(k, seed).fit([blocks_fit[key]])
+                bc = BlockClusters(k, seed).fit([blocks_fit[key] for key in keys])
                 value = float(normalized_mutual_info_score(y[m], bc.predict(
-                    [blocks_test[key]])[m]))
-            out.loc[row, f"nmi_{label}_only"] = value
+                    [blocks_test[key] for key in keys])[m]))
+            out.loc[row, column] = value
     return out
 
 
@@ -590,6 +623,123 @@ def skip_readings(main: pd.DataFrame, without: pd.DataFrame, shared: Sequence[fl
     return gain_readings(both, ["m3h_without_skip"], shared)
 
 
+def loss_cells(cfg: Config) -> list[Cell]:
+    """``m3h`` and ``single_task`` with the clustering loss (``cluster_loss="dec"``), at every
+    knob level and replicate with every label: what the loss changes against the main cells
+    (which cluster by the rule, without the loss)."""
+    if "m3h" not in cfg.learner_names or "single_task" not in cfg.learner_names:
+        return []
+    return [Cell(cfg.n, seed, shared, name, tuple(cfg.task_names), tuple(sorted(
+        {**dict(cfg.budget_of(name)), "cluster_loss": "dec"}.items())))
+            for shared in cfg.shared for seed in cfg.seeds for name in ("m3h", "single_task")]
+
+
+def _with_phenotype(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``df`` with the clustering task's primary metric replaced by ``column``."""
+    out = df.copy()
+    clu = out.problem_class == "clustering"
+    out.loc[clu, "primary"] = out.loc[clu, column]
+    return out
+
+
+def loss_readings(main: pd.DataFrame, with_loss: pd.DataFrame, shared: Sequence[float]
+                  ) -> dict[str, Any]:
+    """The clustering loss against the main cells (every label, no loss) at each knob level
+    (``tag``, :func:`level_tag`); ``with_loss`` holds :func:`loss_cells`:
+
+    - phenotype NMI (``nmi_<tag>_<name>_text``, mean ± s.e.): ``m3h_loss`` and
+      ``single_task_loss`` (``argmax q``, the loss's own read-out), ``m3h_loss_rule`` and
+      ``single_task_loss_rule`` (the rule on ``[h, s]`` of the networks trained with the
+      loss, the second read-out);
+    - ``largest_<tag>_<name>_text``: the share of held-out patients in the largest cluster of
+      ``argmax q`` (%, mean ± s.e.; no label is read), for ``m3h_loss`` and
+      ``single_task_loss``;
+    - gains over single-task learning with the loss (:func:`gain_readings`,
+      ``gain_<tag>_<name>...``): ``m3h_loss`` (both read by ``argmax q``) and
+      ``m3h_loss_rule`` (both read by the rule on ``[h, s]``);
+    - ``loss_<tag>_supervised_diff_text`` and ``..._verdict``: the paired difference of m3h's
+      mean gain over the supervised tasks with and without the loss (percentage points; the
+      single-task networks of the supervised tasks do not depend on the loss), i.e. what the
+      clustering term does to the other tasks.
+    """
+    if with_loss.empty or main.empty or "nmi_block_rule" not in with_loss:
+        return {}
+    m3h, single = (with_loss[with_loss.learner == n] for n in ("m3h", "single_task"))
+    if m3h.empty or single.empty or "single_task" not in set(main.learner):
+        return {}
+    m3h_loss, single_loss = m3h.assign(learner="m3h_loss"), single.assign(learner="single_task")
+    tables = {
+        "m3h_loss": pd.concat([single_loss, m3h_loss], ignore_index=True),
+        "m3h_loss_rule": pd.concat([_with_phenotype(single_loss, "nmi_block_rule"),
+                                    _with_phenotype(m3h, "nmi_block_rule").assign(
+                                        learner="m3h_loss_rule")], ignore_index=True),
+    }
+    out: dict[str, Any] = {}
+    for name, table in tables.items():
+        out.update(gain_readings(table, [name], shared))
+    nmi = {"m3h_loss": (m3h, "primary"), "single_task_loss": (single, "primary"),
+           "m3h_loss_rule": (m3h, "nmi_block_rule"),
+           "single_task_loss_rule": (single, "nmi_block_rule")}
+    for level in shared:
+        tag = level_tag(level, shared)
+        if tag is None:
+            continue
+        for name, (df, column) in nmi.items():
+            clu = df[(df.shared == level) & (df.problem_class == "clustering")]
+            if clu.empty:
+                continue
+            out[f"nmi_{tag}_{name}_text"] = pm(*mean_se(_per_replicate(clu, column)), 3)
+            if column == "primary" and "largest_share" in clu:
+                out[f"largest_{tag}_{name}_text"] = pm(
+                    *(100 * v for v in mean_se(_per_replicate(clu, "largest_share"))), 0)
+        sup = {}
+        for name, table in (("with", tables["m3h_loss"]), ("without", main)):
+            part = table[(table.shared == level) & (table.problem_class != "clustering")]
+            gains = relative_gains(part, "m3h_loss" if name == "with" else "m3h")
+            sup[name] = gains.groupby("replicate")["gain"].mean()
+        d, se = mean_se(100 * (sup["with"] - sup["without"]).dropna())
+        out[f"loss_{tag}_supervised_diff_text"] = pm(d, se, 2)
+        out[f"loss_{tag}_supervised_verdict"] = verdict(
+            d, se, higher="raises", lower="lowers",
+            within="does not change beyond two standard errors",
+            above="raises (one replicate: not judged)",
+            below="lowers (one replicate: not judged)")
+    return out
+
+
+def loss_table(main: pd.DataFrame, with_loss: pd.DataFrame) -> pd.DataFrame:
+    """Phenotype NMI per knob level (rows) of m3h and single_task without the clustering loss
+    (the main cells: M3H's rule on ``[h, s]``, single-task's on ``s``) and with it
+    (:func:`loss_cells`), read by ``argmax q`` and by the rule on ``[h, s]``, and the share of
+    held-out patients in the largest cluster of ``argmax q`` (mean ± s.e. over replicates)."""
+    columns = {
+        ("no loss (rule)", "m3h"): (main, "m3h", "primary", 1),
+        ("no loss (rule)", "single_task"): (main, "single_task", "primary", 1),
+        ("loss, argmax q", "m3h"): (with_loss, "m3h", "primary", 1),
+        ("loss, argmax q", "single_task"): (with_loss, "single_task", "primary", 1),
+        ("loss, rule on [h, s]", "m3h"): (with_loss, "m3h", "nmi_block_rule", 1),
+        ("loss, rule on [h, s]", "single_task"): (with_loss, "single_task", "nmi_block_rule",
+                                                  1),
+        ("largest cluster, argmax q (%)", "m3h"): (with_loss, "m3h", "largest_share", 100),
+        ("largest cluster, argmax q (%)", "single_task"): (with_loss, "single_task",
+                                                           "largest_share", 100),
+    }
+    rows = {}
+    for level in dict.fromkeys(main.shared):
+        row = {}
+        for col, (df, name, column, scale) in columns.items():
+            clu = df[(df.shared == level) & (df.learner == name)
+                     & (df.problem_class == "clustering")]
+            row[col] = ("–" if clu.empty or column not in clu else
+                        pm(*(scale * v for v in mean_se(_per_replicate(clu, column))),
+                           0 if scale == 100 else 3))
+        rows[f"{level:g}"] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out.index.name = "shared causes"
+    return out
+
+
 def level_tag(level: float, shared: Sequence[float]) -> str | None:
     """The name of a knob level in glued values: ``"shared"`` for the main setting (the first
     level, when it is above zero), ``"zero"`` for the knob at zero, None for the others (an
@@ -607,15 +757,16 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
                        suffix: str = "") -> dict[str, Any]:
     """The clustering task at each knob level, as glue-able values (``tag`` is ``shared`` or
     ``zero``): ``nmi_<tag>_<learner>`` (mean over replicates) and ``..._text`` (± s.e.) for
-    every learner; for ``m3h``, the NMI of its rule on one block only
-    (:func:`with_block_clusters`: ``nmi_<tag>_m3h_h_only``, ``nmi_<tag>_m3h_inputs_only``; the
-    latter is the single-task learner's own rule), the paired verdict of its NMI against the
-    inputs-only NMI (``phenotype_<tag>_h_verdict``: "raises", "lowers" or "does not change
-    beyond two standard errors"; ``..._h_diff_text`` the paired difference),
-    ``phenotype_<tag>_origin``, the clause that says what the shared representation adds,
-    chosen by that verdict, and ``gain_<tag>_m3h_phenotype_text``, its relative gain over
-    single-task learning on the clustering task (%, ± s.e.). ``suffix`` is appended to the
-    tag (:func:`regime_readings`: ``"_scarce"`` for the label-scarce regime)."""
+    every learner; for ``m3h``, the NMI of the rule on one block of its network only
+    (:func:`with_block_clusters`: ``nmi_<tag>_m3h_h_only``, ``nmi_<tag>_m3h_inputs_only``), the
+    paired verdict of its NMI against single-task learning's (``phenotype_<tag>_h_verdict``:
+    "raises", "lowers" or "does not change beyond two standard errors";
+    ``..._h_diff_text`` the paired difference): both read the phenotype the same way and
+    differ only in whether the supervised tasks shaped ``h`` too, so the verdict says what
+    they add; ``phenotype_<tag>_origin``, the clause that says so, chosen by that verdict, and
+    ``gain_<tag>_m3h_phenotype_text``, m3h's relative gain over single-task learning on the
+    clustering task (%, ± s.e.). ``suffix`` is appended to the tag (:func:`regime_readings`:
+    ``"_scarce"`` for the label-scarce regime)."""
     out: dict[str, Any] = {}
     clu = main[main.problem_class == "clustering"]
     if clu.empty:
@@ -633,14 +784,16 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
             mean, se = mean_se(_per_replicate(part, "primary"))
             out[f"nmi_{tag}_{name}"] = mean
             out[f"nmi_{tag}_{name}_text"] = pm(mean, se, 3)
-        m3h = sub[sub.learner == "m3h"]
+        m3h, single = sub[sub.learner == "m3h"], sub[sub.learner == "single_task"]
         if m3h.empty or "nmi_inputs_only" not in m3h or m3h["nmi_inputs_only"].isna().all():
             continue
         for block in ("h", "inputs"):
             mean, se = mean_se(_per_replicate(m3h, f"nmi_{block}_only"))
             out[f"nmi_{tag}_m3h_{block}_only"] = mean
             out[f"nmi_{tag}_m3h_{block}_only_text"] = pm(mean, se, 3)
-        diff = _per_replicate(m3h, "primary") - _per_replicate(m3h, "nmi_inputs_only")
+        if single.empty:
+            continue
+        diff = (_per_replicate(m3h, "primary") - _per_replicate(single, "primary")).dropna()
         d, se = mean_se(diff)
         word = verdict(d, se, higher="raises", lower="lowers",
                        within="does not change beyond two standard errors",
@@ -649,16 +802,15 @@ def phenotype_readings(main: pd.DataFrame, learners: Sequence[str], shared: Sequ
         out[f"phenotype_{tag}_h_verdict"] = word
         out[f"phenotype_{tag}_h_diff_text"] = pm(d, se, 3)
         out[f"phenotype_{tag}_origin"] = (
-            "with one replicate, what the shared representation adds is not judged"
+            "with one replicate, what the supervised tasks add is not judged"
             if not np.isfinite(se) else
-            "what the supervised tasks taught the shared representation adds to what the "
-            "inputs give" if word == "raises" else
+            "what the supervised tasks taught the shared representation helps the clusters"
+            if word == "raises" else
             "the clusters owe nothing measurable to what the supervised tasks taught the shared "
-            "representation: the inputs alone cluster " + ("better" if word == "lowers" else
-                                                           "as well"))
-        if not sub[sub.learner == "single_task"].empty:
-            g = gain_summary(relative_gains(sub, "m3h"))
-            out[f"gain_{tag}_m3h_phenotype_text"] = pm(100 * g["mean"], 100 * g["se"], 1)
+            "representation: single-task learning clusters " + (
+                "better" if word == "lowers" else "as well"))
+        g = gain_summary(relative_gains(sub, "m3h"))
+        out[f"gain_{tag}_m3h_phenotype_text"] = pm(100 * g["mean"], 100 * g["se"], 1)
     return out
 
 

@@ -77,33 +77,64 @@ weights of the epoch with that task's lowest validation loss, predicts each task
 weights, and stops after ``patience`` epochs in which no task improved (the single-task
 learner gets this per task by construction).
 
-The clustering task is not trained by gradient. After training, it reads what the heads read:
-the shared representation ``h_i`` and the inputs read linearly ``s_i`` (item 6; also when
+7. with ``cluster_loss="dec"``, the clustering task is a head on the shared
+   representation trained by a clustering loss, that of DEC (Xie, Girshick & Farhadi 2016,
+   *Unsupervised deep embedding for clustering analysis*, ICML, eqs. 1-3): learned centres
+   ``mu_1..mu_k`` (``k`` clusters), the soft assignment ``q_ik = (1 + ||h_i - mu_k||^2)^-1 /
+   sum_j (1 + ||h_i - mu_j||^2)^-1`` (a Student t kernel with one degree of freedom), the
+   target ``p_ik = (q_ik^2 / f_k) / sum_j (q_ij^2 / f_j)`` with ``f_k = sum_i q_ik``, and the
+   loss ``KL(P || Q) = (1/n) sum_i sum_k p_ik log(p_ik / q_ik)`` with ``P`` held fixed
+   (:func:`dec_assignments`, :func:`dec_target`, :func:`dec_loss`). Its gradient reaches the
+   centres and, through ``h``, the encoders and the fusion every head reads. Choices, fixed
+   before any result: the target ``P`` is recomputed on every mini-batch from that batch's
+   ``Q`` (``f_k`` over the batch; DEC recomputes it over all rows every ``T`` iterations), so
+   the loss needs no state beyond the centres; the centres start at those of k-means
+   (``n_init=4``, seeded) on ``h`` of the training rows of the untrained network (DEC starts
+   from a pretrained autoencoder; here the supervised tasks shape ``h`` while the loss acts,
+   and the single-task network below has nothing to pretrain on); the clustering term is one
+   more task in the training loss's mean over tasks, with weight 1 under both
+   ``task_weighting`` options, and in the validation loss early stopping reads (with
+   ``early_stopping="per_task"`` the centres and ``h`` of the clustering term's own best
+   epoch give its read-out). A patient's cluster is ``argmax_k q_ik`` (DEC's read-out: the
+   head the loss trains, as a binary head's prediction is its probability). The clustering
+   labels are never read in training or in the read-out (only their count ``k``).
+   **Not the default**, because the loss has a degenerate minimum the network reaches: ``P``
+   is computed from ``Q``, and a uniform ``Q`` (every patient equally near every centre)
+   gives ``P = Q`` and a loss of zero, as does a one-hot ``Q``; the encoders can get there by
+   moving ``h``, which DEC's pretrained, slowly fine-tuned encoder does not. In the M3H
+   chapter's default run, without reading any label, the fitted heads put most held-out
+   patients in one cluster (the chapter glues the share) and the single-task network trained
+   on the loss alone stopped at its first epochs. The chapter reports the loss beside the
+   default with both read-outs.
+
+The clustering task without the loss (``cluster_loss="none"``, the default; and a second
+read-out the M3H chapter reports beside ``argmax q``): after training, a rule reads what the
+heads read: the shared
+representation ``h_i`` and the inputs read linearly ``s_i`` (item 6; also when
 ``skip=False``). Each of the two blocks is standardised column by column, reduced to its
-leading ``k - 1`` principal components (``k`` clusters) and scaled to total variance 1; the
-clusters minimise the within-cluster sum of squares of the concatenation, ``[P_h h_i / c_h,
-P_s s_i / c_s]``, by k-means (Lloyd's algorithm, k-means++ starts, seeded), everything fitted
-on the training rows; a patient's cluster is the nearest centre (:class:`BlockClusters`).
-Why ``k - 1`` components: the centres of ``k`` clusters span at most ``k - 1`` directions, and
-the continuous relaxation of k-means is solved by the leading ``k - 1`` principal components
+leading ``k - 1`` principal components and scaled to total variance 1; the clusters minimise
+the within-cluster sum of squares of the concatenation, ``[P_h h_i / c_h, P_s s_i / c_s]``,
+by k-means (Lloyd's algorithm, k-means++ starts, seeded), everything fitted on the training
+rows; a patient's cluster is the nearest centre (:class:`BlockClusters`). Why ``k - 1``
+components: the centres of ``k`` clusters span at most ``k - 1`` directions, and the
+continuous relaxation of k-means is solved by the leading ``k - 1`` principal components
 (Ding & He 2004, *K-means clustering via principal component analysis*, ICML, doi
 10.1145/1015330.1015408), so each block enters through the subspace where k-means acts on it,
-with equal weight. Why both blocks: ``h`` carries what the supervised tasks taught the network,
-which holds the phenotype only when the tasks share its causes; with no shared causes nothing
-in training makes ``h`` carry it, and k-means on ``h`` alone found clusters unrelated to the
-phenotype (NMI near zero in the M3H chapter's default run), while the inputs carry the
-phenotype whatever the tasks. Rules measured before this one was chosen (NMI against the
-phenotype on held-out rows of the chapter's default cohorts, two replicates per knob level;
-the labels were used to measure, never inside the rule): ``h`` alone; ``[h, s]`` with every
-column standardised, or with each block scaled to equal total variance (``h``'s few strong
-directions dominated both, and at the knob zero both stayed below the single-task
-baseline's); the leading ``2 (k - 1)`` components per block (lower than ``k - 1``). The
-weighting is fixed, not chosen on the phenotype labels.
+with equal weight. Why both blocks: ``h`` carries what the supervised tasks taught the
+network, which holds the phenotype only when the tasks share its causes; the inputs carry it
+whatever the tasks. Rules measured before this one was chosen (NMI against the phenotype on
+held-out rows of the chapter's default cohorts, two replicates per knob level; the labels
+were used to measure, never inside the rule): ``h`` alone; ``[h, s]`` with every column
+standardised, or with each block scaled to equal total variance (``h``'s few strong
+directions dominated both); the leading ``2 (k - 1)`` components per block (lower than
+``k - 1``). The weighting is fixed, not chosen on the phenotype labels.
 
 Variants: ``m3h_no_attention`` (hard parameter sharing: every head reads ``h_i``),
 ``single_task`` (the same network with one task, one network per task; for the clustering task,
-which has no labels to train a network alone, M3H's rule on what such a network has: the block
-``s`` alone, so that the phenotype's gain measures what ``h`` adds; with ``side_by_side=True``, the default, the per-task networks are trained
+M3H's rule on what a network trained on one task alone has: the block ``s`` alone; with the
+clustering loss, the same network trained on that loss alone and read the same way, ``argmax
+q``; either way the phenotype's gain measures what the supervised tasks add to ``h``; with
+``side_by_side=True``, the default, the per-task networks are trained
 together as one stacked module: their parameters are stacked and their forward passes
 vectorised (``torch.func``), they see the same mini-batches, the training loss is the *sum* of
 their own losses, so no parameter is shared and each network's gradient is that of its own
@@ -149,6 +180,10 @@ __all__ = [
     "HAIMGBT",
     "BlockClusters",
     "linear_inputs",
+    "dec_assignments",
+    "dec_target",
+    "dec_loss",
+    "CLUSTER_LOSSES",
     "task_interdependence",
     "tim_targets",
     "scarce_labels",
@@ -159,6 +194,8 @@ __all__ = [
 N_BINS = 12
 #: whether the networks have the per-task linear skip from the inputs by default
 SKIP_DEFAULT = True
+#: the clustering task's training loss: DEC's (module docstring, item 7) or none (the rule only)
+CLUSTER_LOSSES = ("dec", "none")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +336,8 @@ class M3HNet(nn.Module):
 
     def __init__(self, dims: Mapping[str, int], hidden: int, out_dims: Sequence[int],
                  attention: bool, balance: float | str, skip: bool = False,
-                 attention_scale: float = 1.0, token_maps: str = "shared") -> None:
+                 attention_scale: float = 1.0, token_maps: str = "shared",
+                 clusters: Sequence[int] = ()) -> None:
         super().__init__()
         h = hidden
         self.dims = dict(dims)
@@ -347,6 +385,9 @@ class M3HNet(nn.Module):
             bound = 1 / math.sqrt(h)
             self.tok_w = nn.Parameter(torch.empty(T, h, h).uniform_(-bound, bound))
             self.tok_b = nn.Parameter(torch.empty(T, h).uniform_(-bound, bound))
+        # the centres of each clustering task's loss (module docstring, item 7), set by
+        # k-means on h before training (:func:`init_centres`); none without the loss
+        self.centres = nn.ParameterList([nn.Parameter(torch.zeros(k, h)) for k in clusters])
 
     def skip_inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(batch, d): the inputs of the linear skip (:func:`linear_inputs`)."""
@@ -362,6 +403,8 @@ class M3HNet(nn.Module):
         res = {"out": out, "h": hs}
         if A is not None:
             res["A"] = A
+        for c, mu in enumerate(self.centres):
+            res[f"q{c}"] = dec_assignments(hs, mu)
         return res
 
     def shared(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -430,6 +473,34 @@ def linear_inputs(batch: Mapping[str, torch.Tensor], dims: Mapping[str, int]) ->
 def skip_width(dims: Mapping[str, int]) -> int:
     """Width of :func:`linear_inputs` for the encoder input widths ``dims``."""
     return sum(d for m, d in dims.items() if m != "image")
+
+
+def dec_assignments(h: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """DEC's soft assignment (Xie, Girshick & Farhadi 2016, eq. 1): ``q_ik = (1 + ||h_i -
+    mu_k||^2)^-1 / sum_j (1 + ||h_i - mu_j||^2)^-1``, a Student t kernel with one degree of
+    freedom. ``h`` (rows, d), ``centres`` (k, d); returns (rows, k), each row summing to 1."""
+    kernel = 1.0 / (1.0 + torch.cdist(h, centres).pow(2))
+    return kernel / kernel.sum(dim=1, keepdim=True)
+
+
+def dec_target(q: torch.Tensor) -> torch.Tensor:
+    """DEC's target distribution (eq. 3): ``p_ik = (q_ik^2 / f_k) / sum_j (q_ij^2 / f_j)`` with
+    ``f_k = sum_i q_ik`` the soft frequency of cluster ``k`` over the rows of ``q``. Squaring
+    sharpens each row towards its confident assignment; dividing by ``f_k`` keeps a large
+    cluster from absorbing the others. Computed without gradient (the target is held fixed)."""
+    with torch.no_grad():
+        w = q.pow(2) / q.sum(dim=0, keepdim=True).clamp(min=1e-12)
+        return w / w.sum(dim=1, keepdim=True)
+
+
+def dec_loss(q: torch.Tensor) -> torch.Tensor:
+    """The clustering loss of the soft assignments ``q`` (rows, k): ``KL(P || Q)`` with ``P =``
+    :func:`dec_target` ``(q)`` held fixed, as a mean over rows, ``(1/n) sum_i sum_k p_ik log(p_ik
+    / q_ik)`` (DEC, eq. 2, which sums over rows; the mean puts it on the scale of the other
+    tasks' per-row losses)."""
+    p = dec_target(q)
+    return (p * (torch.log(p.clamp(min=1e-12)) - torch.log(q.clamp(min=1e-12)))).sum(
+        dim=1).mean()
 
 
 class _Ensemble(nn.Module):
@@ -807,6 +878,36 @@ class BlockClusters:
         return out
 
 
+def _check_cluster_loss(value: Any) -> str:
+    if not isinstance(value, str) or value not in CLUSTER_LOSSES:
+        raise ValueError(f"cluster_loss must be one of {CLUSTER_LOSSES}, got {value!r}")
+    return value
+
+
+def _init_centres(net: M3HNet, data: Mapping[str, torch.Tensor], rows: np.ndarray,
+                  seed: int) -> None:
+    """Set each clustering loss's centres to those of k-means (``n_init=4``, ``seed``) on the
+    shared representation ``h`` of the training ``rows`` of the untrained network ``net``."""
+    keys = [k for k in data if k not in ("y", "ymask")]
+    idx = torch.as_tensor(rows, device=data["avail"].device)
+    with torch.no_grad():
+        H = torch.cat([net.shared({k: data[k][idx[i : i + 1024]] for k in keys})
+                       for i in range(0, len(idx), 1024)]).cpu().numpy().astype(float)
+    for mu in net.centres:
+        km = _kmeans(H, len(mu), seed)
+        with torch.no_grad():
+            mu.copy_(torch.as_tensor(km.cluster_centers_, dtype=mu.dtype))
+
+
+class _DecReadout:
+    """A clustering task trained by the clustering loss: its ``index`` among the network's
+    soft assignments (``q<index>``) and its ``k`` clusters; a patient's cluster is the argmax
+    of ``q``."""
+
+    def __init__(self, index: int, k: int) -> None:
+        self.index, self.k = index, k
+
+
 class M3H(MultiTaskLearner):
     """M3H as interpreted in the module docstring; ``attention=False`` is hard sharing.
 
@@ -816,8 +917,9 @@ class M3H(MultiTaskLearner):
     ``attention_decay`` (the attention's logit scale and whether its query and key maps get
     weight decay, item 4); ``token_maps`` (``"shared"`` or ``"per_task"``, item 4);
     ``task_weighting``
-    (``"equal"`` or ``"normalised"``) and ``early_stopping`` (``"joint"`` or ``"per_task"``),
-    see the module docstring; the training parameters of
+    (``"equal"`` or ``"normalised"``), ``early_stopping`` (``"joint"`` or ``"per_task"``) and
+    ``cluster_loss`` (``"dec"`` or ``"none"``, item 7), see the module docstring; the training
+    parameters of
     :func:`~ehrcausal.learners.torch_scaffold.check_torch_params`; ``random_state``;
     ``device``. ``fit`` takes ``val_mask`` (boolean, True for the early-stopping rows).
     """
@@ -827,7 +929,8 @@ class M3H(MultiTaskLearner):
     def __init__(self, hidden: int = 32, attention: bool = True, balance: float | str = 0.5,
                  skip: bool = SKIP_DEFAULT, task_weighting: str = "equal",
                  early_stopping: str = "joint", attention_scale: float = 1.0,
-                 attention_decay: bool = True, token_maps: str = "shared", epochs: int = 60,
+                 attention_decay: bool = True, token_maps: str = "shared",
+                 cluster_loss: str = "none", epochs: int = 60,
                  batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 10,
                  val_fraction: float = 0.2, random_state: int = 0, device: str = "auto") -> None:
         store_params(self, locals())
@@ -848,6 +951,7 @@ class M3H(MultiTaskLearner):
         if self.token_maps not in ("shared", "per_task"):
             raise ValueError(f"token_maps must be 'shared' or 'per_task', got "
                              f"{self.token_maps!r}")
+        _check_cluster_loss(self.cluster_loss)
 
     def _check_balance(self) -> float | str:
         if self.balance == "learned":
@@ -878,6 +982,10 @@ class M3H(MultiTaskLearner):
         self.inputs_ = _Inputs(mods, tr, seed) if inputs is None else inputs
         supervised = [s for s in specs if s.problem_class != "clustering"]
         self.supervised_ = supervised
+        clustering = [s for s in specs if s.problem_class == "clustering"]
+        # the clustering loss (item 7 of the module docstring); side-by-side members learn
+        # supervised tasks only
+        dec = clustering if self.cluster_loss == "dec" and members is None else []
         Y = np.column_stack([y[s.name].to_numpy() for s in supervised]) if supervised else (
             np.zeros((n, 0)))
         for j, s in enumerate(supervised):
@@ -901,7 +1009,9 @@ class M3H(MultiTaskLearner):
         def build() -> nn.Module:
             net = M3HNet(dims, params.hidden, out_dims, bool(self.attention), balance,
                          skip=bool(self.skip), attention_scale=float(self.attention_scale),
-                         token_maps=self.token_maps)
+                         token_maps=self.token_maps, clusters=[s.n_classes for s in dec])
+            if dec:
+                _init_centres(net, data, tr, seed)
             return net if members is None else _Ensemble(net, len(members))
 
         def decay(net: nn.Module) -> list[nn.Parameter]:
@@ -915,12 +1025,17 @@ class M3H(MultiTaskLearner):
             _task_weights(slot_specs, Y[tr]) if self.task_weighting == "normalised"
             else np.ones(len(slot_specs)), dtype=torch.float32, device=self.device_)
         per_task = self.early_stopping == "per_task" or members is not None
-        picker = _TaskCheckpoints(len(slot_specs)) if per_task and len(va) else None
+        picker = (_TaskCheckpoints(len(slot_specs) + len(dec)) if per_task and len(va)
+                  else None)
         shape = (len(members), len(members[0])) if members is not None else None
 
         def loss_fn(net: nn.Module, batch: dict[str, torch.Tensor]):
-            out = net(batch)
+            res = net.outputs(batch) if dec else {"out": net(batch)}
+            out = res["out"]
             terms = plan.terms(out, batch["y"], batch["ymask"]) * weights
+            if dec:  # one more term per clustering task, in the mean over tasks (weight 1)
+                terms = torch.cat([terms, torch.stack(
+                    [dec_loss(res[f"q{c}"]) for c in range(len(dec))])])
             if shape is None:
                 ok = torch.isfinite(terms)
                 loss = terms[ok].mean() if ok.any() else out.sum() * 0.0
@@ -935,7 +1050,8 @@ class M3H(MultiTaskLearner):
             return loss, loss.detach()
 
         self.task_states_ = None
-        if supervised:
+        self.n_out_ = len(slot_specs)
+        if supervised or dec:
             self.net_, self.history_ = train_network(
                 build, loss_fn, data, tr, va, params=params, seed=seed, device=self.device_,
                 desc=type(self).__name__,
@@ -948,9 +1064,11 @@ class M3H(MultiTaskLearner):
             with torch_seed(seed):
                 self.net_ = build().to(self.device_).eval()
             self.history_ = None
-        self.clusters_ = {}
-        clustering = [s for s in specs if s.problem_class == "clustering"]
-        if clustering:
+        self.clusters_: dict[str, Any] = {}
+        if dec:
+            for c, s in enumerate(dec):
+                self.clusters_[s.name] = _DecReadout(c, s.n_classes)
+        elif clustering:
             blocks = self._cluster_blocks({k: v[torch.as_tensor(tr, device=self.device_)]
                                            for k, v in data.items()})
             for s in clustering:
@@ -1005,7 +1123,10 @@ class M3H(MultiTaskLearner):
                     self.net_.load_state_dict(state)
                     part = predict_chunked(forward, X, device=self.device_,
                                            modules=[self.net_], chunk_size=1024)
-                    res["out"][:, idx] = part["out"][:, idx]
+                    heads = idx[idx < self.n_out_]
+                    res["out"][:, heads] = part["out"][:, heads]
+                    for c in idx[idx >= self.n_out_] - self.n_out_:  # a clustering loss
+                        res[f"q{c}"] = part[f"q{c}"]
             finally:
                 self.net_.load_state_dict(final)
                 self.net_.eval()
@@ -1029,7 +1150,9 @@ class M3H(MultiTaskLearner):
         if self.clusters_:
             blocks = [H, self._linear_block(data)]  # h as the heads read it, computed once
             for name, clusters in self.clusters_.items():
-                scores[name] = clusters.predict(blocks)
+                scores[name] = (res[f"q{clusters.index}"].argmax(axis=1).astype(float)
+                                if isinstance(clusters, _DecReadout)
+                                else clusters.predict(blocks))
         return {s.name: scores[s.name] for s in self.tasks_}
 
     def attention_matrix(self, X: Mapping[str, Any]) -> pd.DataFrame:
@@ -1052,14 +1175,17 @@ class M3H(MultiTaskLearner):
 class SingleTask(MultiTaskLearner):
     """The M3H network (hard sharing) fitted once per task on that task alone.
 
-    The clustering task, which has no labels to train a network of its own, reads what a
-    network trained on one task alone has for it: the inputs read linearly (``s``,
-    :func:`linear_inputs`), clustered by M3H's rule on that one block
+    The clustering task, with ``cluster_loss="dec"``, gets the same network trained on the
+    clustering loss alone (item 7 of the module docstring; no supervised task, so its centres
+    start from the untrained network as M3H's do) and read by ``argmax q`` as M3H's: the two
+    differ only in whether the supervised tasks shaped ``h`` too, so the gain on the phenotype
+    measures multitask learning. With ``cluster_loss="none"`` (the default) it reads what a
+    network trained on one task alone has for it without a loss: the inputs read linearly
+    (``s``, :func:`linear_inputs`), clustered by M3H's rule on that one block
     (:class:`BlockClusters`: leading ``k - 1`` principal components, k-means), fitted on the
-    training rows. M3H's rule reads ``[h, s]``; the two differ only in ``h``, the
-    representation the supervised tasks shaped together, so the gain on the phenotype measures
-    multitask learning. Where no input is read linearly (only the image), it falls back to
-    k-means on the standardised per-modality summary features (as :class:`HAIMGBT`).
+    training rows; M3H's rule reads ``[h, s]``. Where no input is read linearly (only the
+    image), it then falls back to k-means on the standardised per-modality summary features
+    (as :class:`HAIMGBT`).
     ``side_by_side=True``
     trains the per-task networks together as one stacked module (no shared parameter; see the
     module docstring), ``False`` one after the other; the other parameters are :class:`M3H`'s.
@@ -1069,7 +1195,8 @@ class SingleTask(MultiTaskLearner):
 
     def __init__(self, hidden: int = 32, skip: bool = SKIP_DEFAULT,
                  task_weighting: str = "equal", early_stopping: str = "joint",
-                 side_by_side: bool = True, epochs: int = 60, batch_size: int = 128,
+                 side_by_side: bool = True, cluster_loss: str = "none", epochs: int = 60,
+                 batch_size: int = 128,
                  lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 10,
                  val_fraction: float = 0.2, random_state: int = 0,
                  device: str = "auto") -> None:
@@ -1081,6 +1208,7 @@ class SingleTask(MultiTaskLearner):
         side_by_side = p.pop("side_by_side")
         if not isinstance(side_by_side, (bool, np.bool_)):
             raise ValueError(f"side_by_side must be True or False, got {side_by_side!r}")
+        _check_cluster_loss(self.cluster_loss)
         check_torch_params(self)
         seed = check_seed(self.random_state)
         tr, _ = _val_rows(len(y), check_number(self.val_fraction, "val_fraction", 0.0, 1.0,
@@ -1090,7 +1218,19 @@ class SingleTask(MultiTaskLearner):
         self.models_: dict[str, Any] = {}
         supervised = [s for s in specs if s.problem_class != "clustering"]
         for s in specs:
-            if s.problem_class == "clustering":
+            if s.problem_class != "clustering":
+                continue
+            if self.cluster_loss == "dec":  # the network trained on its clustering loss alone
+                one = pd.DataFrame([{"name": s.name, "problem_class": s.problem_class,
+                                     "n_classes": s.n_classes}])
+                est = M3H(attention=False, **p)
+                est.tasks_ = [s]
+                est.modalities_ = tuple(mods)
+                est._fit(mods, y[[s.name]], check_tasks(one, y)[0], val_mask=val_mask,
+                         inputs=inputs)
+                est.fitted_ = True
+                self.models_[s.name] = est
+            else:
                 self.models_[s.name] = (
                     _InputClusters(s.n_classes, seed, inputs).fit(mods, tr)
                     if skip_width(inputs.dims) else
