@@ -593,3 +593,22 @@ def test_single_task_trains_a_network_on_the_clustering_loss_alone(data):
     res, _ = net._forward_all(data_t)
     np.testing.assert_array_equal(single.predict_scores(ds.modalities)["phenotype"],
                                   res["q0"].argmax(axis=1))
+
+
+def test_per_task_early_stopping_keeps_the_clustering_term_at_its_own_best_epoch(data):
+    ds, tasks = data
+    val = np.zeros(len(ds), dtype=bool)
+    val[::5] = True
+    est = make("m3h", random_state=0, **_light("m3h", cluster_loss="dec", epochs=4,
+                                               early_stopping="per_task")).fit(
+        ds.modalities, ds.targets, tasks=tasks, val_mask=val)
+    # the clustering term is the last monitored column (after the supervised heads)
+    assert est.n_out_ == len(est.supervised_)
+    owned = sorted(int(i) for _, idx in est.task_states_ for i in idx)
+    assert owned == list(range(est.n_out_ + 1))
+    state, _ = next((st, idx) for st, idx in est.task_states_ if est.n_out_ in idx)
+    one = make("m3h", random_state=0, **_light("m3h", cluster_loss="dec", epochs=4)).fit(
+        ds.modalities, ds.targets, tasks=tasks, val_mask=val)
+    one.net_.load_state_dict(state)
+    np.testing.assert_array_equal(one.predict_scores(ds.modalities)["phenotype"],
+                                  est.predict_scores(ds.modalities)["phenotype"])
