@@ -71,15 +71,10 @@ column per task (NaN where a label is missing); ``tasks`` has ``name`` and ``pro
    (encoders, fusion, attention) stays the M3H network's. The single-task networks have the
    same skip, so the comparison stays one architecture against itself.
 
-Early stopping (``early_stopping``): ``"joint"`` keeps the weights of the epoch with the lowest
-validation loss (the same weighted mean over tasks); ``"per_task"`` keeps, for each task, the
-weights of the epoch with that task's lowest validation loss, predicts each task with its own
-weights, and stops after ``patience`` epochs in which no task improved (the single-task
-learner gets this per task by construction).
-
 7. with ``cluster_loss="dec"``, the clustering task is a head on the shared
    representation trained by a clustering loss, that of DEC (Xie, Girshick & Farhadi 2016,
-   *Unsupervised deep embedding for clustering analysis*, ICML, eqs. 1-3): learned centres
+   *Unsupervised deep embedding for clustering analysis*, ICML, Section 3.1, eqs. 1-3):
+   learned centres
    ``mu_1..mu_k`` (``k`` clusters), the soft assignment ``q_ik = (1 + ||h_i - mu_k||^2)^-1 /
    sum_j (1 + ||h_i - mu_j||^2)^-1`` (a Student t kernel with one degree of freedom), the
    target ``p_ik = (q_ik^2 / f_k) / sum_j (q_ij^2 / f_j)`` with ``f_k = sum_i q_ik``, and the
@@ -87,11 +82,12 @@ learner gets this per task by construction).
    (:func:`dec_assignments`, :func:`dec_target`, :func:`dec_loss`). Its gradient reaches the
    centres and, through ``h``, the encoders and the fusion every head reads. Choices, fixed
    before any result: the target ``P`` is recomputed on every mini-batch from that batch's
-   ``Q`` (``f_k`` over the batch; DEC recomputes it over all rows every ``T`` iterations), so
-   the loss needs no state beyond the centres; the centres start at those of k-means
-   (``n_init=4``, seeded) on ``h`` of the training rows of the untrained network (DEC starts
-   from a pretrained autoencoder; here the supervised tasks shape ``h`` while the loss acts,
-   and the single-task network below has nothing to pretrain on); the clustering term is one
+   ``Q`` (``f_k`` over the batch, where DEC's eq. 3 sums it over every row), so the loss needs
+   no state beyond the centres; the centres start at those of k-means (``n_init=4``, seeded)
+   on ``h`` of the training rows of the untrained network (DEC starts from the embedding of a
+   pretrained stacked autoencoder, its Section 3.2; here the supervised tasks shape ``h``
+   while the loss acts, and the single-task network below has nothing to pretrain on); the
+   clustering term is one
    more task in the training loss's mean over tasks, with weight 1 under both
    ``task_weighting`` options, and in the validation loss early stopping reads (with
    ``early_stopping="per_task"`` the centres and ``h`` of the clustering term's own best
@@ -101,11 +97,18 @@ learner gets this per task by construction).
    **Not the default**, because the loss has a degenerate minimum the network reaches: ``P``
    is computed from ``Q``, and a uniform ``Q`` (every patient equally near every centre)
    gives ``P = Q`` and a loss of zero, as does a one-hot ``Q``; the encoders can get there by
-   moving ``h``, which DEC's pretrained, slowly fine-tuned encoder does not. In the M3H
+   moving ``h``, and our networks have no pretrained embedding to start from (and the
+   single-task one no other loss holding ``h`` in place). In the M3H
    chapter's default run, without reading any label, the fitted heads put most held-out
    patients in one cluster (the chapter glues the share) and the single-task network trained
    on the loss alone stopped at its first epochs. The chapter reports the loss beside the
    default with both read-outs.
+
+Early stopping (``early_stopping``): ``"joint"`` keeps the weights of the epoch with the lowest
+validation loss (the same weighted mean over tasks); ``"per_task"`` keeps, for each task, the
+weights of the epoch with that task's lowest validation loss, predicts each task with its own
+weights, and stops after ``patience`` epochs in which no task improved (the single-task
+learner gets this per task by construction).
 
 The clustering task without the loss (``cluster_loss="none"``, the default; and a second
 read-out the M3H chapter reports beside ``argmax q``): after training, a rule reads what the
