@@ -591,8 +591,12 @@ def test_single_task_trains_a_network_on_the_clustering_loss_alone(data):
     assert "head_w" not in moved
     # its read-out is argmax q, as M3H's
     res, _ = net._forward_all(data_t)
-    np.testing.assert_array_equal(single.predict_scores(ds.modalities)["phenotype"],
-                                  res["q0"].argmax(axis=1))
+    scores = single.predict_scores(ds.modalities)
+    np.testing.assert_array_equal(scores["phenotype"], res["q0"].argmax(axis=1))
+    # the supervised tasks' networks do not depend on the clustering loss
+    none = _fit("single_task", ds, tasks).predict_scores(ds.modalities)
+    for name in TASKS[:-1]:
+        np.testing.assert_array_equal(none[name], scores[name])
 
 
 def test_per_task_early_stopping_keeps_the_clustering_term_at_its_own_best_epoch(data):
