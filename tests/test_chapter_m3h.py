@@ -272,7 +272,7 @@ def test_loss_readings_compare_the_learners_with_and_without_the_clustering_loss
     diff = [100 * 0.02 * r / 0.8 for r in range(3)]
     assert out["loss_zero_supervised_diff_text"] == pm(
         np.mean(diff), np.std(diff, ddof=1) / np.sqrt(3), 2)
-    assert out["loss_zero_supervised_verdict"] == "does not change beyond two standard errors"
+    assert out["loss_zero_supervised_verdict"] == "does not change"
     assert chapter.loss_readings(main, with_loss.iloc[:0], [0.0]) == {}
     table = chapter.loss_table(main, with_loss)
     assert table.loc["0", ("loss, rule on [h, s]", "m3h")] == pm(0.4, 0.0, 3)

@@ -700,8 +700,7 @@ def loss_readings(main: pd.DataFrame, with_loss: pd.DataFrame, shared: Sequence[
         d, se = mean_se(100 * (sup["with"] - sup["without"]).dropna())
         out[f"loss_{tag}_supervised_diff_text"] = pm(d, se, 2)
         out[f"loss_{tag}_supervised_verdict"] = verdict(
-            d, se, higher="raises", lower="lowers",
-            within="does not change beyond two standard errors",
+            d, se, higher="raises", lower="lowers", within="does not change",
             above="raises (one replicate: not judged)",
             below="lowers (one replicate: not judged)")
     return out
