@@ -1175,6 +1175,13 @@ class M3H(MultiTaskLearner):
         return pd.Series(b, index=[s.name for s in self.supervised_])
 
 
+def _alone(spec: TaskSpec, y: pd.DataFrame) -> list[TaskSpec]:
+    """The checked task list of a network trained on the task ``spec`` alone."""
+    one = pd.DataFrame([{"name": spec.name, "problem_class": spec.problem_class,
+                         "n_classes": spec.n_classes}])
+    return check_tasks(one, y)[0]
+
+
 class SingleTask(MultiTaskLearner):
     """The M3H network (hard sharing) fitted once per task on that task alone.
 
@@ -1218,45 +1225,37 @@ class SingleTask(MultiTaskLearner):
                                                  high_open=True), seed, val_mask)
         self._target_scales(y, tr)
         inputs = _Inputs(mods, tr, seed)  # one text encoder and scaling for every task
+
+        def network(tasks: list[TaskSpec],
+                    members: Sequence[Sequence[int | None]] | None = None) -> M3H:
+            """A fitted hard-sharing network on ``tasks`` (side by side with ``members``)."""
+            est = M3H(attention=False, **p)
+            est.tasks_ = tasks
+            est.modalities_ = tuple(mods)
+            est._fit(mods, y[[t.name for t in tasks]], tasks, val_mask=val_mask,
+                     inputs=inputs, members=members)
+            est.fitted_ = True
+            return est
+
         self.models_: dict[str, Any] = {}
         supervised = [s for s in specs if s.problem_class != "clustering"]
         for s in specs:
             if s.problem_class != "clustering":
                 continue
             if self.cluster_loss == "dec":  # the network trained on its clustering loss alone
-                one = pd.DataFrame([{"name": s.name, "problem_class": s.problem_class,
-                                     "n_classes": s.n_classes}])
-                est = M3H(attention=False, **p)
-                est.tasks_ = [s]
-                est.modalities_ = tuple(mods)
-                est._fit(mods, y[[s.name]], check_tasks(one, y)[0], val_mask=val_mask,
-                         inputs=inputs)
-                est.fitted_ = True
-                self.models_[s.name] = est
+                self.models_[s.name] = network(_alone(s, y))
             else:
                 self.models_[s.name] = (
                     _InputClusters(s.n_classes, seed, inputs).fit(mods, tr)
                     if skip_width(inputs.dims) else
                     _FeatureClusters(s.n_classes, seed).fit(mods, tr))
         if side_by_side and supervised:  # one network per task, trained side by side
-            est = M3H(attention=False, **p)
-            est.tasks_ = supervised
-            est.modalities_ = tuple(mods)
-            est._fit(mods, y[[s.name for s in supervised]], supervised, val_mask=val_mask,
-                     inputs=inputs, members=[(t,) for t in range(len(supervised))])
-            est.fitted_ = True
+            est = network(supervised, members=[(t,) for t in range(len(supervised))])
             for s in supervised:
                 self.models_[s.name] = est
             return
         for s in supervised:
-            one = pd.DataFrame([{"name": s.name, "problem_class": s.problem_class,
-                                 "n_classes": s.n_classes}])
-            est = M3H(attention=False, **p)
-            est.tasks_, _ = check_tasks(one, y)
-            est.modalities_ = tuple(mods)
-            est._fit(mods, y[[s.name]], est.tasks_, val_mask=val_mask, inputs=inputs)
-            est.fitted_ = True
-            self.models_[s.name] = est
+            self.models_[s.name] = network(_alone(s, y))
 
     def _scores(self, mods: dict[str, Any]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
